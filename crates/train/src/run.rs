@@ -1,0 +1,208 @@
+//! A training run's identity and its directory: `<workdir>/<model>-<hash>/`, where the hash
+//! covers everything that determines the run, so the same settings find the same directory
+//! and any change trains anew.
+
+use crate::config::{BatchSize, TrainConfig};
+use anyhow::{Context, Result};
+use landscape_core::atomic::write_atomic;
+use landscape_core::hash::{ContentHash, content_hash};
+use landscape_data::DatasetName;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever the training loop changes what it computes.
+pub const TRAINER_VERSION: u32 = 1;
+
+/// The data a run trains on, by content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataIdentity {
+    /// Which data set.
+    pub name: DatasetName,
+    /// Hash of every image and label of the full data set.
+    pub fingerprint: ContentHash,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+/// Everything that determines a run: resolved settings (batch size in examples, schedule in
+/// epochs), the data, and the versions of the model definitions and of the trainer. The device
+/// is recorded beside it, not hashed, so analyses on another device find the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The resolved training settings.
+    pub train: TrainConfig,
+    /// The data.
+    pub data: DataIdentity,
+    /// [`landscape_models::DEFINITION_VERSION`] at training time.
+    pub model_definition: u32,
+    /// [`TRAINER_VERSION`] at training time.
+    pub trainer: u32,
+}
+
+impl RunConfig {
+    /// Resolves `train` against a training set of `train_examples` (after the subset).
+    pub fn resolve(mut train: TrainConfig, data: DataIdentity, train_examples: usize) -> Result<Self> {
+        train.validate()?;
+        let batch = train.batch_size.resolve(train_examples)?;
+        train.batch_size = BatchSize::Examples(batch);
+        train.schedule = train.schedule.resolved(train.epochs);
+        Ok(Self { train, data, model_definition: landscape_models::DEFINITION_VERSION, trainer: TRAINER_VERSION })
+    }
+
+    /// The logical batch size in examples.
+    pub fn batch_size(&self) -> usize {
+        match self.train.batch_size {
+            BatchSize::Examples(b) => b,
+            BatchSize::Share(_) => unreachable!("resolved in RunConfig::resolve"),
+        }
+    }
+
+    /// The run's id: model name and 12 hex digits of the content hash.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.train.model, content_hash(self).short())
+    }
+}
+
+/// What `run.toml` records: the identity plus labels for people (not hashed).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run id.
+    pub id: String,
+    /// The experiment that asked for it first.
+    pub experiment: String,
+    /// The values of the swept keys for this run (`batch_size = "128"`, ...).
+    pub sweep: BTreeMap<String, String>,
+    /// The data set the spec named, when another one was used instead.
+    pub substituted_for: Option<DatasetName>,
+    /// Where it trained (`cpu` or `cuda`).
+    pub device: String,
+    /// Everything that determines the run.
+    pub config: RunConfig,
+}
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Started, not finished (or killed): rerunning resumes it.
+    Running,
+    /// All epochs done.
+    Complete,
+    /// The loss became NaN or infinite; the run stopped there.
+    Diverged,
+}
+
+/// `status.toml`: the state and the final numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// The state.
+    pub state: RunState,
+    /// Epochs completed.
+    pub epochs_done: u32,
+    /// Final test accuracy, percent (of the last completed epoch).
+    pub test_acc: Option<f64>,
+    /// Final test loss.
+    pub test_loss: Option<f64>,
+    /// Final mean training loss.
+    pub train_loss: Option<f64>,
+    /// A sentence for people (why it diverged, ...).
+    pub message: String,
+}
+
+/// The files of one run.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The directory of run `id` under `workdir`.
+    pub fn new(workdir: &Path, id: &str) -> Self {
+        Self { root: workdir.join(id) }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `run.toml`.
+    pub fn record_path(&self) -> PathBuf {
+        self.root.join("run.toml")
+    }
+
+    /// `status.toml`.
+    pub fn status_path(&self) -> PathBuf {
+        self.root.join("status.toml")
+    }
+
+    /// `metrics.csv`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+
+    /// The parameters after `epoch` (kept every `save_every` epochs, at 0 and at the end).
+    pub fn checkpoint_path(&self, epoch: u32) -> PathBuf {
+        self.root.join("checkpoints").join(format!("epoch_{epoch:04}.safetensors"))
+    }
+
+    /// The latest parameters and optimizer state, from which a killed run resumes.
+    pub fn resume_path(&self) -> PathBuf {
+        self.root.join("last.safetensors")
+    }
+
+    /// Epochs that have a checkpoint, ascending.
+    pub fn checkpoint_epochs(&self) -> Result<Vec<u32>> {
+        let dir = self.root.join("checkpoints");
+        let mut epochs = Vec::new();
+        if dir.exists() {
+            for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if let Some(e) = name.strip_prefix("epoch_").and_then(|s| s.strip_suffix(".safetensors")) {
+                    if let Ok(e) = e.parse() {
+                        epochs.push(e);
+                    }
+                }
+            }
+        }
+        epochs.sort_unstable();
+        Ok(epochs)
+    }
+
+    /// Reads `run.toml`.
+    pub fn read_record(&self) -> Result<RunRecord> {
+        read_toml(&self.record_path())
+    }
+
+    /// Writes `run.toml`.
+    pub fn write_record(&self, record: &RunRecord) -> Result<()> {
+        write_toml(&self.record_path(), record)
+    }
+
+    /// Reads `status.toml` (`None` when the run never started).
+    pub fn read_status(&self) -> Result<Option<RunStatus>> {
+        let path = self.status_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_toml(&path).map(Some)
+    }
+
+    /// Writes `status.toml`.
+    pub fn write_status(&self, status: &RunStatus) -> Result<()> {
+        write_toml(&self.status_path(), status)
+    }
+}
+
+/// Reads a TOML file into `T`, errors naming the file.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
+}
+
+/// Writes `value` as TOML atomically.
+pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = toml::to_string_pretty(value).with_context(|| format!("serializing {}", path.display()))?;
+    write_atomic(path, text.as_bytes())
+}
