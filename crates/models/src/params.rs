@@ -43,7 +43,7 @@ impl ParamKind {
 }
 
 /// Which tensors a parameter vector covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamScope {
     /// The learnable parameters only.

@@ -28,7 +28,7 @@
 //! assert_eq!(spec.runs[0].config.epochs, 1);
 //! ```
 
-mod analysis;
+pub mod analysis;
 mod overrides;
 mod sweep;
 

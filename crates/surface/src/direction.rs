@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// How a random direction is scaled to its model (per multi-dimensional tensor).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DirNorm {
     /// Each filter (output slice) gets the norm of the model's filter: the paper's choice, and
@@ -34,7 +34,7 @@ pub enum DirNorm {
 }
 
 /// What happens to the 1-D tensors (biases, BatchNorm parameters and statistics).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Ignore {
     /// Set to zero: the plot moves only the weights of convolutions and linear layers.

@@ -1,0 +1,164 @@
+//! The command line, parsed into plain decisions (no logic here).
+
+use clap::{Args, Parser, Subcommand};
+use landscape_core::device::DeviceKind;
+use landscape_data::DatasetName;
+use landscape_models::ParamScope;
+use landscape_spec::Scale;
+use landscape_surface::direction::{DirNorm, Ignore};
+use landscape_surface::grid::{AxisRange, Shard};
+use std::path::PathBuf;
+
+/// landscape: train the networks of Li et al. (2018), map the loss around their minima, draw the
+/// paper's figures and check its claims.
+///
+/// Typical session:
+///   landscape models                                   # what can be trained
+///   landscape train experiments/figure3.toml           # train its runs (cached, resumable)
+///   landscape runs                                     # list runs with their ids
+///   landscape surface --run vgg9-3fa2c1d9e0b4 --x -1:1:51 --y -1:1:51
+///   landscape reproduce figure3                        # the whole figure, tables and findings
+#[derive(Parser, Debug)]
+#[command(name = "landscape", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    /// Directory for every generated artifact (runs, surfaces), each keyed by a content hash.
+    #[arg(long, global = true, default_value = "runs", env = "LANDSCAPE_WORKDIR")]
+    pub workdir: PathBuf,
+    /// Compute device: the CPU (burn's flex backend) or an NVIDIA GPU (needs the `cuda` build).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// CPU threads (default: one per core).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Never download data sets (fail, or stand in, instead).
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the networks: spec name, learnable parameters, forward multiply-adds per 32x32 image.
+    Models,
+    /// Inspect data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train every run of an experiment spec (finished runs are found, killed ones resume).
+    Train(SpecArgs),
+    /// Train every run of a spec and compute its [[analysis]] blocks.
+    Run(SpecArgs),
+    /// List the runs in the work directory with their state and final numbers.
+    Runs,
+    /// Compute a 1-D or 2-D loss surface around a trained run.
+    Surface(SurfaceArgs),
+    /// Compute the loss along the line between two trained runs (the paper's figure 2).
+    Interpolate(InterpolateArgs),
+    /// Join surface shards computed separately into the first directory.
+    Merge(MergeArgs),
+}
+
+/// `landscape data ...`
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Where a data set comes from, its sizes, shape, class balance and normalization.
+    Info {
+        /// cifar10, cifar100, fashion-mnist or synthetic.
+        dataset: DatasetName,
+    },
+}
+
+/// A spec and how to resolve it.
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// The experiment spec (TOML), e.g. experiments/figure3.toml.
+    pub spec: PathBuf,
+    /// smoke (seconds), quick (minutes on a laptop, the paper's ratios) or paper.
+    #[arg(long, default_value = "quick")]
+    pub scale: Scale,
+    /// Override a key after the scale: --set train.lr=0.05 --set analysis.2d.x=-1:1:11.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Use this data set instead of the spec's (and never stand in for it).
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
+}
+
+/// `landscape surface ...`
+#[derive(Args, Debug)]
+pub struct SurfaceArgs {
+    /// The run whose minimum is the centre (see `landscape runs`).
+    #[arg(long)]
+    pub run: String,
+    /// The checkpoint's epoch (default: the last).
+    #[arg(long)]
+    pub epoch: Option<u32>,
+    /// First axis, start:stop:points.
+    #[arg(long, allow_hyphen_values = true)]
+    pub x: AxisRange,
+    /// Second axis for a 2-D surface.
+    #[arg(long, allow_hyphen_values = true)]
+    pub y: Option<AxisRange>,
+    /// Direction normalization.
+    #[arg(long, value_enum, default_value = "filter")]
+    pub norm: DirNorm,
+    /// biasbn: biases and BatchNorm do not move; none: they move by their own values.
+    #[arg(long, value_enum, default_value = "biasbn")]
+    pub ignore: Ignore,
+    /// weights (learnable parameters) or states (also BatchNorm running statistics).
+    #[arg(long, value_enum, default_value = "weights")]
+    pub dir_type: ParamScope,
+    /// Seed of the random directions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use the directions in this safetensors file (written by an earlier surface).
+    #[arg(long)]
+    pub directions: Option<PathBuf>,
+    /// Evaluate on a fixed subset of this many training examples (default: all).
+    #[arg(long, default_value_t = 0)]
+    pub subset: usize,
+    /// Also measure test loss and accuracy.
+    #[arg(long)]
+    pub test: bool,
+    /// Compute only part k of n of the grid (merge the parts with `landscape merge`).
+    #[arg(long, default_value = "1/1")]
+    pub shard: Shard,
+}
+
+/// `landscape interpolate ...`
+#[derive(Args, Debug)]
+pub struct InterpolateArgs {
+    /// The run at coordinate 0.
+    #[arg(long)]
+    pub from: String,
+    /// The run at coordinate 1.
+    #[arg(long)]
+    pub to: String,
+    /// Coordinates, start:stop:points.
+    #[arg(long, allow_hyphen_values = true, default_value = "-0.5:1.5:401")]
+    pub x: AxisRange,
+    /// states (the paper's: BatchNorm statistics move too) or weights.
+    #[arg(long, value_enum, default_value = "states")]
+    pub dir_type: ParamScope,
+    /// Evaluate on a fixed subset of this many training examples (default: all).
+    #[arg(long, default_value_t = 0)]
+    pub subset: usize,
+    /// Skip the test loss and accuracy.
+    #[arg(long)]
+    pub no_test: bool,
+    /// Compute only part k of n.
+    #[arg(long, default_value = "1/1")]
+    pub shard: Shard,
+}
+
+/// `landscape merge ...`
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The surface directory to merge into.
+    pub into: PathBuf,
+    /// Surface directories of the same surface (other shards).
+    #[arg(required = true)]
+    pub others: Vec<PathBuf>,
+}

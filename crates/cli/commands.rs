@@ -1,0 +1,136 @@
+//! What each command does, in terms of the library crates.
+
+use crate::args::{Cli, Command, DataCommand, InterpolateArgs, SpecArgs, SurfaceArgs};
+use anyhow::{Context as _, Result};
+use landscape_core::device::set_cpu_threads;
+use landscape_data::DataLocations;
+use landscape_models::{Arch, Network, NetworkSpec};
+use landscape_pipeline::analyses::{self, DataCache, InterpolationRequest, SurfaceRequest};
+use landscape_pipeline::{Context, data, run_spec};
+use landscape_spec::Spec;
+use landscape_surface::surface::{SurfaceOutcome, merge};
+use landscape_train::RunDir;
+use std::process::ExitCode;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    set_cpu_threads(cli.threads)?;
+    let mut locations = DataLocations::from_env("datasets");
+    locations.allow_download &= !cli.offline;
+    let context = || -> Result<Context> {
+        Ok(Context { workdir: cli.workdir.clone(), device: cli.device.device()?, device_kind: cli.device, locations: locations.clone() })
+    };
+    match &cli.command {
+        Command::Models => models(),
+        Command::Data(DataCommand::Info { dataset }) => {
+            let ds = data::load(*dataset, &locations)?;
+            print!("{}", ds.info());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train(args) => spec_command(&context()?, args, false),
+        Command::Run(args) => spec_command(&context()?, args, true),
+        Command::Runs => runs(&cli.workdir),
+        Command::Surface(args) => surface(&context()?, args),
+        Command::Interpolate(args) => interpolate(&context()?, args),
+        Command::Merge(args) => {
+            let (points, complete) = merge(&args.into, &args.others)?;
+            println!("{}: {points} points{}", args.into.display(), if complete { ", complete: surface.csv written" } else { ", incomplete" });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn models() -> Result<ExitCode> {
+    println!("{:<20} {:>12} {:>14}", "model", "parameters", "macs_per_image");
+    for arch in Arch::paper_models() {
+        let net = Network::new(NetworkSpec { arch, width: 1.0, classes: 10 })?;
+        println!("{:<20} {:>12} {:>14}", arch.to_string(), net.parameter_count(), net.macs_per_image());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool) -> Result<ExitCode> {
+    let spec = Spec::load(&args.spec, args.scale, &args.sets)?;
+    let outcome = run_spec(ctx, &spec, args.dataset, analyse)?;
+    println!("{:<24} {:<34} {:>9} {:>7} {:>9}", "run", "sweep", "state", "epochs", "test_acc");
+    for run in &outcome.runs {
+        println!(
+            "{:<24} {:<34} {:>9} {:>7} {:>9}",
+            run.planned.record.id,
+            run.planned.sweep.label(),
+            format!("{:?}", run.status.state).to_lowercase(),
+            run.status.epochs_done,
+            run.status.test_acc.map_or("-".into(), |a| format!("{a:.2}"))
+        );
+    }
+    for a in &outcome.analyses {
+        println!("{:<10} {:<40} {}", a.analysis, a.runs.join(" -> "), a.outcome.dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
+    let mut ids: Vec<String> = match std::fs::read_dir(workdir) {
+        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    ids.sort();
+    println!("{:<24} {:<12} {:<14} {:<34} {:>9} {:>7} {:>9}", "run", "experiment", "data", "sweep", "state", "epochs", "test_acc");
+    for id in ids {
+        let dir = RunDir::new(workdir, &id);
+        if !dir.record_path().exists() {
+            continue;
+        }
+        let record = dir.read_record()?;
+        let status = dir.read_status()?;
+        let data = match record.substituted_for {
+            Some(named) => format!("{} (for {named})", record.config.data.name),
+            None => record.config.data.name.to_string(),
+        };
+        let sweep = record.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        println!(
+            "{:<24} {:<12} {:<14} {:<34} {:>9} {:>7} {:>9}",
+            id,
+            record.experiment,
+            data,
+            sweep,
+            status.as_ref().map_or("new".into(), |s| format!("{:?}", s.state).to_lowercase()),
+            status.as_ref().map_or(0, |s| s.epochs_done),
+            status.and_then(|s| s.test_acc).map_or("-".into(), |a| format!("{a:.2}"))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(outcome: &SurfaceOutcome) -> ExitCode {
+    if outcome.complete {
+        println!("{}", outcome.dir.join("surface.csv").display());
+    } else {
+        println!("{}: {} points so far; run the other shards, then `landscape merge`", outcome.dir.display(), outcome.points_done);
+    }
+    ExitCode::SUCCESS
+}
+
+fn surface(ctx: &Context, args: &SurfaceArgs) -> Result<ExitCode> {
+    let request = SurfaceRequest {
+        x: args.x,
+        y: args.y,
+        norm: args.norm,
+        ignore: args.ignore,
+        scope: args.dir_type,
+        seed: args.seed,
+        directions: args.directions.clone(),
+        subset: args.subset,
+        test: args.test,
+    };
+    let outcome = analyses::surface(ctx, &mut DataCache::default(), &args.run, args.epoch, &request, args.shard)
+        .with_context(|| format!("surface around run {}", args.run))?;
+    Ok(report(&outcome))
+}
+
+fn interpolate(ctx: &Context, args: &InterpolateArgs) -> Result<ExitCode> {
+    let request = InterpolationRequest { x: args.x, scope: args.dir_type, subset: args.subset, test: !args.no_test };
+    let outcome = analyses::interpolation(ctx, &mut DataCache::default(), &args.from, &args.to, &request, args.shard)
+        .with_context(|| format!("interpolation {} -> {}", args.from, args.to))?;
+    Ok(report(&outcome))
+}

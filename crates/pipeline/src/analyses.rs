@@ -1,0 +1,240 @@
+//! Surfaces and interpolations of trained runs: one code path for `landscape surface`,
+//! `landscape interpolate` and the `[[analysis]]` blocks of specs.
+
+use crate::Context;
+use crate::data;
+use crate::runs::{OpenRun, TrainedRun};
+use anyhow::{Result, bail};
+use landscape_data::{Dataset, DatasetName};
+use landscape_models::ParamScope;
+use landscape_models::eval::DeviceBatches;
+use landscape_spec::{AnalysisKind, Spec, analysis::same_value};
+use landscape_surface::direction::{self, DirNorm, Direction, Ignore};
+use landscape_surface::grid::{AxisRange, Grid, Shard};
+use landscape_surface::surface::{ENGINE_VERSION, PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, SurfaceOutcome};
+use landscape_train::data::{fixed_subset, upload};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+/// A surface around one run.
+#[derive(Clone, Debug)]
+pub struct SurfaceRequest {
+    /// First axis.
+    pub x: AxisRange,
+    /// Second axis (2-D).
+    pub y: Option<AxisRange>,
+    /// Direction normalization.
+    pub norm: DirNorm,
+    /// Treatment of 1-D tensors.
+    pub ignore: Ignore,
+    /// Which tensors move.
+    pub scope: ParamScope,
+    /// Seed of the random directions.
+    pub seed: u64,
+    /// Directions from a file instead of random ones.
+    pub directions: Option<PathBuf>,
+    /// Training examples per point (0: the run's training set).
+    pub subset: usize,
+    /// Measure test loss and accuracy too.
+    pub test: bool,
+}
+
+/// An interpolation between two runs.
+#[derive(Clone, Debug)]
+pub struct InterpolationRequest {
+    /// Coordinates (0 is `from`, 1 is `to`).
+    pub x: AxisRange,
+    /// Which tensors move.
+    pub scope: ParamScope,
+    /// Training examples per point (0: the run's training set).
+    pub subset: usize,
+    /// Measure test loss and accuracy too.
+    pub test: bool,
+}
+
+/// Data sets and device-resident evaluation sets, loaded once per process.
+#[derive(Default)]
+pub struct DataCache {
+    datasets: HashMap<DatasetName, Dataset>,
+    batches: HashMap<(String, &'static str, usize, usize), DeviceBatches>,
+}
+
+impl DataCache {
+    /// A cache that already holds `dataset`.
+    pub fn with(dataset: Dataset) -> Self {
+        let mut cache = Self::default();
+        cache.datasets.insert(dataset.name, dataset);
+        cache
+    }
+
+    fn dataset(&mut self, ctx: &Context, run: &OpenRun) -> Result<&Dataset> {
+        let identity = &run.record.config.data;
+        if !self.datasets.contains_key(&identity.name) {
+            self.datasets.insert(identity.name, data::load(identity.name, &ctx.locations)?);
+        }
+        let ds = &self.datasets[&identity.name];
+        if ds.fingerprint != identity.fingerprint {
+            bail!(
+                "run {} trained on a different `{}` than the one found now ({}): the data changed",
+                run.record.id,
+                identity.name,
+                ds.source
+            );
+        }
+        Ok(ds)
+    }
+
+    /// The run's training examples (its fixed subset, then the first `subset` of them) and its
+    /// test examples, on the device.
+    fn batches(&mut self, ctx: &Context, run: &OpenRun, subset: usize, test: bool) -> Result<(DeviceBatches, Option<DeviceBatches>)> {
+        let train_cfg = run.record.config.train.clone();
+        let key_train = (run.record.config.data.fingerprint.to_string(), "train", train_cfg.train_subset, subset);
+        let key_test = (run.record.config.data.fingerprint.to_string(), "test", train_cfg.test_subset, 0);
+        if !self.batches.contains_key(&key_train) || (test && !self.batches.contains_key(&key_test)) {
+            let ds = self.dataset(ctx, run)?.clone();
+            if !self.batches.contains_key(&key_train) {
+                let train = fixed_subset(&fixed_subset(&ds.train, train_cfg.train_subset), subset);
+                self.batches.insert(key_train.clone(), upload(&train, &ds.normalization, &ctx.device)?);
+            }
+            if test && !self.batches.contains_key(&key_test) {
+                let set = fixed_subset(&ds.test, train_cfg.test_subset);
+                self.batches.insert(key_test.clone(), upload(&set, &ds.normalization, &ctx.device)?);
+            }
+        }
+        Ok((self.batches[&key_train].clone(), test.then(|| self.batches[&key_test].clone())))
+    }
+}
+
+/// Computes (or finds) the surface `request` around run `run_id` at `epoch` (default: last).
+pub fn surface(ctx: &Context, cache: &mut DataCache, run_id: &str, epoch: Option<u32>, request: &SurfaceRequest, shard: Shard) -> Result<SurfaceOutcome> {
+    let run = OpenRun::open(&ctx.workdir, run_id)?;
+    let base = run.params(epoch, &ctx.device)?;
+    let count = 1 + request.y.is_some() as usize;
+    let directions = match &request.directions {
+        Some(path) => {
+            let loaded = direction::load(path, run.network.layout(), &ctx.device)?;
+            if loaded.len() < count {
+                bail!("{}: holds {} direction(s), a {count}-D surface needs {count}", path.display(), loaded.len());
+            }
+            loaded.into_iter().take(count).collect()
+        }
+        None => Direction::random(&base, request.scope, request.norm, request.ignore, request.seed, count),
+    };
+    let scope = directions[0].scope;
+    let (train, test) = cache.batches(ctx, &run, request.subset, request.test)?;
+    let meta = SurfaceMeta {
+        engine: ENGINE_VERSION,
+        kind: SurfaceKind::Surface,
+        base: PointRef { run: run.record.id.clone(), epoch: epoch.unwrap_or(run.epochs_done) },
+        directions: directions.iter().map(|d| d.recipe.clone()).collect(),
+        scope,
+        grid: Grid { x: request.x, y: request.y },
+        train_examples: request.subset,
+        test: request.test,
+    };
+    let label = format!("surface {} {}", run.record.id, meta.grid.x);
+    let job = SurfaceJob { meta, network: &run.network, base, directions, train: &train, test: test.as_ref() };
+    job.run(&ctx.workdir, shard, &label)
+}
+
+/// Computes (or finds) the interpolation from run `from_id` to run `to_id` (last epochs).
+pub fn interpolation(ctx: &Context, cache: &mut DataCache, from_id: &str, to_id: &str, request: &InterpolationRequest, shard: Shard) -> Result<SurfaceOutcome> {
+    let from = OpenRun::open(&ctx.workdir, from_id)?;
+    let to = OpenRun::open(&ctx.workdir, to_id)?;
+    if from.record.config.data != to.record.config.data {
+        bail!("runs {from_id} and {to_id} trained on different data; interpolating between them means little");
+    }
+    let a = from.params(None, &ctx.device)?;
+    let b = to.params(None, &ctx.device)?;
+    let (from_ref, to_ref) = (
+        PointRef { run: from_id.into(), epoch: from.epochs_done },
+        PointRef { run: to_id.into(), epoch: to.epochs_done },
+    );
+    let direction = Direction::difference(&a, &b, request.scope, &from_ref.to_string(), &to_ref.to_string())?;
+    let (train, test) = cache.batches(ctx, &from, request.subset, request.test)?;
+    let meta = SurfaceMeta {
+        engine: ENGINE_VERSION,
+        kind: SurfaceKind::Interpolation,
+        base: from_ref,
+        directions: vec![direction.recipe.clone()],
+        scope: request.scope,
+        grid: Grid { x: request.x, y: None },
+        train_examples: request.subset,
+        test: request.test,
+    };
+    let label = format!("interpolate {from_id} -> {to_id}");
+    let job = SurfaceJob { meta, network: &from.network, base: a, directions: vec![direction], train: &train, test: test.as_ref() };
+    job.run(&ctx.workdir, shard, &label)
+}
+
+/// One computed analysis of a spec.
+#[derive(Clone, Debug)]
+pub struct AnalysisOutput {
+    /// The analysis's name in the spec.
+    pub analysis: String,
+    /// The runs it covers (one for a surface; from and to for an interpolation).
+    pub runs: Vec<String>,
+    /// The swept values that identify it (`weight_decay = 0.0` for an interpolation pair).
+    pub sweep: BTreeMap<String, String>,
+    /// What was computed.
+    pub outcome: SurfaceOutcome,
+}
+
+/// Computes every analysis of `spec` over its trained runs (diverged runs are skipped).
+pub fn run_all(ctx: &Context, cache: &mut DataCache, spec: &Spec, trained: &[TrainedRun], shard: Shard) -> Result<Vec<AnalysisOutput>> {
+    let usable: Vec<&TrainedRun> = trained.iter().filter(|t| t.status.state == landscape_train::RunState::Complete).collect();
+    let mut outputs = Vec::new();
+    for analysis in &spec.analyses {
+        let selected: Vec<&&TrainedRun> = usable.iter().filter(|t| analysis.selects(&t.planned.sweep)).collect();
+        match &analysis.kind {
+            AnalysisKind::Surface(s) => {
+                let request = SurfaceRequest {
+                    x: s.x,
+                    y: s.y,
+                    norm: s.norm,
+                    ignore: s.ignore,
+                    scope: s.dir_type,
+                    seed: s.seed,
+                    directions: None,
+                    subset: s.subset,
+                    test: s.test,
+                };
+                for run in selected {
+                    let id = &run.planned.record.id;
+                    let outcome = surface(ctx, cache, id, None, &request, shard)?;
+                    outputs.push(AnalysisOutput {
+                        analysis: analysis.name.clone(),
+                        runs: vec![id.clone()],
+                        sweep: run.planned.record.sweep.clone(),
+                        outcome,
+                    });
+                }
+            }
+            AnalysisKind::Interpolate(a) => {
+                let request = InterpolationRequest { x: a.x, scope: a.dir_type, subset: a.subset, test: a.test };
+                for from in selected.iter().filter(|t| t.planned.sweep.sweep.get(&a.pair).is_some_and(|v| same_value(v, a.from_value()))) {
+                    let partner = selected.iter().find(|t| {
+                        t.planned.sweep.sweep.iter().all(|(k, v)| {
+                            let other = &from.planned.sweep.sweep[k];
+                            if k == &a.pair { same_value(v, a.to_value()) } else { same_value(v, other) }
+                        })
+                    });
+                    let Some(to) = partner else {
+                        eprintln!("analysis {}: no finished partner run for {}; skipped", analysis.name, from.planned.sweep.label());
+                        continue;
+                    };
+                    let outcome = interpolation(ctx, cache, &from.planned.record.id, &to.planned.record.id, &request, shard)?;
+                    let mut sweep = from.planned.record.sweep.clone();
+                    sweep.remove(&a.pair);
+                    outputs.push(AnalysisOutput {
+                        analysis: analysis.name.clone(),
+                        runs: vec![from.planned.record.id.clone(), to.planned.record.id.clone()],
+                        sweep,
+                        outcome,
+                    });
+                }
+            }
+        }
+    }
+    Ok(outputs)
+}

@@ -1,0 +1,61 @@
+//! Running experiments: a spec's data found (or stood in for, loudly), its runs trained, its
+//! analyses computed, each step cached by content hash under the work directory.
+//!
+//! ```no_run
+//! # fn demo(ctx: landscape_pipeline::Context) -> anyhow::Result<()> {
+//! use landscape_spec::{Scale, Spec};
+//! let spec = Spec::load("experiments/figure3.toml".as_ref(), Scale::Smoke, &[])?;
+//! let outcome = landscape_pipeline::run_spec(&ctx, &spec, None, true)?;
+//! println!("{} runs, {} analyses", outcome.runs.len(), outcome.analyses.len());
+//! # Ok(()) }
+//! ```
+
+pub mod analyses;
+pub mod data;
+pub mod runs;
+
+use anyhow::Result;
+use burn::tensor::Device;
+use landscape_core::device::DeviceKind;
+use landscape_data::{DataLocations, DatasetName};
+use landscape_spec::Spec;
+use landscape_surface::grid::Shard;
+use std::path::PathBuf;
+
+/// Where artifacts go and what computes them.
+pub struct Context {
+    /// The work directory holding every run and surface.
+    pub workdir: PathBuf,
+    /// The compute device.
+    pub device: Device,
+    /// Which kind of device, for records.
+    pub device_kind: DeviceKind,
+    /// Where data sets are found and downloaded to.
+    pub locations: DataLocations,
+}
+
+/// What running a spec produced.
+pub struct SpecOutcome {
+    /// The data used.
+    pub data: data::ResolvedData,
+    /// The runs, trained or found.
+    pub runs: Vec<runs::TrainedRun>,
+    /// The analyses, computed or found.
+    pub analyses: Vec<analyses::AnalysisOutput>,
+}
+
+/// Trains the runs of `spec` and, when `analyse` is set, computes its analyses. `dataset`
+/// replaces the spec's data set (no stand-in is then allowed).
+pub fn run_spec(ctx: &Context, spec: &Spec, dataset: Option<DatasetName>, analyse: bool) -> Result<SpecOutcome> {
+    let named = dataset.unwrap_or(spec.experiment.dataset);
+    let data = data::resolve(named, &ctx.locations, dataset.is_none())?;
+    let planned = runs::plan(ctx, spec, &data)?;
+    let runs = runs::train_all(ctx, spec, &data, &planned)?;
+    let analyses = if analyse {
+        let mut cache = analyses::DataCache::with(data.dataset.clone());
+        analyses::run_all(ctx, &mut cache, spec, &runs, Shard::WHOLE)?
+    } else {
+        Vec::new()
+    };
+    Ok(SpecOutcome { data, runs, analyses })
+}
