@@ -73,7 +73,12 @@ def parse_args(argv=None):
                     default="channels_last", help="memory format of surface_tuned (default channels_last)")
     ap.add_argument("--matmul-n", type=int, default=None, help="peak matmul size (default 4096)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                    help="before each model, wait up to SECONDS for no rustc/cargo process")
+                    help="before each measurement, wait up to SECONDS for a quiet machine (no rustc/cargo, "
+                         "other processes < 0.1 core); default 0 = do not wait")
+    ap.add_argument("--max-total-wait", type=float, default=1800.0, metavar="SECONDS",
+                    help="stop waiting for quiet once this much waiting was done in all (default 1800)")
+    ap.add_argument("--retries", type=int, default=2,
+                    help="redo a measurement disturbed by other processes up to this many times (default 2)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--assume-fma-per-cycle", type=int, default=32,
                     help="fp32 FMAs per cycle per core, to turn the measured FMA peak into a clock "
@@ -394,10 +399,40 @@ def build_processes():
     return sorted(names)
 
 
+HZ = os.sysconf("SC_CLK_TCK")
+OTHER_CORES_QUIET = 0.10   # CPU cores used by other processes below which a measurement is "quiet"
+
+
+def cpu_counters():
+    """(busy s of the whole machine, steal s, CPU s of this process and its waited-for children, wall s)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    return ((user + nice + system + irq + softirq) / HZ, steal / HZ, own, time.monotonic())
+
+
+def disturbance(c0, c1):
+    """Cores kept busy by other processes (and stolen by the hypervisor) between two snapshots."""
+    wall = max(c1[3] - c0[3], 1e-9)
+    other = max(0.0, (c1[0] - c0[0]) - (c1[2] - c0[2])) / wall
+    return {"other_cores": round(other, 3), "steal_cores": round((c1[1] - c0[1]) / wall, 3)}
+
+
+def other_load(window=1.0):
+    c0 = cpu_counters()
+    time.sleep(window)
+    return disturbance(c0, cpu_counters())["other_cores"]
+
+
 def wait_quiet(max_wait):
+    """Wait (at most max_wait s) until no compiler runs and other processes use < 0.1 core."""
     t0 = time.time()
-    while max_wait > 0 and build_processes() and time.time() - t0 < max_wait:
-        time.sleep(10)
+    while max_wait > 0 and time.time() - t0 < max_wait:
+        if not build_processes() and other_load() < OTHER_CORES_QUIET:
+            break
+        time.sleep(5)
     return time.time() - t0
 
 
@@ -413,10 +448,31 @@ def timeit(fn, warmup, repeats):
 
 
 class Recorder:
-    def __init__(self, peak_mm, peak_fma):
+    def __init__(self, peak_mm, peak_fma, max_wait=0.0, retries=0):
         self.peak_mm, self.peak_fma = peak_mm, peak_fma
         self.peak = peak_fma or peak_mm   # denominator of mac_fraction
+        self.max_wait, self.retries = max_wait, retries
+        self.wait_budget = ARGS.max_total_wait if ARGS is not None else 1800.0
         self.results = []
+
+    def measure(self, fn):
+        """Run fn() (which returns the keyword arguments of add) after waiting for a quiet
+        machine; redo it, up to `retries` times, when other processes disturbed it."""
+        for attempt in range(self.retries + 1):
+            waited = wait_quiet(min(self.max_wait, self.wait_budget))
+            self.wait_budget = max(0.0, self.wait_budget - waited)
+            c0 = cpu_counters()
+            kw = fn()
+            dist = disturbance(c0, cpu_counters())
+            busy = build_processes()
+            quiet = dist["other_cores"] < OTHER_CORES_QUIET and not busy
+            if quiet or attempt == self.retries:
+                break
+            print("  ... %s %s disturbed (%.2f other cores busy%s), retrying" % (
+                kw["model"], kw["measure"], dist["other_cores"], ", " + ",".join(sorted(set(busy))) if busy else ""),
+                flush=True)
+        kw.update(dist, quiet=quiet, attempts=attempt + 1, waited_s=round(waited, 1))
+        return self.add(**kw)
 
     def add(self, model, width, measure, batch, median_s, per, images, times, macs_img, mac_factor=1,
             points=False, **extra):
@@ -439,12 +495,22 @@ class Recorder:
         }
         r.update(extra)
         self.results.append(r)
-        pts = ("%8.2f" % r["points_per_s"]) if points else "       -"
-        print("%-9s %5.2f  %-14s %5d %10.1f %s %9.1f %6.1f%% %6.1f%%  %s" % (
-            model, width, measure, batch, ips, pts, macs_s / 1e9, 100 * r["mac_fraction"],
-            100 * r["mac_fraction_of_matmul"],
-            "BUSY:" + ",".join(sorted(set(busy))) if busy else ""), flush=True)
+        self.print_row(r)
         return r
+
+    def print_row(self, r):
+        flag = "" if r.get("quiet", True) else "NOISY(%.2f other cores)" % r.get("other_cores", -1)
+        pts = ("%8.2f" % r["points_per_s"]) if r["points_per_s"] else "       -"
+        print("%-9s %5.2f  %-14s %5d %10.1f %s %9.1f %6.1f%% %6.1f%%  %s" % (
+            r["model"], r["width"], r["measure"], r["batch"], r["images_per_s"], pts, r["gmacs_per_s"],
+            100 * r["mac_fraction"], 100 * r["mac_fraction_of_matmul"], flag), flush=True)
+
+    def rescale(self, peak_mm, peak_fma):
+        self.peak_mm, self.peak_fma = peak_mm, peak_fma
+        self.peak = peak_fma or peak_mm
+        for r in self.results:
+            r["mac_fraction"] = r["gmacs_per_s"] * 1e9 / self.peak
+            r["mac_fraction_of_matmul"] = r["gmacs_per_s"] * 1e9 / self.peak_mm
 
 
 def header():
@@ -514,15 +580,19 @@ def run_config(rec, name, width, measures, a):
     calibrate_bn(model, x512[:256])
     R = a.repeats
 
+    def eval_fwd(bs):
+        model.eval()
+        x = x512[:bs].contiguous()
+        with torch.no_grad():
+            ts = timeit(lambda: model(x), 2, R)
+        return dict(model=name, width=width, measure="eval_b%d" % bs, batch=bs, median_s=statistics.median(ts),
+                    per="batch", images=bs, times=ts, macs_img=macs, **info)
+
     for bs in (128, 512):
         if "eval_b%d" % bs in measures:
-            model.eval()
-            x = x512[:bs].contiguous()
-            with torch.no_grad():
-                ts = timeit(lambda: model(x), 2, R)
-            rec.add(name, width, "eval_b%d" % bs, bs, statistics.median(ts), "batch", bs, ts, macs, **info)
+            rec.measure(lambda bs=bs: eval_fwd(bs))
 
-    if "train_b128" in measures:
+    def train():
         net = copy.deepcopy(model).train()
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
         crit = nn.CrossEntropyLoss()
@@ -536,9 +606,12 @@ def run_config(rec, name, width, measures, a):
 
         ts = timeit(step, 3, R)
         # forward + backward (grad wrt inputs and wrt weights) ~ 3x the forward multiply-adds
-        rec.add(name, width, "train_b128", 128, statistics.median(ts), "step", 128, ts, macs, mac_factor=3,
-                mac_note="3x forward MACs (fwd + input-grad + weight-grad)", **info)
-        del net, opt
+        return dict(model=name, width=width, measure="train_b128", batch=128, median_s=statistics.median(ts),
+                    per="step", images=128, times=ts, macs_img=macs, mac_factor=3,
+                    mac_note="3x forward MACs (fwd + input-grad + weight-grad)", **info)
+
+    if "train_b128" in measures:
+        rec.measure(train)
 
     if not any(m.startswith("surface") for m in measures):
         return
@@ -548,9 +621,9 @@ def run_config(rec, name, width, measures, a):
     xs = [float(v) for v in np.linspace(-1.0, 1.0, P)] if P > 1 else [0.5]
     weights = [p.data.clone() for p in model.parameters()]
     direction = random_direction(weights, gen)
-    ref_vals = None
+    ref_vals = []
 
-    if "surface_ref" in measures:
+    def surface_ref():
         loader = DataLoader(TensorDataset(X, Y), batch_size=128, shuffle=False, num_workers=0)
         crit = nn.CrossEntropyLoss()
 
@@ -559,18 +632,24 @@ def run_config(rec, name, width, measures, a):
             return eval_loss(model, crit, loader)
 
         point(0.0)  # warm-up point, not timed
-        ts, ref_vals = [], []
+        ts = []
+        ref_vals.clear()
         for xv in xs:
             t0 = time.perf_counter()
             ref_vals.append(point(xv))
             ts.append(time.perf_counter() - t0)
-        rec.add(name, width, "surface_ref", 128, statistics.median(ts), "point", N, ts, macs, points=True,
-                images_per_point=N, points_timed=P, loss_acc=ref_vals, **info)
         with torch.no_grad():
             for p, w in zip(model.parameters(), weights):
                 p.data = w.clone()
+        return dict(model=name, width=width, measure="surface_ref", batch=128, median_s=statistics.median(ts),
+                    per="point", images=N, times=ts, macs_img=macs, points=True, images_per_point=N,
+                    points_timed=P, loss_acc=list(ref_vals), dataloader="DataLoader(TensorDataset), num_workers=0",
+                    **info)
 
-    if "surface_tuned" in measures:
+    if "surface_ref" in measures:
+        rec.measure(surface_ref)
+
+    def surface_tuned():
         layouts = ["channels_last", "contiguous"] if a.tuned_layout == "auto" else [a.tuned_layout]
         batches = [a.tuned_batch] if a.tuned_batch else [b for b in (64, 128, 256, 512, 1000) if b <= N] or [N]
         params_ = list(model.parameters())
@@ -605,12 +684,15 @@ def run_config(rec, name, width, measures, a):
         extra = {"layout": lay, "images_per_point": N, "points_timed": P, "loss_acc": vals,
                  "variant_probe_s": {"%s/b%d" % k: round(v[0], 5) for k, v in variants.items()},
                  "bn_folded": True, "mode": "inference_mode"}
-        if ref_vals is not None:
+        if ref_vals:
             extra["max_abs_loss_diff_vs_ref"] = max(abs(u[0] - v[0]) for u, v in zip(ref_vals, vals))
             extra["max_abs_acc_diff_vs_ref"] = max(abs(u[1] - v[1]) for u, v in zip(ref_vals, vals))
-        rec.add(name, width, "surface_tuned", bs, statistics.median(ts), "point", N, ts, macs, points=True,
-                **extra, **info)
         set_point(0.0)
+        return dict(model=name, width=width, measure="surface_tuned", batch=bs, median_s=statistics.median(ts),
+                    per="point", images=N, times=ts, macs_img=macs, points=True, **extra, **info)
+
+    if "surface_tuned" in measures:
+        rec.measure(surface_tuned)
 
 
 def cpu_info():
@@ -664,18 +746,31 @@ def main(a):
     torch.set_num_threads(a.threads)
     t_start = time.time()
     cpu = cpu_info()
-    waited = wait_quiet(a.wait_quiet)
-    busy_start = build_processes()
 
-    # multiply-add peaks: torch.mm and the AVX-512 FMA loop, at the chosen and at one thread
-    peak, peak_ts = measure_peak(a.matmul_n, a.threads, 5 if not a.quick else 3)
-    peak1 = None
-    if a.threads != 1:
-        peak1, _ = measure_peak(a.matmul_n, 1, 3)
-        torch.set_num_threads(a.threads)
-    fma, fma_err = (None, "disabled") if a.no_fma_peak else measure_fma_peak(a.threads)
-    fma1 = measure_fma_peak(1)[0] if (fma and a.threads != 1) else None
-    conv = measure_onednn_conv(a.threads, 3)
+    # multiply-add peaks: torch.mm and the AVX-512 FMA loop, at the chosen and at one thread.
+    # Measured before and after the models; noise only lowers a peak, so the higher is kept.
+    def peaks():
+        for attempt in range(a.retries + 1):
+            waited = wait_quiet(a.wait_quiet)
+            c0 = cpu_counters()
+            mm, mm_ts = measure_peak(a.matmul_n, a.threads, 5 if not a.quick else 3)
+            mm1 = None
+            if a.threads != 1:
+                mm1, _ = measure_peak(a.matmul_n, 1, 3)
+                torch.set_num_threads(a.threads)
+            fma, fma_err = (None, "disabled") if a.no_fma_peak else measure_fma_peak(a.threads)
+            fma1 = measure_fma_peak(1)[0] if (fma and a.threads != 1) else None
+            conv = measure_onednn_conv(a.threads, 3)
+            dist = disturbance(c0, cpu_counters())
+            quiet = dist["other_cores"] < OTHER_CORES_QUIET and not build_processes()
+            if quiet or attempt == a.retries:
+                break
+        return dict(mm=mm, mm_ts=mm_ts, mm1=mm1, fma=fma, fma_err=fma_err, fma1=fma1, conv=conv,
+                    quiet=dict(dist, quiet=quiet, waited_s=round(waited, 1), attempts=attempt + 1))
+
+    p0 = peaks()
+    peak, peak_ts, peak1, fma, fma_err, fma1, conv = (p0[k] for k in ("mm", "mm_ts", "mm1", "fma", "fma_err",
+                                                                      "fma1", "conv"))
     mhz = cpu.get("mhz")
     nominal = a.threads * a.assume_fma_per_cycle * mhz * 1e6 if mhz else None
     implied_ghz = fma / (a.threads * a.assume_fma_per_cycle) / 1e9 if fma else None
@@ -699,18 +794,29 @@ def main(a):
           % ("measured AVX-512 FMA peak" if fma else "torch.mm rate"))
     header()
 
-    rec = Recorder(peak, fma)
-    quiet_log = [{"stage": "start", "waited_s": round(waited, 1), "build_processes": busy_start,
-                  "load_avg_1m": os.getloadavg()[0]}]
+    rec = Recorder(peak, fma, a.wait_quiet, a.retries)
     for name, width, measures in configs:
-        w = wait_quiet(a.wait_quiet)
-        quiet_log.append({"stage": "%s:%g" % (name, width), "waited_s": round(w, 1),
-                          "build_processes": build_processes(), "load_avg_1m": os.getloadavg()[0]})
         run_config(rec, name, width, measures, a)
 
+    p1 = peaks()
+    pmax = lambda k: max((v for v in (p0[k], p1[k]) if v is not None), default=None)  # noqa: E731
+    peak, peak1, fma, fma1, conv = pmax("mm"), pmax("mm1"), pmax("fma"), pmax("fma1"), pmax("conv")
+    if p1["mm"] > p0["mm"]:
+        peak_ts = p1["mm_ts"]
+    rec.rescale(peak, fma)
+    implied_ghz = fma / (a.threads * a.assume_fma_per_cycle) / 1e9 if fma else None
+    print("\npeaks (max of start and end): torch.mm %.1f GMAC/s, FMA %.1f GMAC/s (%.2f GHz), oneDNN conv %.1f"
+          % (peak / 1e9, (fma or 0) / 1e9, implied_ghz or 0, conv / 1e9))
+    print("final table (fractions of those peaks):")
+    header()
+    for r in rec.results:
+        rec.print_row(r)
+
     elapsed = time.time() - t_start
-    busy_any = any(r["build_processes_at_end"] for r in rec.results) or any(q["build_processes"] for q in quiet_log)
-    print("\ntotal %.0f s; build processes seen during the run: %s" % (elapsed, "yes" if busy_any else "no"))
+    noisy = ["%s:%g:%s" % (r["model"], r["width"], r["measure"]) for r in rec.results if not r.get("quiet", True)]
+    print("\ntotal %.0f s; %d of %d measurements quiet (< %.2f cores used by other processes)%s" % (
+        elapsed, len(rec.results) - len(noisy), len(rec.results), OTHER_CORES_QUIET,
+        ("; NOISY: " + ", ".join(noisy)) if noisy else ""))
     doc = {
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -727,6 +833,9 @@ def main(a):
             "matmul_macs_per_s": peak,
             "matmul_times_s": peak_ts,
             "matmul_macs_per_s_1thread": peak1,
+            "start": {k: p0[k] for k in ("mm", "mm1", "fma", "fma1", "conv")},
+            "end": {k: p1[k] for k in ("mm", "mm1", "fma", "fma1", "conv")},
+            "note": "each figure is the max of the start and end measurements",
             "matmul_note": "torch.mm float32 -> MKL sgemm",
             "fma_macs_per_s": fma,
             "fma_macs_per_s_1thread": fma1,
@@ -741,7 +850,10 @@ def main(a):
         },
         "settings": {"images": a.images, "points": a.points, "repeats": a.repeats, "quick": a.quick,
                      "configs": a.configs, "seed": a.seed},
-        "quiet": {"build_processes_seen": busy_any, "log": quiet_log},
+        "quiet": {"all_quiet": not noisy and p0["quiet"]["quiet"] and p1["quiet"]["quiet"], "noisy": noisy, "threshold_other_cores": OTHER_CORES_QUIET,
+                  "peaks_start": p0["quiet"], "peaks_end": p1["quiet"],
+                  "note": "per result: other_cores = CPU used by other processes during the measurement "
+                          "(from /proc/stat minus our own CPU time), steal_cores = hypervisor steal"},
         "elapsed_s": elapsed,
         "results": rec.results,
     }

@@ -58,6 +58,48 @@ pub enum Command {
     Interpolate(InterpolateArgs),
     /// Join surface shards computed separately into the first directory.
     Merge(MergeArgs),
+    /// Reproduce a figure of the paper: train (cached), analyse (cached), draw, check the claims,
+    /// and write results/<figure>/ (summary.csv, findings.md, figures).
+    Reproduce(ReproduceArgs),
+    /// Compare two result tables or result folders; exit 1 when a cell differs beyond tolerance.
+    Diff(DiffArgs),
+}
+
+/// `landscape reproduce ...`
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// The figure: figure2, figure3, figure5 (its spec is experiments/<figure>.toml).
+    pub figure: String,
+    /// smoke (a minute or two), quick (the default: about an hour on a 2-core CPU) or paper.
+    #[arg(long, default_value = "quick")]
+    pub scale: Scale,
+    /// Use this data set instead of the spec's (and never stand in for it).
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
+    /// Where to write the results (default: results/<figure>).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Folder of experiment specs.
+    #[arg(long, default_value = "experiments")]
+    pub specs: PathBuf,
+    /// Override a spec key: --set train.epochs=2.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// `landscape diff ...`
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// A CSV table or a results folder.
+    pub a: PathBuf,
+    /// The table or folder to compare it with.
+    pub b: PathBuf,
+    /// Relative tolerance for numbers.
+    #[arg(long, default_value_t = 1e-4)]
+    pub rtol: f64,
+    /// Absolute tolerance for numbers.
+    #[arg(long, default_value_t = 1e-8)]
+    pub atol: f64,
 }
 
 /// `landscape data ...`

@@ -7,6 +7,8 @@ use landscape_data::DataLocations;
 use landscape_models::{Arch, Network, NetworkSpec};
 use landscape_pipeline::analyses::{self, DataCache, InterpolationRequest, SurfaceRequest};
 use landscape_pipeline::{Context, data, run_spec};
+use landscape_results::diff::{self, Tolerance};
+use landscape_results::{ReproduceOptions, reproduce};
 use landscape_spec::Spec;
 use landscape_surface::surface::{SurfaceOutcome, merge};
 use landscape_train::RunDir;
@@ -32,6 +34,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs => runs(&cli.workdir),
         Command::Surface(args) => surface(&context()?, args),
         Command::Interpolate(args) => interpolate(&context()?, args),
+        Command::Reproduce(args) => {
+            let mut options = ReproduceOptions::new(&args.figure, args.scale);
+            options.dataset = args.dataset;
+            options.specs = args.specs.clone();
+            options.sets = args.sets.clone();
+            if let Some(dir) = &args.results {
+                options.results = dir.clone();
+            }
+            let dir = reproduce(&context()?, &options)?;
+            print!("{}", std::fs::read_to_string(dir.join("findings.md")).unwrap_or_default());
+            println!("\nresults: {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff(args) => {
+            let changes = diff::diff(&args.a, &args.b, Tolerance { rtol: args.rtol, atol: args.atol })?;
+            if changes.is_empty() {
+                println!("no differences beyond rtol {} / atol {}", args.rtol, args.atol);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                print!("{}", diff::render(&changes));
+                println!("{} cell(s) differ beyond rtol {} / atol {}", changes.len(), args.rtol, args.atol);
+                Ok(ExitCode::FAILURE)
+            }
+        }
         Command::Merge(args) => {
             let (points, complete) = merge(&args.into, &args.others)?;
             println!("{}: {points} points{}", args.into.display(), if complete { ", complete: surface.csv written" } else { ", incomplete" });

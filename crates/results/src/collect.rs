@@ -1,0 +1,175 @@
+//! What a reproduction gathers after its runs and analyses are done: each run's record,
+//! metrics and final weights, each analysis's points, in forms the figures and findings use.
+
+use anyhow::{Context, Result, bail};
+use landscape_figures::Grid2d;
+use landscape_models::{Network, NetworkSpec, ParamKind, checkpoint};
+use landscape_pipeline::SpecOutcome;
+use landscape_surface::journal::{PointRow, read_rows};
+use landscape_surface::surface::{SurfaceMeta, read_meta};
+use landscape_train::metrics::{self, EpochMetrics};
+use landscape_train::{RunDir, RunRecord, RunStatus};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One trained run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// `run.toml`.
+    pub record: RunRecord,
+    /// How it ended.
+    pub status: RunStatus,
+    /// One row per epoch.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+impl RunResult {
+    /// The swept value of `key` as the spec wrote it (`"128"`, `"0.0005"`).
+    pub fn swept(&self, key: &str) -> Option<&str> {
+        self.record.sweep.get(key).map(String::as_str)
+    }
+
+    /// The batch size in examples.
+    pub fn batch_size(&self) -> usize {
+        self.record.config.batch_size()
+    }
+
+    /// Final test error, percent.
+    pub fn test_error(&self) -> f64 {
+        self.metrics.last().map_or(f64::NAN, |m| 100.0 - m.test_acc)
+    }
+
+    /// Final mean training loss.
+    pub fn train_loss(&self) -> f64 {
+        self.metrics.last().and_then(|m| m.train_loss).unwrap_or(f64::NAN)
+    }
+
+    /// Final L2 norm of all learnable parameters.
+    pub fn weight_norm(&self) -> f64 {
+        self.metrics.last().map_or(f64::NAN, |m| m.weight_l2)
+    }
+
+    /// The final convolution and linear weights, flattened (for histograms).
+    pub fn final_weights(&self, workdir: &Path) -> Result<Vec<f64>> {
+        let train = &self.record.config.train;
+        let net = Network::new(NetworkSpec { arch: train.model, width: train.width, classes: self.record.config.data.classes })?;
+        let dir = RunDir::new(workdir, &self.record.id);
+        let path = dir.checkpoint_path(self.status.epochs_done);
+        let (params, _) = checkpoint::load(&path, net.layout(), &burn::tensor::Device::flex())?;
+        Ok(net
+            .layout()
+            .entries()
+            .iter()
+            .zip(params.to_host())
+            .filter(|(info, _)| matches!(info.kind, ParamKind::ConvWeight | ParamKind::LinearWeight))
+            .flat_map(|(_, v)| v.into_iter().map(f64::from))
+            .collect())
+    }
+}
+
+/// One computed surface or interpolation.
+#[derive(Clone, Debug)]
+pub struct SurfaceResult {
+    /// The analysis's name in the spec.
+    pub analysis: String,
+    /// The run ids (one; or from and to).
+    pub runs: Vec<String>,
+    /// What determined it.
+    pub meta: SurfaceMeta,
+    /// Its points in grid order.
+    pub rows: Vec<PointRow>,
+}
+
+/// A 1-D curve: coordinates and the four measured series.
+#[derive(Clone, Debug)]
+pub struct Curve {
+    /// Coordinates.
+    pub x: Vec<f64>,
+    /// Training loss.
+    pub train_loss: Vec<f64>,
+    /// Training accuracy, percent.
+    pub train_acc: Vec<f64>,
+    /// Test loss (empty when not measured).
+    pub test_loss: Vec<f64>,
+    /// Test accuracy (empty when not measured).
+    pub test_acc: Vec<f64>,
+}
+
+impl SurfaceResult {
+    /// The points of a 1-D surface as a curve.
+    pub fn curve(&self) -> Curve {
+        let col = |f: fn(&PointRow) -> Option<f64>| -> Vec<f64> { self.rows.iter().filter_map(f).collect() };
+        Curve {
+            x: col(|r| Some(r.x)),
+            train_loss: col(|r| Some(r.train_loss)),
+            train_acc: col(|r| Some(r.train_acc)),
+            test_loss: col(|r| r.test_loss),
+            test_acc: col(|r| r.test_acc),
+        }
+    }
+
+    /// The training loss of a 2-D surface as a grid.
+    pub fn loss_grid(&self) -> Result<Grid2d> {
+        let y = self.meta.grid.y.context("not a 2-D surface")?;
+        Grid2d::new(self.meta.grid.x.values(), y.values(), self.rows.iter().map(|r| r.train_loss).collect())
+    }
+}
+
+/// Everything a reproduction gathered.
+pub struct Collected {
+    /// The runs, in sweep order.
+    pub runs: Vec<RunResult>,
+    /// The analyses' results, in spec order.
+    pub surfaces: Vec<SurfaceResult>,
+}
+
+impl Collected {
+    /// Reads the files of `outcome`'s runs and (complete) analyses under `workdir`.
+    pub fn read(workdir: &Path, outcome: &SpecOutcome) -> Result<Self> {
+        let runs = outcome
+            .runs
+            .iter()
+            .map(|t| {
+                let dir = RunDir::new(workdir, &t.planned.record.id);
+                Ok(RunResult { record: t.planned.record.clone(), status: t.status.clone(), metrics: metrics::read(&dir.metrics_path())? })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let surfaces = outcome
+            .analyses
+            .iter()
+            .map(|a| {
+                if !a.outcome.complete {
+                    bail!("analysis {} of {} is incomplete", a.analysis, a.runs.join(" -> "));
+                }
+                Ok(SurfaceResult {
+                    analysis: a.analysis.clone(),
+                    runs: a.runs.clone(),
+                    meta: read_meta(&a.outcome.dir)?,
+                    rows: read_rows(&a.outcome.dir.join("surface.csv"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { runs, surfaces })
+    }
+
+    /// The run with this id.
+    pub fn run(&self, id: &str) -> Option<&RunResult> {
+        self.runs.iter().find(|r| r.record.id == id)
+    }
+
+    /// The surface of analysis `name` for run `id` (a surface's only run, or an
+    /// interpolation's first).
+    pub fn surface(&self, name: &str, id: &str) -> Option<&SurfaceResult> {
+        self.surfaces.iter().find(|s| s.analysis == name && s.runs.first().is_some_and(|r| r == id))
+    }
+
+    /// Runs grouped by the swept values other than `key`, each group's runs in sweep order.
+    pub fn groups_without(&self, key: &str) -> BTreeMap<String, Vec<&RunResult>> {
+        let mut groups: BTreeMap<String, Vec<&RunResult>> = BTreeMap::new();
+        for run in &self.runs {
+            let label = run.record.sweep.iter().filter(|(k, _)| *k != key).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            groups.entry(label).or_default().push(run);
+        }
+        groups
+    }
+}

@@ -1,0 +1,122 @@
+//! Figure 3: filter-normalized 1-D (top) and 2-D (bottom) plots of the four VGG-9 minima
+//! (small and large batch, without and with weight decay), and paper.md claim 3.
+
+use crate::collect::{Collected, RunResult};
+use crate::measures::{WIDTH_RISE, basin_area, basin_width, curvature, nonconvex_share};
+use crate::panels::{contour_panel, curve_panel, run_title};
+use crate::report::{Check, Table, Verdict, num};
+use crate::{Product, paper_test_error};
+use anyhow::{Context, Result};
+use landscape_figures::{Figure, Panel};
+use std::path::Path;
+
+/// Landscape numbers of one run.
+struct Shape {
+    width: f64,
+    curvature: f64,
+    area: f64,
+    nonconvex: f64,
+}
+
+/// Builds figure 3's panels, summary and checks.
+pub fn build(c: &Collected, out: &Path) -> Result<Product> {
+    let mut runs: Vec<&RunResult> = c.runs.iter().filter(|r| c.surface("1d", &r.record.id).is_some()).collect();
+    runs.sort_by(|a, b| {
+        let key = |r: &RunResult| (r.record.config.train.weight_decay, r.batch_size());
+        key(a).partial_cmp(&key(b)).expect("finite")
+    });
+    let mut top: Vec<Panel> = Vec::new();
+    let mut bottom: Vec<Panel> = Vec::new();
+    let mut summary = Table::new(&[
+        "model",
+        "batch_size",
+        "weight_decay",
+        "test_error_pct",
+        "train_loss",
+        "weight_l2",
+        "width_1d_at_plus_0.5",
+        "curvature_1d",
+        "basin_area_2d_pct",
+        "nonconvex_2d_pct",
+    ]);
+    let mut shapes = Vec::new();
+    for run in &runs {
+        let id = &run.record.id;
+        let one = c.surface("1d", id).context("1-D surface missing")?.curve();
+        let two = c.surface("2d", id).map(|s| s.loss_grid()).transpose()?;
+        top.push(curve_panel(&run_title(run), "x (filter-normalized)", &one).into());
+        if let Some(grid) = &two {
+            bottom.push(contour_panel(&run_title(run), grid.clone()).into());
+        }
+        let shape = Shape {
+            width: basin_width(&one.x, &one.train_loss, 0.0, WIDTH_RISE),
+            curvature: curvature(&one.x, &one.train_loss, 0.0),
+            area: two.as_ref().map_or(f64::NAN, |g| basin_area(g, 1.0)),
+            nonconvex: two.as_ref().map_or(f64::NAN, nonconvex_share),
+        };
+        summary.push(vec![
+            run.record.config.train.model.to_string(),
+            run.batch_size().to_string(),
+            run.record.config.train.weight_decay.to_string(),
+            num(run.test_error()),
+            num(run.train_loss()),
+            num(run.weight_norm()),
+            num(shape.width),
+            num(shape.curvature),
+            num(shape.area),
+            num(shape.nonconvex),
+        ]);
+        shapes.push(shape);
+    }
+    let cols = runs.len().max(1);
+    let rows = if bottom.len() == top.len() { 2 } else { 1 };
+    let mut panels = top;
+    if rows == 2 {
+        panels.extend(bottom);
+    }
+    Figure::grid(rows, cols, panels).with_title("Figure 3: VGG-9 minima, filter-normalized 1-D (top) and 2-D (bottom)").save(&out.join("figure3"))?;
+
+    let mut checks = Vec::new();
+    for wd in [0.0, 5e-4] {
+        let pair: Vec<(&&RunResult, &Shape)> = runs.iter().zip(&shapes).filter(|(r, _)| r.record.config.train.weight_decay == wd).collect();
+        let [(small, s), (large, l)] = pair[..] else { continue };
+        let lb_worse = large.test_error() > small.test_error();
+        let paper = paper_test_error("figure3", wd, true).zip(paper_test_error("figure3", wd, false));
+        checks.push(Check {
+            claim: "claim 3".into(),
+            check: format!("WD={wd}: the minimum that generalizes worse has the narrower filter-normalized 1-D basin"),
+            measured: format!(
+                "test error SB {:.2}% / LB {:.2}%; width SB {:.3} / LB {:.3}; curvature SB {:.2} / LB {:.2}",
+                small.test_error(),
+                large.test_error(),
+                s.width,
+                l.width,
+                s.curvature,
+                l.curvature
+            ),
+            paper: match paper {
+                Some((sb, lb)) => format!("test error SB {sb}% / LB {lb}%; LB sharper"),
+                None => "LB sharper".into(),
+            },
+            verdict: Verdict::of((l.width < s.width) == lb_worse),
+        });
+        checks.push(Check {
+            claim: "claim 3".into(),
+            check: format!("WD={wd}: large batch generalizes worse and is sharper (narrower basin, higher curvature)"),
+            measured: format!("LB-SB test error {:+.2} pts; width ratio LB/SB {:.2}; curvature ratio LB/SB {:.2}", large.test_error() - small.test_error(), l.width / s.width, l.curvature / s.curvature),
+            paper: "LB sharper and worse in both WD settings".into(),
+            verdict: Verdict::of(lb_worse && l.width < s.width && l.curvature > s.curvature),
+        });
+    }
+    Ok(Product {
+        summary,
+        checks,
+        measures: vec![
+            ("width_1d_at_plus_0.5", "length of the interval of x around 0 on the filter-normalized 1-D curve where the training loss stays within 0.5 of its value at x = 0 (linear interpolation between grid points; cut at the ends of the plotted range)"),
+            ("curvature_1d", "second derivative at x = 0 of a least-squares parabola through the 1-D training-loss points with |x| <= 0.2"),
+            ("basin_area_2d_pct", "share of the 2-D grid where the training loss is within 1.0 of its value at the centre"),
+            ("nonconvex_2d_pct", "share of interior 2-D grid points whose finite-difference Hessian has lambda_min < -0.1 |lambda_max|"),
+        ],
+        figures: vec!["figure3.png".into(), "figure3.svg".into()],
+    })
+}

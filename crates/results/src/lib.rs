@@ -1,0 +1,196 @@
+//! What users came for: `landscape reproduce <figure>` trains what is needed, computes the
+//! landscapes, draws the paper's figure, checks the paper's claims and leaves result tables to
+//! diff (`results/<figure>/`: `summary.csv`, `findings.csv`, `findings.md`, the figure as PNG
+//! and SVG, interactive HTML and VTP surfaces, `provenance.toml`).
+//!
+//! - [`collect`]: a finished spec's runs and surfaces read back;
+//! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
+//! - [`figure2`], [`figure3`], [`figure5`]: the paper's layouts and claim checks;
+//! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders.
+//!
+//! ```no_run
+//! # fn demo(ctx: landscape_pipeline::Context) -> anyhow::Result<()> {
+//! let options = landscape_results::ReproduceOptions::new("figure3", landscape_spec::Scale::Smoke);
+//! let dir = landscape_results::reproduce(&ctx, &options)?;
+//! assert!(dir.join("findings.md").exists());
+//! # Ok(()) }
+//! ```
+
+pub mod collect;
+pub mod diff;
+pub mod figure2;
+pub mod figure3;
+pub mod figure5;
+pub mod measures;
+mod panels;
+pub mod report;
+
+use anyhow::{Context as _, Result, bail};
+use collect::Collected;
+use landscape_core::atomic::write_atomic;
+use landscape_data::DatasetName;
+use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
+use landscape_pipeline::{Context, run_spec};
+use landscape_spec::{Scale, Spec};
+use report::{Check, Table, write_findings};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What a figure's builder produces besides its figure files.
+pub struct Product {
+    /// `summary.csv`: one row per run.
+    pub summary: Table,
+    /// The claim checks.
+    pub checks: Vec<Check>,
+    /// How each quantity in the summary and checks is measured (name, explanation).
+    pub measures: Vec<(&'static str, &'static str)>,
+    /// The figure files written.
+    pub figures: Vec<String>,
+}
+
+/// The paper's test error (percent) of VGG-9 at weight decay `wd`, small (`true`) or large batch.
+pub fn paper_test_error(_figure: &str, wd: f64, small: bool) -> Option<f64> {
+    match (wd == 0.0, small) {
+        (true, true) => Some(7.37),
+        (true, false) => Some(11.07),
+        (false, true) if wd == 5e-4 => Some(6.00),
+        (false, false) if wd == 5e-4 => Some(10.19),
+        _ => None,
+    }
+}
+
+/// The paper's test errors (percent) of ResNet-`depth` with and without skip connections.
+pub fn paper_depth_error(depth: usize) -> Option<(f64, f64)> {
+    match depth {
+        20 => Some((7.37, 8.18)),
+        56 => Some((5.89, 13.31)),
+        110 => Some((5.79, 16.44)),
+        _ => None,
+    }
+}
+
+/// How to reproduce a figure.
+#[derive(Clone, Debug)]
+pub struct ReproduceOptions {
+    /// The figure (`figure3`): its spec is `<specs>/<figure>.toml`.
+    pub figure: String,
+    /// The scale.
+    pub scale: Scale,
+    /// A data set to use instead of the spec's.
+    pub dataset: Option<DatasetName>,
+    /// Where the results go (default `results/<figure>`).
+    pub results: PathBuf,
+    /// The folder of experiment specs.
+    pub specs: PathBuf,
+    /// `--set` overrides.
+    pub sets: Vec<String>,
+}
+
+impl ReproduceOptions {
+    /// Defaults: specs in `experiments/`, results in `results/<figure>`.
+    pub fn new(figure: &str, scale: Scale) -> Self {
+        Self {
+            figure: figure.into(),
+            scale,
+            dataset: None,
+            results: Path::new("results").join(figure),
+            specs: PathBuf::from("experiments"),
+            sets: Vec::new(),
+        }
+    }
+}
+
+/// Plans, trains (cached), analyses (cached), draws and checks `options.figure`, and writes its
+/// results folder whole (built aside, then moved into place). Returns the folder.
+pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
+    let start = Instant::now();
+    let spec_path = options.specs.join(format!("{}.toml", options.figure));
+    if !spec_path.exists() {
+        bail!("no spec for `{}`: {} does not exist", options.figure, spec_path.display());
+    }
+    let spec = Spec::load(&spec_path, options.scale, &options.sets)?;
+    let outcome = run_spec(ctx, &spec, options.dataset, true)?;
+    let collected = Collected::read(&ctx.workdir, &outcome)?;
+
+    let out = &options.results;
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = parent.join(format!(".{}.tmp-{}", options.figure, std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(&staging)?;
+    let built = (|| -> Result<()> {
+        let figure = spec.experiment.figure.as_deref().unwrap_or(&spec.experiment.name);
+        let product = match figure {
+            "figure2" => figure2::build(&collected, &ctx.workdir, &staging)?,
+            "figure3" => figure3::build(&collected, &staging)?,
+            "figure5" => figure5::build(&collected, &staging)?,
+            other => bail!("`{other}` has no figure builder yet (figure2, figure3 and figure5 do)"),
+        };
+        write_surfaces(&collected, &staging)?;
+        product.summary.write(&staging.join("summary.csv"))?;
+        let data = &outcome.data;
+        let mut conditions = vec![
+            format!("Scale: {} (spec {})", options.scale.name(), spec_path.display()),
+            match data.substituted_for {
+                Some(named) => format!("Data: **{} standing in for {named}**, which was not available; numbers are not the paper's", data.dataset.name),
+                None => format!("Data: {} ({})", data.dataset.name, data.dataset.source),
+            },
+            format!("Runs: {}", collected.runs.iter().map(|r| format!("{} ({})", r.record.id, r.record.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join("; ")),
+        ];
+        conditions.push(format!("Device: {}", ctx.device_kind.name()));
+        write_findings(&staging, &spec.experiment.title, &conditions, &product.measures, &product.checks)?;
+        let provenance = toml::to_string_pretty(&Provenance {
+            figure: options.figure.clone(),
+            scale: options.scale.name().into(),
+            dataset: data.dataset.name.to_string(),
+            substituted_for: data.substituted_for.map(|d| d.to_string()),
+            runs: collected.runs.iter().map(|r| r.record.id.clone()).collect(),
+            surfaces: outcome.analyses.iter().map(|a| a.outcome.dir.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect(),
+            wall_seconds: start.elapsed().as_secs_f64().round(),
+            device: ctx.device_kind.name().into(),
+        })?;
+        write_atomic(&staging.join("provenance.toml"), provenance.as_bytes())?;
+        if out.join("NOTES.md").exists() {
+            std::fs::copy(out.join("NOTES.md"), staging.join("NOTES.md"))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
+    }
+    std::fs::rename(&staging, out).with_context(|| format!("moving results into {}", out.display()))?;
+    Ok(out.clone())
+}
+
+/// `provenance.toml`: what produced a results folder.
+#[derive(serde::Serialize)]
+struct Provenance {
+    figure: String,
+    scale: String,
+    dataset: String,
+    substituted_for: Option<String>,
+    runs: Vec<String>,
+    surfaces: Vec<String>,
+    wall_seconds: f64,
+    device: String,
+}
+
+/// An interactive HTML page and a ParaView file for every 2-D surface.
+fn write_surfaces(c: &Collected, out: &Path) -> Result<()> {
+    for s in c.surfaces.iter().filter(|s| s.meta.grid.y.is_some()) {
+        let grid = s.loss_grid()?;
+        let run = c.run(&s.runs[0]);
+        let label = run.map_or(s.runs[0].clone(), |r| format!("{}-{}", r.record.config.train.model, r.record.sweep.values().cloned().collect::<Vec<_>>().join("-")));
+        let stem = format!("{}_{}", s.analysis, label.replace(['"', '%', ' '], ""));
+        let title = format!("{} around {}", s.analysis, run.map_or(s.runs[0].clone(), |r| r.record.id.clone()));
+        write_surface_html(&out.join(format!("{stem}.html")), &ZTransform::PAPER_LOG.apply_to(&grid), &title, "ln(loss + 0.1)")?;
+        write_vtp(&out.join(format!("{stem}.vtp")), &grid, &VtpOptions { log: true, zmax: Some(10.0) })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Numbers that summarize a landscape, each named for how it is measured, so findings can
+//! compare minima without looking at pictures.
+
+use landscape_figures::Grid2d;
+
+/// How far the loss may rise above the curve's minimum inside the "basin" a width measures.
+pub const WIDTH_RISE: f64 = 0.5;
+
+/// Half-width of the window, in direction units, over which the curvature at a minimum is fit.
+pub const CURVATURE_WINDOW: f64 = 0.2;
+
+/// The width of a 1-D curve's basin: the length of the interval around the point `centre`
+/// (a coordinate on `x`) where `loss <= loss(centre) + rise`, with the crossings found by linear
+/// interpolation between grid points. A non-finite loss counts as above any level. The interval
+/// stops at the ends of the grid (then the width is a lower bound).
+pub fn basin_width(x: &[f64], loss: &[f64], centre: f64, rise: f64) -> f64 {
+    let c = nearest(x, centre);
+    let level = loss[c] + rise;
+    let below = |i: usize| loss[i].is_finite() && loss[i] <= level;
+    let crossing = |inside: usize, outside: usize| -> f64 {
+        let (a, b) = (loss[inside], loss[outside]);
+        if !b.is_finite() || b <= a {
+            return x[outside];
+        }
+        x[inside] + (x[outside] - x[inside]) * ((level - a) / (b - a)).clamp(0.0, 1.0)
+    };
+    let mut left = c;
+    while left > 0 && below(left - 1) {
+        left -= 1;
+    }
+    let mut right = c;
+    while right + 1 < x.len() && below(right + 1) {
+        right += 1;
+    }
+    let lo = if left == 0 { x[0] } else { crossing(left, left - 1) };
+    let hi = if right + 1 == x.len() { x[x.len() - 1] } else { crossing(right, right + 1) };
+    hi - lo
+}
+
+/// The second derivative of a 1-D curve at `centre`: twice the quadratic coefficient of a
+/// least-squares parabola through the points within [`CURVATURE_WINDOW`] of it.
+pub fn curvature(x: &[f64], loss: &[f64], centre: f64) -> f64 {
+    let points: Vec<(f64, f64)> =
+        x.iter().zip(loss).filter(|(xi, l)| (**xi - centre).abs() <= CURVATURE_WINDOW + 1e-12 && l.is_finite()).map(|(xi, l)| (*xi - centre, *l)).collect();
+    if points.len() < 3 {
+        return f64::NAN;
+    }
+    // Normal equations for l = a t^2 + b t + c.
+    let mut s = [0.0f64; 5];
+    let mut r = [0.0f64; 3];
+    for &(t, l) in &points {
+        for (k, sk) in s.iter_mut().enumerate() {
+            *sk += t.powi(k as i32);
+        }
+        r[0] += l * t * t;
+        r[1] += l * t;
+        r[2] += l;
+    }
+    let m = [[s[4], s[3], s[2]], [s[3], s[2], s[1]], [s[2], s[1], s[0]]];
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(m);
+    let mut ma = m;
+    for row in 0..3 {
+        ma[row][0] = r[row];
+    }
+    2.0 * det(ma) / d
+}
+
+/// Share of a 2-D surface's points (in percent) where the loss is within `rise` of the loss at
+/// the centre: the area of the basin, as a fraction of the plotted square.
+pub fn basin_area(grid: &Grid2d, rise: f64) -> f64 {
+    let centre = grid.get(grid.nx() / 2, grid.ny() / 2);
+    let inside = grid.z().iter().filter(|z| z.is_finite() && **z <= centre + rise).count();
+    100.0 * inside as f64 / grid.z().len() as f64
+}
+
+/// How non-convex a 2-D surface looks: the share (percent) of interior grid points where the
+/// finite-difference Hessian of the loss has a negative eigenvalue larger than 10 % of the
+/// largest one in magnitude (`lambda_min < -0.1 |lambda_max|`). 0 for a bowl.
+pub fn nonconvex_share(grid: &Grid2d) -> f64 {
+    let (nx, ny) = (grid.nx(), grid.ny());
+    if nx < 3 || ny < 3 {
+        return f64::NAN;
+    }
+    let (hx, hy) = (grid.x()[1] - grid.x()[0], grid.y()[1] - grid.y()[0]);
+    let (mut counted, mut concave) = (0usize, 0usize);
+    for iy in 1..ny - 1 {
+        for ix in 1..nx - 1 {
+            let z = |dx: isize, dy: isize| grid.get((ix as isize + dx) as usize, (iy as isize + dy) as usize);
+            let fxx = (z(1, 0) - 2.0 * z(0, 0) + z(-1, 0)) / (hx * hx);
+            let fyy = (z(0, 1) - 2.0 * z(0, 0) + z(0, -1)) / (hy * hy);
+            let fxy = (z(1, 1) - z(1, -1) - z(-1, 1) + z(-1, -1)) / (4.0 * hx * hy);
+            if !(fxx.is_finite() && fyy.is_finite() && fxy.is_finite()) {
+                continue;
+            }
+            let mean = 0.5 * (fxx + fyy);
+            let spread = (0.25 * (fxx - fyy).powi(2) + fxy * fxy).sqrt();
+            let (lo, hi) = (mean - spread, mean + spread);
+            counted += 1;
+            if lo < -0.1 * lo.abs().max(hi.abs()) {
+                concave += 1;
+            }
+        }
+    }
+    if counted == 0 { f64::NAN } else { 100.0 * concave as f64 / counted as f64 }
+}
+
+/// Strict local minima of a 2-D surface (lower than all 8 neighbours), the centre's included.
+pub fn local_minima(grid: &Grid2d) -> usize {
+    let (nx, ny) = (grid.nx() as isize, grid.ny() as isize);
+    let mut count = 0;
+    for iy in 0..ny {
+        for ix in 0..nx {
+            let v = grid.get(ix as usize, iy as usize);
+            if !v.is_finite() {
+                continue;
+            }
+            let lower_than_all = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))).filter(|d| *d != (0, 0)).all(|(dx, dy)| {
+                let (jx, jy) = (ix + dx, iy + dy);
+                if jx < 0 || jy < 0 || jx >= nx || jy >= ny {
+                    return true;
+                }
+                let w = grid.get(jx as usize, jy as usize);
+                !w.is_finite() || v < w
+            });
+            count += lower_than_all as usize;
+        }
+    }
+    count
+}
+
+fn nearest(x: &[f64], value: f64) -> usize {
+    (0..x.len()).min_by(|&a, &b| (x[a] - value).abs().total_cmp(&(x[b] - value).abs())).expect("a non-empty curve")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landscape_figures::linspace;
+
+    #[test]
+    fn width_and_curvature_of_a_parabola() {
+        let x = linspace(-1.0, 1.0, 51);
+        let sharp: Vec<f64> = x.iter().map(|t| 8.0 * t * t).collect();
+        let flat: Vec<f64> = x.iter().map(|t| 2.0 * t * t).collect();
+        // 8 t^2 = 0.5 at t = 0.25: width 0.5; 2 t^2 = 0.5 at t = 0.5: width 1.
+        assert!((basin_width(&x, &sharp, 0.0, 0.5) - 0.5).abs() < 0.01);
+        assert!((basin_width(&x, &flat, 0.0, 0.5) - 1.0).abs() < 0.01);
+        assert!((curvature(&x, &sharp, 0.0) - 16.0).abs() < 1e-6);
+        // A basin wider than the grid is cut at the ends.
+        let very_flat: Vec<f64> = x.iter().map(|t| 0.1 * t * t).collect();
+        assert_eq!(basin_width(&x, &very_flat, 0.0, 0.5), 2.0);
+        // NaN stops a basin.
+        let mut broken = flat.clone();
+        broken[30] = f64::NAN;
+        assert!(basin_width(&x, &broken, 0.0, 0.5) < 1.0);
+    }
+
+    #[test]
+    fn bowls_are_convex_saddles_are_not() {
+        let a = linspace(-1.0, 1.0, 21);
+        let bowl = Grid2d::from_fn(a.clone(), a.clone(), |x, y| x * x + 2.0 * y * y).unwrap();
+        let saddle = Grid2d::from_fn(a.clone(), a.clone(), |x, y| x * x - y * y).unwrap();
+        let ripples = Grid2d::from_fn(a.clone(), a.clone(), |x, y| x * x + y * y + 0.2 * (12.0 * x).sin() * (12.0 * y).sin()).unwrap();
+        assert_eq!(nonconvex_share(&bowl), 0.0);
+        assert_eq!(nonconvex_share(&saddle), 100.0);
+        assert!(nonconvex_share(&ripples) > 20.0);
+        assert_eq!(local_minima(&bowl), 1);
+        assert!(local_minima(&ripples) > 3);
+        assert!((basin_area(&bowl, 0.5) - basin_area(&bowl, 0.5)).abs() < 1e-12);
+        assert!(basin_area(&bowl, 0.5) < basin_area(&bowl, 1.0));
+    }
+}
