@@ -142,3 +142,99 @@ mod tests {
         assert!(err.contains("t.safetensors") && err.contains("truncated"), "{err}");
     }
 }
+
+/// Where each tensor of a safetensors file lies, read from its header alone, so parts of
+/// tensors can be read from many large files without loading any of them whole (a PCA over
+/// hundreds of checkpoints reads them slice by slice).
+#[derive(Clone, Debug)]
+pub struct TensorIndex {
+    path: std::path::PathBuf,
+    /// Byte offset of the data section.
+    data_start: u64,
+    /// Name to (shape, byte range within the data section).
+    entries: BTreeMap<String, (Vec<usize>, (u64, u64))>,
+}
+
+impl TensorIndex {
+    /// Reads the header of `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).with_context(|| format!("{}: truncated safetensors header", path.display()))?;
+        let n = u64::from_le_bytes(len);
+        if n > 100_000_000 {
+            bail!("{}: not a safetensors file (header of {n} bytes)", path.display());
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header).with_context(|| format!("{}: truncated safetensors header", path.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&header).with_context(|| format!("{}: corrupt safetensors header", path.display()))?;
+        let mut entries = BTreeMap::new();
+        for (name, info) in json.as_object().into_iter().flatten() {
+            if name == "__metadata__" {
+                continue;
+            }
+            let parse = || -> Option<(Vec<usize>, (u64, u64))> {
+                if info.get("dtype")?.as_str()? != "F32" {
+                    return None;
+                }
+                let shape = info.get("shape")?.as_array()?.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>()?;
+                let offsets = info.get("data_offsets")?.as_array()?;
+                Some((shape, (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?)))
+            };
+            let entry = parse().with_context(|| format!("{}: tensor `{name}` is not an f32 tensor", path.display()))?;
+            entries.insert(name.clone(), entry);
+        }
+        Ok(Self { path: path.to_path_buf(), data_start: 8 + n, entries })
+    }
+
+    /// The shape of tensor `name`.
+    pub fn shape(&self, name: &str) -> Result<&[usize]> {
+        self.entries
+            .get(name)
+            .map(|(s, _)| s.as_slice())
+            .with_context(|| format!("{}: no tensor named `{name}`", self.path.display()))
+    }
+
+    /// Values `start..start + len` (row-major) of tensor `name`.
+    pub fn read(&self, name: &str, start: usize, len: usize) -> Result<Vec<f32>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (shape, (begin, end)) =
+            self.entries.get(name).with_context(|| format!("{}: no tensor named `{name}`", self.path.display()))?;
+        let numel: usize = shape.iter().product();
+        if start + len > numel || (end - begin) as usize != numel * 4 {
+            bail!("{}: tensor `{name}`: values {start}..{} out of {numel}", self.path.display(), start + len);
+        }
+        let mut file = std::fs::File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        file.seek(SeekFrom::Start(self.data_start + begin + 4 * start as u64))?;
+        let mut bytes = vec![0u8; 4 * len];
+        file.read_exact(&mut bytes).with_context(|| format!("{}: truncated data of `{name}`", self.path.display()))?;
+        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    #[test]
+    fn reads_slices_without_loading_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let file = TensorFile {
+            tensors: vec![
+                HostTensor { name: "a".into(), shape: vec![2, 3], values: (0..6).map(|v| v as f32).collect() },
+                HostTensor { name: "b".into(), shape: vec![4], values: vec![10.0, 11.0, 12.0, 13.0] },
+            ],
+            metadata: [("k".to_string(), "v".to_string())].into(),
+        };
+        file.write(&path).unwrap();
+        let index = TensorIndex::open(&path).unwrap();
+        assert_eq!(index.shape("a").unwrap(), &[2, 3]);
+        assert_eq!(index.read("a", 2, 3).unwrap(), vec![2.0, 3.0, 4.0]);
+        assert_eq!(index.read("b", 0, 4).unwrap(), vec![10.0, 11.0, 12.0, 13.0]);
+        assert!(index.read("b", 2, 3).is_err());
+        assert!(index.read("c", 0, 1).is_err());
+    }
+}

@@ -65,6 +65,15 @@ pub enum DirectionRecipe {
         /// The point it goes to.
         to: String,
     },
+    /// A principal component of an optimization path (`theta_e - theta_final` over epochs).
+    Pca {
+        /// The run whose path it is.
+        run: String,
+        /// Component index (0 = the first).
+        component: usize,
+        /// Share of the path's variance it explains.
+        explained: f64,
+    },
     /// Read from a file (its content hash).
     File {
         /// SHA-256 of the file.

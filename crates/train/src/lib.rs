@@ -23,4 +23,4 @@ pub mod trainer;
 pub use config::{BatchSize, OptimizerKind, Schedule, TrainConfig};
 pub use data::RunData;
 pub use run::{DataIdentity, RunConfig, RunDir, RunRecord, RunState, RunStatus};
-pub use trainer::train_run;
+pub use trainer::{train_run, train_step};

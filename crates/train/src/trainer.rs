@@ -25,6 +25,67 @@ use landscape_models::{Network, NetworkSpec, ParamKind, ParamSet};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// One optimizer step on a logical batch given as micro-batches (images, labels) of
+/// `batch_len` examples in all: each micro-batch runs forward (BatchNorm on its own statistics,
+/// running statistics updated after it) and backward, gradients accumulate to the gradient of
+/// the logical batch's mean loss, then one update. Returns the new parameters, the batch's mean
+/// loss and its number of correct predictions.
+pub fn train_step(
+    network: &Network,
+    params: &ParamSet,
+    optimizer: &mut Optimizer,
+    micro_batches: impl Iterator<Item = (Tensor<4>, Tensor<1, Int>)>,
+    batch_len: usize,
+    lr: f64,
+) -> (ParamSet, (f64, i64)) {
+    let layout = network.layout().clone();
+    let mut params = params.clone();
+    let mut grads: Vec<Option<Tensor<1>>> = vec![None; layout.len()];
+    let mut loss_total: Option<Tensor<1>> = None;
+    let mut correct_total: Option<Tensor<1, Int>> = None;
+    for (x, y) in micro_batches {
+        let leaves: Vec<Tensor<1>> = layout
+            .entries()
+            .iter()
+            .zip(params.tensors())
+            .map(|(info, t)| if info.kind.is_learnable() { t.clone().autodiff().require_grad() } else { t.clone() })
+            .collect();
+        let mut pass = Forward::new(&leaves, BatchNormMode::Batch);
+        let logits = pass.logits(network.layers(), x);
+        let updates = pass.into_running_updates();
+        let losses = per_sample_loss(logits.clone(), y.clone());
+        // Sum over the micro-batch divided by the logical batch: the accumulated gradient is
+        // the gradient of the logical batch's mean loss.
+        let backward = losses.clone().sum().div_scalar(batch_len as f64).backward();
+        for (i, leaf) in leaves.iter().enumerate() {
+            if let Some(g) = leaf.grad(&backward) {
+                grads[i] = Some(match grads[i].take() {
+                    Some(acc) => acc + g,
+                    None => g,
+                });
+            }
+        }
+        let mut tensors = params.tensors().to_vec();
+        for (id, value) in updates {
+            tensors[id.0] = value;
+        }
+        params = ParamSet::new(layout.clone(), tensors).expect("same layout");
+        let micro_loss = losses.inner().sum();
+        let micro_correct = correct_count(logits.inner(), y);
+        loss_total = Some(match loss_total {
+            Some(t) => t + micro_loss,
+            None => micro_loss,
+        });
+        correct_total = Some(match correct_total {
+            Some(c) => c + micro_correct,
+            None => micro_correct,
+        });
+    }
+    let params = optimizer.step(&params, grads, lr);
+    let loss = loss_total.expect("a batch has examples").into_scalar::<f32>() as f64 / batch_len as f64;
+    (params, (loss, correct_total.expect("a batch has examples").into_scalar::<i64>()))
+}
+
 /// Trains (or resumes, or finds finished) the run described by `record` under `workdir`.
 ///
 /// Returns the final status; a finished or diverged run returns at once (cache hit).
@@ -140,64 +201,22 @@ impl<'a> Session<'a> {
         self.write_status(RunState::Complete, "complete")
     }
 
-    /// One logical batch: micro-batches forward and backward, gradients accumulated to the mean
-    /// over the logical batch, BatchNorm statistics updated after each micro-batch, one update.
-    /// Returns the batch's mean loss and number of correct predictions.
+    /// One logical batch, cut into near-equal micro-batches of at most `max_micro_batch`
+    /// examples. Returns the batch's mean loss and number of correct predictions.
     fn step(&mut self, indices: &[usize], augment: Option<&Augmentation>, lr: f64) -> (f64, i64) {
-        let layout = self.network.layout().clone();
         let micro_count = indices.len().div_ceil(self.record.config.train.max_micro_batch);
         let micro_size = indices.len().div_ceil(micro_count);
-        let mut grads: Vec<Option<Tensor<1>>> = vec![None; layout.len()];
-        let mut loss_total: Option<Tensor<1>> = None;
-        let mut correct_total: Option<Tensor<1, Int>> = None;
         let mut pixels = Vec::new();
-        for micro in indices.chunks(micro_size) {
+        let micro_batches = indices.chunks(micro_size).map(|micro| {
             fill_batch(&self.data.train, micro, &self.data.normalization, augment, &mut pixels);
             let m = micro.len();
             let x = Tensor::<4>::from_data(TensorData::new(std::mem::take(&mut pixels), [m, 3, 32, 32]), &self.device);
             let labels: Vec<i64> = micro.iter().map(|&i| self.data.train.labels[i] as i64).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [m]), &self.device);
-            let leaves: Vec<Tensor<1>> = layout
-                .entries()
-                .iter()
-                .zip(self.params.tensors())
-                .map(|(info, t)| if info.kind.is_learnable() { t.clone().autodiff().require_grad() } else { t.clone() })
-                .collect();
-            let mut pass = Forward::new(&leaves, BatchNormMode::Batch);
-            let logits = pass.logits(self.network.layers(), x);
-            let updates = pass.into_running_updates();
-            let losses = per_sample_loss(logits.clone(), y.clone());
-            // Sum over the micro-batch divided by the logical batch: the accumulated gradient is
-            // the gradient of the logical batch's mean loss.
-            let loss = losses.clone().sum().div_scalar(indices.len() as f64);
-            let backward = loss.backward();
-            for (i, leaf) in leaves.iter().enumerate() {
-                if let Some(g) = leaf.grad(&backward) {
-                    grads[i] = Some(match grads[i].take() {
-                        Some(acc) => acc + g,
-                        None => g,
-                    });
-                }
-            }
-            let mut tensors = self.params.tensors().to_vec();
-            for (id, value) in updates {
-                tensors[id.0] = value;
-            }
-            self.params = ParamSet::new(layout.clone(), tensors).expect("same layout");
-            let micro_loss = losses.inner().sum();
-            let micro_correct = correct_count(logits.inner(), y);
-            loss_total = Some(match loss_total {
-                Some(t) => t + micro_loss,
-                None => micro_loss,
-            });
-            correct_total = Some(match correct_total {
-                Some(c) => c + micro_correct,
-                None => micro_correct,
-            });
-        }
-        self.params = self.optimizer.step(&self.params, grads, lr);
-        let loss = loss_total.expect("a batch has examples").into_scalar::<f32>() as f64 / indices.len() as f64;
-        (loss, correct_total.expect("a batch has examples").into_scalar::<i64>())
+            (x, Tensor::<1, Int>::from_data(TensorData::new(labels, [m]), &self.device))
+        });
+        let (params, stats) = train_step(&self.network, &self.params, &mut self.optimizer, micro_batches, indices.len(), lr);
+        self.params = params;
+        stats
     }
 
     /// Test metrics and weight norms after `epoch`.
