@@ -7,13 +7,22 @@ use std::time::{Duration, Instant};
 
 fn landscape(workdir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_landscape"));
-    cmd.arg("--workdir").arg(workdir).env("LANDSCAPE_DATA", workdir.join("no-datasets")).arg("--offline");
+    cmd.arg("--workdir")
+        .arg(workdir)
+        .env("LANDSCAPE_DATA", workdir.join("no-datasets"))
+        .arg("--offline");
     cmd
 }
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{:?} failed:\n{}\n{}", cmd, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -47,8 +56,15 @@ fn write_spec(dir: &Path, text: &str) -> PathBuf {
 
 /// Trains the spec in `workdir` and returns the run id.
 fn train(workdir: &Path, spec: &Path) -> String {
-    let out = run_ok(landscape(workdir).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]));
-    out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+    let out =
+        run_ok(landscape(workdir).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]));
+    out.lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -63,8 +79,17 @@ fn models_prints_the_papers_parameter_counts() {
             (f[0].to_string(), f[1].parse().unwrap())
         })
         .collect();
-    for (name, count) in [("vgg9", 2_789_706), ("resnet56", 855_770), ("resnet110-noshort", 1_727_962), ("wrn56-8", 54_470_282), ("densenet121", 6_956_298)] {
-        assert!(counts.contains(&(name.to_string(), count)), "{name} {count} not in\n{out}");
+    for (name, count) in [
+        ("vgg9", 2_789_706),
+        ("resnet56", 855_770),
+        ("resnet110-noshort", 1_727_962),
+        ("wrn56-8", 54_470_282),
+        ("densenet121", 6_956_298),
+    ] {
+        assert!(
+            counts.contains(&(name.to_string(), count)),
+            "{name} {count} not in\n{out}"
+        );
     }
 }
 
@@ -87,24 +112,56 @@ fn bad_input_gets_one_line_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let spec = write_spec(dir.path(), &SPEC.replace("lr = 0.05", "lr = -0.05"));
-    let err = one_line_failure(&landscape(&work).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]).output().unwrap());
-    assert!(err.contains("spec.toml") && err.contains("train.lr"), "{err}");
-    assert!(!work.exists() || std::fs::read_dir(&work).unwrap().next().is_none(), "something started");
-    let err = one_line_failure(&landscape(&work).args(["train", "missing.toml"]).output().unwrap());
+    let err = one_line_failure(
+        &landscape(&work)
+            .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("spec.toml") && err.contains("train.lr"),
+        "{err}"
+    );
+    assert!(
+        !work.exists() || std::fs::read_dir(&work).unwrap().next().is_none(),
+        "something started"
+    );
+    let err = one_line_failure(
+        &landscape(&work)
+            .args(["train", "missing.toml"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("missing.toml"), "{err}");
-    let err = one_line_failure(&landscape(&work).args(["surface", "--run", "nope", "--x", "-1:1:3"]).output().unwrap());
+    let err = one_line_failure(
+        &landscape(&work)
+            .args(["surface", "--run", "nope", "--x", "-1:1:3"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("nope"), "{err}");
-    let err = one_line_failure(&landscape(&work).args(["surface", "--run", "nope", "--x", "1:-1:3"]).output().unwrap_or_else(|e| panic!("{e}")));
+    let err = one_line_failure(
+        &landscape(&work)
+            .args(["surface", "--run", "nope", "--x", "1:-1:3"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     assert!(err.contains("--x") || err.contains("1:-1:3"), "{err}");
 }
 
 fn metrics_rows(path: &Path) -> usize {
-    std::fs::read_to_string(path).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
 }
 
 /// The metrics without the wall-clock column.
 fn metrics_without_time(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
 }
 
 #[test]
@@ -115,7 +172,12 @@ fn kill_minus_nine_then_rerun_equals_an_uninterrupted_run() {
     let id = train(&a, &spec);
 
     // Kill the second training after its second epoch, at a moment chosen by the clock.
-    let mut child = landscape(&b).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = landscape(&b)
+        .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let metrics = b.join(&id).join("metrics.csv");
     let deadline = Instant::now() + Duration::from_secs(300);
     while metrics_rows(&metrics) < 3 && Instant::now() < deadline {
@@ -125,11 +187,23 @@ fn kill_minus_nine_then_rerun_equals_an_uninterrupted_run() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let status = std::fs::read_to_string(b.join(&id).join("status.toml")).unwrap();
-    assert!(status.contains("running"), "the run finished before the kill; make it longer:\n{status}");
+    assert!(
+        status.contains("running"),
+        "the run finished before the kill; make it longer:\n{status}"
+    );
     assert_eq!(train(&b, &spec), id);
 
-    assert_eq!(metrics_without_time(&a.join(&id).join("metrics.csv")), metrics_without_time(&metrics));
-    let last = |w: &Path| landscape_core::tensor_file::TensorFile::read(&w.join(&id).join("checkpoints/epoch_0006.safetensors")).unwrap().tensors;
+    assert_eq!(
+        metrics_without_time(&a.join(&id).join("metrics.csv")),
+        metrics_without_time(&metrics)
+    );
+    let last = |w: &Path| {
+        landscape_core::tensor_file::TensorFile::read(
+            &w.join(&id).join("checkpoints/epoch_0006.safetensors"),
+        )
+        .unwrap()
+        .tensors
+    };
     assert!(last(&a) == last(&b), "final weights differ after resume");
     let runs = run_ok(landscape(&b).arg("runs"));
     assert!(runs.contains(&id) && runs.contains("complete"), "{runs}");
@@ -141,23 +215,53 @@ fn surfaces_in_shards_merge_to_the_whole() {
     let spec = write_spec(dir.path(), &SPEC.replace("epochs = 6", "epochs = 1"));
     let whole = dir.path().join("whole");
     let id = train(&whole, &spec);
-    let args = ["surface", "--run", &id, "--x", "-1:1:3", "--y", "-0.5:0.5:2", "--subset", "64", "--test"];
+    let args = [
+        "surface",
+        "--run",
+        &id,
+        "--x",
+        "-1:1:3",
+        "--y",
+        "-0.5:0.5:2",
+        "--subset",
+        "64",
+        "--test",
+    ];
     let csv = PathBuf::from(run_ok(landscape(&whole).args(args)).trim());
     let expected = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(expected.lines().count(), 1 + 6);
     // A second call is a cache hit that prints the same file.
-    assert_eq!(PathBuf::from(run_ok(landscape(&whole).args(args)).trim()), csv);
+    assert_eq!(
+        PathBuf::from(run_ok(landscape(&whole).args(args)).trim()),
+        csv
+    );
 
     // Two machines: copy the run, compute one shard each, merge.
     let mut dirs = Vec::new();
     for shard in ["1/2", "2/2"] {
         let work = dir.path().join(shard.replace('/', "-of-"));
         std::fs::create_dir_all(&work).unwrap();
-        assert!(Command::new("cp").arg("-r").arg(whole.join(&id)).arg(&work).status().unwrap().success());
+        assert!(
+            Command::new("cp")
+                .arg("-r")
+                .arg(whole.join(&id))
+                .arg(&work)
+                .status()
+                .unwrap()
+                .success()
+        );
         let out = run_ok(landscape(&work).args(args).args(["--shard", shard]));
         assert!(out.contains("landscape merge"), "{out}");
         dirs.push(work.join(csv.parent().unwrap().file_name().unwrap()));
     }
-    run_ok(landscape(dir.path()).arg("merge").arg(&dirs[0]).arg(&dirs[1]));
-    assert_eq!(std::fs::read_to_string(dirs[0].join("surface.csv")).unwrap(), expected);
+    run_ok(
+        landscape(dir.path())
+            .arg("merge")
+            .arg(&dirs[0])
+            .arg(&dirs[1]),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dirs[0].join("surface.csv")).unwrap(),
+        expected
+    );
 }

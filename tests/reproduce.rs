@@ -7,46 +7,92 @@ use std::process::Command;
 
 fn landscape(workdir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_landscape"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).arg("--workdir").arg(workdir);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--workdir")
+        .arg(workdir);
     cmd
 }
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{:?} failed:\n{}\n{}", cmd, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn csv_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    reader.records().map(|r| r.unwrap().iter().map(String::from).collect()).collect()
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
 }
 
 fn reproduce(figure: &str, runs: usize, files: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let results = dir.path().join(figure);
-    let args = ["reproduce", figure, "--scale", "smoke", "--dataset", "synthetic", "--results", results.to_str().unwrap()];
+    let args = [
+        "reproduce",
+        figure,
+        "--scale",
+        "smoke",
+        "--dataset",
+        "synthetic",
+        "--results",
+        results.to_str().unwrap(),
+    ];
     let out = run_ok(landscape(&work).args(args));
     assert!(out.contains("checks pass"), "{out}");
-    for file in files.iter().chain(&["summary.csv", "findings.csv", "findings.md", "provenance.toml"]) {
+    for file in files.iter().chain(&[
+        "summary.csv",
+        "findings.csv",
+        "findings.md",
+        "provenance.toml",
+    ]) {
         let path = results.join(file);
-        assert!(path.metadata().map(|m| m.len() > 0).unwrap_or(false), "{} missing or empty", path.display());
+        assert!(
+            path.metadata().map(|m| m.len() > 0).unwrap_or(false),
+            "{} missing or empty",
+            path.display()
+        );
     }
     let summary = csv_rows(&results.join("summary.csv"));
     assert_eq!(summary.len(), runs, "one summary row per run");
     let findings = csv_rows(&results.join("findings.csv"));
-    assert!(!findings.is_empty() && findings.iter().all(|r| r[4] == "PASS" || r[4] == "FAIL"), "{findings:?}");
-    let provenance: toml::Table = std::fs::read_to_string(results.join("provenance.toml")).unwrap().parse().unwrap();
+    assert!(
+        !findings.is_empty() && findings.iter().all(|r| r[4] == "PASS" || r[4] == "FAIL"),
+        "{findings:?}"
+    );
+    let provenance: toml::Table = std::fs::read_to_string(results.join("provenance.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(provenance["dataset"].as_str(), Some("synthetic"));
     let png = std::fs::read(results.join(format!("{figure}.png"))).unwrap();
     assert_eq!(&png[1..4], b"PNG");
 
     // A rerun finds everything cached and reproduces the tables exactly.
     let again = dir.path().join("again");
-    let args2 = ["reproduce", figure, "--scale", "smoke", "--dataset", "synthetic", "--results", again.to_str().unwrap()];
+    let args2 = [
+        "reproduce",
+        figure,
+        "--scale",
+        "smoke",
+        "--dataset",
+        "synthetic",
+        "--results",
+        again.to_str().unwrap(),
+    ];
     run_ok(landscape(&work).args(args2));
-    let same = run_ok(landscape(&work).args(["diff", results.to_str().unwrap(), again.to_str().unwrap()]));
+    let same =
+        run_ok(landscape(&work).args(["diff", results.to_str().unwrap(), again.to_str().unwrap()]));
     assert!(same.contains("no differences"), "{same}");
     // And diff notices a change.
     let summary_path = again.join("summary.csv");
@@ -56,7 +102,10 @@ fn reproduce(figure: &str, runs: usize, files: &[&str]) {
     cells[3] = "99.9999".into();
     lines[1] = cells.join(",");
     std::fs::write(&summary_path, lines.join("\n") + "\n").unwrap();
-    let out = landscape(&work).args(["diff", results.to_str().unwrap(), again.to_str().unwrap()]).output().unwrap();
+    let out = landscape(&work)
+        .args(["diff", results.to_str().unwrap(), again.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("99.9999"));
 }
@@ -74,4 +123,14 @@ fn figure3_smoke() {
 #[test]
 fn figure5_smoke() {
     reproduce("figure5", 6, &["figure5.png", "figure5.svg"]);
+}
+
+#[test]
+fn figure8_smoke() {
+    reproduce("figure8", 4, &["figure8.png", "figure8.svg"]);
+}
+
+#[test]
+fn figure9_smoke() {
+    reproduce("figure9", 8, &["figure9.png", "figure9.svg"]);
 }

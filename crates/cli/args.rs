@@ -19,7 +19,12 @@ use std::path::PathBuf;
 ///   landscape surface --run vgg9-3fa2c1d9e0b4 --x -1:1:51 --y -1:1:51
 ///   landscape reproduce figure3                        # the whole figure, tables and findings
 #[derive(Parser, Debug)]
-#[command(name = "landscape", version, verbatim_doc_comment, max_term_width = 100)]
+#[command(
+    name = "landscape",
+    version,
+    verbatim_doc_comment,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Directory for every generated artifact (runs, surfaces), each keyed by a content hash.
     #[arg(long, global = true, default_value = "runs", env = "LANDSCAPE_WORKDIR")]
@@ -56,6 +61,9 @@ pub enum Command {
     Surface(SurfaceArgs),
     /// Compute the loss along the line between two trained runs (the paper's figure 2).
     Interpolate(InterpolateArgs),
+    /// PCA of a run's optimization path (checkpoints of every epoch), the path on the plane of
+    /// the first two components over the loss there, and the random-direction baseline.
+    Trajectory(TrajectoryArgs),
     /// Join surface shards computed separately into the first directory.
     Merge(MergeArgs),
     /// Reproduce a figure of the paper: train (cached), analyse (cached), draw, check the claims,
@@ -191,6 +199,32 @@ pub struct InterpolateArgs {
     #[arg(long)]
     pub no_test: bool,
     /// Compute only part k of n.
+    #[arg(long, default_value = "1/1")]
+    pub shard: Shard,
+}
+
+/// `landscape trajectory ...`
+#[derive(Args, Debug)]
+pub struct TrajectoryArgs {
+    /// The run (trained with save_every = 1).
+    #[arg(long)]
+    pub run: String,
+    /// weights (learnable parameters) or states (also BatchNorm running statistics).
+    #[arg(long, value_enum, default_value = "weights")]
+    pub dir_type: ParamScope,
+    /// biasbn: leave biases and BatchNorm out of the path vectors; none: keep them.
+    #[arg(long, value_enum, default_value = "biasbn")]
+    pub ignore: Ignore,
+    /// Seed of the two random directions of the baseline.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Training examples for the losses along the path and on the plane (default: all).
+    #[arg(long, default_value_t = 0)]
+    pub subset: usize,
+    /// Points per axis of the loss surface on the PCA plane.
+    #[arg(long, default_value_t = 21)]
+    pub points: usize,
+    /// Compute only part k of n of the plane's surface.
     #[arg(long, default_value = "1/1")]
     pub shard: Shard,
 }

@@ -5,7 +5,9 @@ use anyhow::{Context as _, Result};
 use landscape_core::device::set_cpu_threads;
 use landscape_data::DataLocations;
 use landscape_models::{Arch, Network, NetworkSpec};
-use landscape_pipeline::analyses::{self, DataCache, InterpolationRequest, SurfaceRequest};
+use landscape_pipeline::analyses::{
+    self, DataCache, InterpolationRequest, SurfaceRequest, TrajectoryRequest,
+};
 use landscape_pipeline::{Context, data, run_spec};
 use landscape_results::diff::{self, Tolerance};
 use landscape_results::{ReproduceOptions, reproduce};
@@ -20,7 +22,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let mut locations = DataLocations::from_env("datasets");
     locations.allow_download &= !cli.offline;
     let context = || -> Result<Context> {
-        Ok(Context { workdir: cli.workdir.clone(), device: cli.device.device()?, device_kind: cli.device, locations: locations.clone() })
+        Ok(Context {
+            workdir: cli.workdir.clone(),
+            device: cli.device.device()?,
+            device_kind: cli.device,
+            locations: locations.clone(),
+        })
     };
     match &cli.command {
         Command::Models => models(),
@@ -34,6 +41,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs => runs(&cli.workdir),
         Command::Surface(args) => surface(&context()?, args),
         Command::Interpolate(args) => interpolate(&context()?, args),
+        Command::Trajectory(args) => {
+            let request = TrajectoryRequest {
+                scope: args.dir_type,
+                ignore: args.ignore,
+                seed: args.seed,
+                subset: args.subset,
+                points: args.points,
+            };
+            let (path, plane) = analyses::trajectory(
+                &context()?,
+                &mut DataCache::default(),
+                &args.run,
+                &request,
+                args.shard,
+            )
+            .with_context(|| format!("trajectory of run {}", args.run))?;
+            let pct = &path.summary.explained_pct;
+            println!(
+                "PC1 {:.1} %, PC2 {:.1} % of the path's variance; random directions: mean |cos| {:.2e} (expected {:.2e})",
+                pct[0], pct[1], path.summary.random_cos_mean, path.summary.random_cos_expected
+            );
+            println!("{}", path.dir.join("path.csv").display());
+            Ok(report(&plane))
+        }
         Command::Reproduce(args) => {
             let mut options = ReproduceOptions::new(&args.figure, args.scale);
             options.dataset = args.dataset;
@@ -43,34 +74,72 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 options.results = dir.clone();
             }
             let dir = reproduce(&context()?, &options)?;
-            print!("{}", std::fs::read_to_string(dir.join("findings.md")).unwrap_or_default());
+            print!(
+                "{}",
+                std::fs::read_to_string(dir.join("findings.md")).unwrap_or_default()
+            );
             println!("\nresults: {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff(args) => {
-            let changes = diff::diff(&args.a, &args.b, Tolerance { rtol: args.rtol, atol: args.atol })?;
+            let changes = diff::diff(
+                &args.a,
+                &args.b,
+                Tolerance {
+                    rtol: args.rtol,
+                    atol: args.atol,
+                },
+            )?;
             if changes.is_empty() {
-                println!("no differences beyond rtol {} / atol {}", args.rtol, args.atol);
+                println!(
+                    "no differences beyond rtol {} / atol {}",
+                    args.rtol, args.atol
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 print!("{}", diff::render(&changes));
-                println!("{} cell(s) differ beyond rtol {} / atol {}", changes.len(), args.rtol, args.atol);
+                println!(
+                    "{} cell(s) differ beyond rtol {} / atol {}",
+                    changes.len(),
+                    args.rtol,
+                    args.atol
+                );
                 Ok(ExitCode::FAILURE)
             }
         }
         Command::Merge(args) => {
             let (points, complete) = merge(&args.into, &args.others)?;
-            println!("{}: {points} points{}", args.into.display(), if complete { ", complete: surface.csv written" } else { ", incomplete" });
+            println!(
+                "{}: {points} points{}",
+                args.into.display(),
+                if complete {
+                    ", complete: surface.csv written"
+                } else {
+                    ", incomplete"
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn models() -> Result<ExitCode> {
-    println!("{:<20} {:>12} {:>14}", "model", "parameters", "macs_per_image");
+    println!(
+        "{:<20} {:>12} {:>14}",
+        "model", "parameters", "macs_per_image"
+    );
     for arch in Arch::paper_models() {
-        let net = Network::new(NetworkSpec { arch, width: 1.0, classes: 10 })?;
-        println!("{:<20} {:>12} {:>14}", arch.to_string(), net.parameter_count(), net.macs_per_image());
+        let net = Network::new(NetworkSpec {
+            arch,
+            width: 1.0,
+            classes: 10,
+        })?;
+        println!(
+            "{:<20} {:>12} {:>14}",
+            arch.to_string(),
+            net.parameter_count(),
+            net.macs_per_image()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -78,30 +147,46 @@ fn models() -> Result<ExitCode> {
 fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool) -> Result<ExitCode> {
     let spec = Spec::load(&args.spec, args.scale, &args.sets)?;
     let outcome = run_spec(ctx, &spec, args.dataset, analyse)?;
-    println!("{:<24} {:<34} {:>9} {:>7} {:>9}", "run", "sweep", "state", "epochs", "test_acc");
+    println!(
+        "{:<30} {:<34} {:>9} {:>7} {:>9}",
+        "run", "sweep", "state", "epochs", "test_acc"
+    );
     for run in &outcome.runs {
         println!(
-            "{:<24} {:<34} {:>9} {:>7} {:>9}",
+            "{:<30} {:<34} {:>9} {:>7} {:>9}",
             run.planned.record.id,
             run.planned.sweep.label(),
             format!("{:?}", run.status.state).to_lowercase(),
             run.status.epochs_done,
-            run.status.test_acc.map_or("-".into(), |a| format!("{a:.2}"))
+            run.status
+                .test_acc
+                .map_or("-".into(), |a| format!("{a:.2}"))
         );
     }
     for a in &outcome.analyses {
-        println!("{:<10} {:<40} {}", a.analysis, a.runs.join(" -> "), a.outcome.dir.display());
+        println!(
+            "{:<10} {:<40} {}",
+            a.analysis,
+            a.runs.join(" -> "),
+            a.outcome.dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
     let mut ids: Vec<String> = match std::fs::read_dir(workdir) {
-        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     };
     ids.sort();
-    println!("{:<24} {:<12} {:<14} {:<34} {:>9} {:>7} {:>9}", "run", "experiment", "data", "sweep", "state", "epochs", "test_acc");
+    println!(
+        "{:<30} {:<12} {:<28} {:<34} {:>9} {:>7} {:>9}",
+        "run", "experiment", "data", "sweep", "state", "epochs", "test_acc"
+    );
     for id in ids {
         let dir = RunDir::new(workdir, &id);
         if !dir.record_path().exists() {
@@ -113,16 +198,25 @@ fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
             Some(named) => format!("{} (for {named})", record.config.data.name),
             None => record.config.data.name.to_string(),
         };
-        let sweep = record.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let sweep = record
+            .sweep
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         println!(
-            "{:<24} {:<12} {:<14} {:<34} {:>9} {:>7} {:>9}",
+            "{:<30} {:<12} {:<28} {:<34} {:>9} {:>7} {:>9}",
             id,
             record.experiment,
             data,
             sweep,
-            status.as_ref().map_or("new".into(), |s| format!("{:?}", s.state).to_lowercase()),
+            status
+                .as_ref()
+                .map_or("new".into(), |s| format!("{:?}", s.state).to_lowercase()),
             status.as_ref().map_or(0, |s| s.epochs_done),
-            status.and_then(|s| s.test_acc).map_or("-".into(), |a| format!("{a:.2}"))
+            status
+                .and_then(|s| s.test_acc)
+                .map_or("-".into(), |a| format!("{a:.2}"))
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -132,7 +226,11 @@ fn report(outcome: &SurfaceOutcome) -> ExitCode {
     if outcome.complete {
         println!("{}", outcome.dir.join("surface.csv").display());
     } else {
-        println!("{}: {} points so far; run the other shards, then `landscape merge`", outcome.dir.display(), outcome.points_done);
+        println!(
+            "{}: {} points so far; run the other shards, then `landscape merge`",
+            outcome.dir.display(),
+            outcome.points_done
+        );
     }
     ExitCode::SUCCESS
 }
@@ -149,14 +247,33 @@ fn surface(ctx: &Context, args: &SurfaceArgs) -> Result<ExitCode> {
         subset: args.subset,
         test: args.test,
     };
-    let outcome = analyses::surface(ctx, &mut DataCache::default(), &args.run, args.epoch, &request, args.shard)
-        .with_context(|| format!("surface around run {}", args.run))?;
+    let outcome = analyses::surface(
+        ctx,
+        &mut DataCache::default(),
+        &args.run,
+        args.epoch,
+        &request,
+        args.shard,
+    )
+    .with_context(|| format!("surface around run {}", args.run))?;
     Ok(report(&outcome))
 }
 
 fn interpolate(ctx: &Context, args: &InterpolateArgs) -> Result<ExitCode> {
-    let request = InterpolationRequest { x: args.x, scope: args.dir_type, subset: args.subset, test: !args.no_test };
-    let outcome = analyses::interpolation(ctx, &mut DataCache::default(), &args.from, &args.to, &request, args.shard)
-        .with_context(|| format!("interpolation {} -> {}", args.from, args.to))?;
+    let request = InterpolationRequest {
+        x: args.x,
+        scope: args.dir_type,
+        subset: args.subset,
+        test: !args.no_test,
+    };
+    let outcome = analyses::interpolation(
+        ctx,
+        &mut DataCache::default(),
+        &args.from,
+        &args.to,
+        &request,
+        args.shard,
+    )
+    .with_context(|| format!("interpolation {} -> {}", args.from, args.to))?;
     Ok(report(&outcome))
 }

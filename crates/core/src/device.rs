@@ -5,7 +5,17 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 /// The `--device` choice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// The CPU through burn's flex backend (pure Rust, gemm + rayon): measured fastest here.
@@ -53,7 +63,10 @@ pub fn set_cpu_threads(threads: Option<usize>) -> Result<()> {
         if n == 0 {
             bail!("--threads: expected a positive number of threads, got 0");
         }
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             bail!("--threads {n}: the CPU thread pool was already started ({e})");
         }
     }

@@ -94,6 +94,9 @@ mod tests {
         let c = json!({"model": {"width": 1.0, "name": "vgg9"}, "lr": 0.05});
         assert_eq!(content_hash(&a), content_hash(&b));
         assert_ne!(content_hash(&a), content_hash(&c));
-        assert_eq!(canonical_json(&a), r#"{"lr":0.1,"model":{"name":"vgg9","width":1.0}}"#);
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"lr":0.1,"model":{"name":"vgg9","width":1.0}}"#
+        );
     }
 }

@@ -51,7 +51,11 @@ impl Progress {
             start: Instant::now(),
             resumed_from: done,
             bar,
-            plain: Mutex::new(PlainState { position: done, message: String::new(), last_print: None }),
+            plain: Mutex::new(PlainState {
+                position: done,
+                message: String::new(),
+                last_print: None,
+            }),
         }
     }
 
@@ -66,7 +70,9 @@ impl Progress {
         let mut state = self.plain.lock().expect("progress lock");
         state.position = position;
         state.message = message;
-        let due = state.last_print.is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL);
+        let due = state
+            .last_print
+            .is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL);
         if due || position == self.total {
             state.last_print = Some(Instant::now());
             eprintln!("{}", self.plain_line(&state));
@@ -115,7 +121,11 @@ impl Progress {
 pub fn format_duration(seconds: f64) -> String {
     let s = seconds.max(0.0);
     if s >= 3600.0 {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     } else if s >= 60.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {

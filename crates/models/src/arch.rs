@@ -33,10 +33,18 @@ impl Arch {
         let mut all = vec![Arch::Vgg9];
         for skips in [true, false] {
             for depth in [20, 56, 110] {
-                all.push(Arch::ResNet { depth, skips, widen: 1 });
+                all.push(Arch::ResNet {
+                    depth,
+                    skips,
+                    widen: 1,
+                });
             }
             for widen in [2, 4, 8] {
-                all.push(Arch::ResNet { depth: 56, skips, widen });
+                all.push(Arch::ResNet {
+                    depth: 56,
+                    skips,
+                    widen,
+                });
             }
         }
         all.push(Arch::DenseNet121);
@@ -49,7 +57,11 @@ impl fmt::Display for Arch {
         match *self {
             Arch::Vgg9 => write!(f, "vgg9"),
             Arch::DenseNet121 => write!(f, "densenet121"),
-            Arch::ResNet { depth, skips, widen } => {
+            Arch::ResNet {
+                depth,
+                skips,
+                widen,
+            } => {
                 if widen == 1 {
                     write!(f, "resnet{depth}")?;
                 } else {
@@ -68,7 +80,8 @@ impl FromStr for Arch {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let expected = "expected vgg9, resnet<6n+2>[-noshort], wrn<6n+2>-<k>[-noshort] or densenet121";
+        let expected =
+            "expected vgg9, resnet<6n+2>[-noshort], wrn<6n+2>-<k>[-noshort] or densenet121";
         match s {
             "vgg9" => return Ok(Arch::Vgg9),
             "densenet121" => return Ok(Arch::DenseNet121),
@@ -92,12 +105,18 @@ impl FromStr for Arch {
             bail!("unknown model `{s}`: {expected}");
         };
         if depth < 8 || (depth - 2) % 6 != 0 {
-            bail!("model `{s}`: ResNet depth must be 6n+2 with n >= 1 (20, 56, 110, ...), got {depth}");
+            bail!(
+                "model `{s}`: ResNet depth must be 6n+2 with n >= 1 (20, 56, 110, ...), got {depth}"
+            );
         }
         if widen == 0 {
             bail!("model `{s}`: width factor must be at least 1");
         }
-        Ok(Arch::ResNet { depth, skips, widen })
+        Ok(Arch::ResNet {
+            depth,
+            skips,
+            widen,
+        })
     }
 }
 
@@ -126,27 +145,68 @@ impl Builder {
         ((channels as f64 * self.width).round() as usize).max(1)
     }
 
-    fn conv(&mut self, name: &str, cin: usize, cout: usize, kernel: usize, stride: usize, bias: bool) -> Layer {
-        let weight = self.layout.push(format!("{name}.weight"), vec![cout, cin, kernel, kernel], ParamKind::ConvWeight);
-        let bias = bias.then(|| self.layout.push(format!("{name}.bias"), vec![cout], ParamKind::Bias));
-        Layer::Conv(Conv { weight, bias, cin, cout, kernel, stride, padding: kernel / 2 })
+    fn conv(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        bias: bool,
+    ) -> Layer {
+        let weight = self.layout.push(
+            format!("{name}.weight"),
+            vec![cout, cin, kernel, kernel],
+            ParamKind::ConvWeight,
+        );
+        let bias = bias.then(|| {
+            self.layout
+                .push(format!("{name}.bias"), vec![cout], ParamKind::Bias)
+        });
+        Layer::Conv(Conv {
+            weight,
+            bias,
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding: kernel / 2,
+        })
     }
 
     fn bn(&mut self, name: &str, channels: usize) -> Layer {
         let c = vec![channels];
         Layer::BatchNorm(BatchNorm {
-            weight: self.layout.push(format!("{name}.weight"), c.clone(), ParamKind::BnWeight),
-            bias: self.layout.push(format!("{name}.bias"), c.clone(), ParamKind::BnBias),
-            running_mean: self.layout.push(format!("{name}.running_mean"), c.clone(), ParamKind::BnRunningMean),
-            running_var: self.layout.push(format!("{name}.running_var"), c, ParamKind::BnRunningVar),
+            weight: self
+                .layout
+                .push(format!("{name}.weight"), c.clone(), ParamKind::BnWeight),
+            bias: self
+                .layout
+                .push(format!("{name}.bias"), c.clone(), ParamKind::BnBias),
+            running_mean: self.layout.push(
+                format!("{name}.running_mean"),
+                c.clone(),
+                ParamKind::BnRunningMean,
+            ),
+            running_var: self.layout.push(
+                format!("{name}.running_var"),
+                c,
+                ParamKind::BnRunningVar,
+            ),
             channels,
         })
     }
 
     fn linear(&mut self, name: &str, input: usize, output: usize) -> Layer {
         Layer::Linear(Linear {
-            weight: self.layout.push(format!("{name}.weight"), vec![output, input], ParamKind::LinearWeight),
-            bias: self.layout.push(format!("{name}.bias"), vec![output], ParamKind::Bias),
+            weight: self.layout.push(
+                format!("{name}.weight"),
+                vec![output, input],
+                ParamKind::LinearWeight,
+            ),
+            bias: self
+                .layout
+                .push(format!("{name}.bias"), vec![output], ParamKind::Bias),
             input,
             output,
         })
@@ -155,10 +215,17 @@ impl Builder {
 
 /// Builds the graph and parameter layout of `arch` at `width` for `classes` outputs.
 pub fn build(arch: Arch, width: f64, classes: usize) -> (Vec<Layer>, ParamLayout) {
-    let mut b = Builder { layout: ParamLayout::default(), width };
+    let mut b = Builder {
+        layout: ParamLayout::default(),
+        width,
+    };
     let layers = match arch {
         Arch::Vgg9 => vgg9(&mut b, classes),
-        Arch::ResNet { depth, skips, widen } => resnet(&mut b, depth, skips, widen, classes),
+        Arch::ResNet {
+            depth,
+            skips,
+            widen,
+        } => resnet(&mut b, depth, skips, widen, classes),
         Arch::DenseNet121 => densenet121(&mut b, classes),
     };
     (layers, b.layout)
@@ -167,8 +234,18 @@ pub fn build(arch: Arch, width: f64, classes: usize) -> (Vec<Layer>, ParamLayout
 /// VGG-9: 3x3 convs with bias, each followed by BatchNorm and ReLU, max pools to 4x4, then
 /// Linear-BatchNorm1d-ReLU-Linear.
 fn vgg9(b: &mut Builder, classes: usize) -> Vec<Layer> {
-    let plan: [Option<usize>; 10] =
-        [Some(64), Some(64), None, Some(128), Some(128), None, Some(256), Some(256), Some(256), None];
+    let plan: [Option<usize>; 10] = [
+        Some(64),
+        Some(64),
+        None,
+        Some(128),
+        Some(128),
+        None,
+        Some(256),
+        Some(256),
+        Some(256),
+        None,
+    ];
     let mut layers = Vec::new();
     let (mut cin, mut i) = (3, 1);
     for step in plan {
@@ -181,7 +258,10 @@ fn vgg9(b: &mut Builder, classes: usize) -> Vec<Layer> {
                 cin = c;
                 i += 1;
             }
-            None => layers.push(Layer::MaxPool { kernel: 2, stride: 2 }),
+            None => layers.push(Layer::MaxPool {
+                kernel: 2,
+                stride: 2,
+            }),
         }
     }
     let hidden = b.scale(256);
@@ -199,7 +279,11 @@ fn vgg9(b: &mut Builder, classes: usize) -> Vec<Layer> {
 fn resnet(b: &mut Builder, depth: usize, skips: bool, widen: usize, classes: usize) -> Vec<Layer> {
     let blocks = (depth - 2) / 6;
     let stem = b.scale(16 * widen);
-    let mut layers = vec![b.conv("conv1", 3, stem, 3, 1, false), b.bn("bn1", stem), Layer::Relu];
+    let mut layers = vec![
+        b.conv("conv1", 3, stem, 3, 1, false),
+        b.bn("bn1", stem),
+        Layer::Relu,
+    ];
     let mut cin = stem;
     for (stage, planes) in [16, 32, 64].into_iter().enumerate() {
         let planes = b.scale(planes * widen);
@@ -262,13 +346,19 @@ fn densenet121(b: &mut Builder, classes: usize) -> Vec<Layer> {
             layers.push(b.bn(&format!("{name}.bn"), planes));
             layers.push(Layer::Relu);
             layers.push(b.conv(&format!("{name}.conv"), planes, out, 1, 1, false));
-            layers.push(Layer::AvgPool { kernel: 2, stride: 2 });
+            layers.push(Layer::AvgPool {
+                kernel: 2,
+                stride: 2,
+            });
             planes = out;
         }
     }
     layers.push(b.bn("bn", planes));
     layers.push(Layer::Relu);
-    layers.push(Layer::AvgPool { kernel: 4, stride: 4 });
+    layers.push(Layer::AvgPool {
+        kernel: 4,
+        stride: 4,
+    });
     layers.push(Layer::Flatten);
     layers.push(b.linear("linear", planes, classes));
     layers
@@ -283,8 +373,22 @@ mod tests {
         for arch in Arch::paper_models() {
             assert_eq!(arch.to_string().parse::<Arch>().unwrap(), arch);
         }
-        assert_eq!("resnet32".parse::<Arch>().unwrap(), Arch::ResNet { depth: 32, skips: true, widen: 1 });
-        for bad in ["resnet21", "resnet2", "wrn56", "wrn56-0", "vgg16", "resnet56-short"] {
+        assert_eq!(
+            "resnet32".parse::<Arch>().unwrap(),
+            Arch::ResNet {
+                depth: 32,
+                skips: true,
+                widen: 1
+            }
+        );
+        for bad in [
+            "resnet21",
+            "resnet2",
+            "wrn56",
+            "wrn56-0",
+            "vgg16",
+            "resnet56-short",
+        ] {
             assert!(bad.parse::<Arch>().is_err(), "{bad} parsed");
         }
     }

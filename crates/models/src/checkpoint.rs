@@ -16,7 +16,11 @@ pub fn to_tensor_file(params: &ParamSet, metadata: BTreeMap<String, String>) -> 
         .entries()
         .iter()
         .zip(params.to_host())
-        .map(|(info, values)| HostTensor { name: info.name.clone(), shape: info.shape.clone(), values })
+        .map(|(info, values)| HostTensor {
+            name: info.name.clone(),
+            shape: info.shape.clone(),
+            values,
+        })
         .collect();
     TensorFile { tensors, metadata }
 }
@@ -54,7 +58,11 @@ pub fn save(path: &Path, params: &ParamSet, metadata: BTreeMap<String, String>) 
 }
 
 /// Loads the tensors of `layout` from `path`.
-pub fn load(path: &Path, layout: &Arc<ParamLayout>, device: &Device) -> Result<(ParamSet, BTreeMap<String, String>)> {
+pub fn load(
+    path: &Path,
+    layout: &Arc<ParamLayout>,
+    device: &Device,
+) -> Result<(ParamSet, BTreeMap<String, String>)> {
     let file = TensorFile::read(path)?;
     let params = from_tensor_file(&file, layout, device, path)?;
     Ok((params, file.metadata))

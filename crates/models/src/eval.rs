@@ -21,7 +21,12 @@ impl DeviceBatches {
     pub fn upload(images: &[f32], labels: &[u16], batch: usize, device: &Device) -> Result<Self> {
         const IMAGE: usize = 3 * 32 * 32;
         if images.len() != labels.len() * IMAGE {
-            bail!("{} image values for {} labels (expected {} each)", images.len(), labels.len(), IMAGE);
+            bail!(
+                "{} image values for {} labels (expected {} each)",
+                images.len(),
+                labels.len(),
+                IMAGE
+            );
         }
         if batch == 0 {
             bail!("evaluation batch size must be positive");
@@ -33,10 +38,16 @@ impl DeviceBatches {
                 let n = y.len();
                 let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [n, 3, 32, 32]), device);
                 let y: Vec<i64> = y.iter().map(|&l| l as i64).collect();
-                (x, Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device))
+                (
+                    x,
+                    Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device),
+                )
             })
             .collect();
-        Ok(Self { batches, count: labels.len() })
+        Ok(Self {
+            batches,
+            count: labels.len(),
+        })
     }
 
     /// Number of images.
@@ -73,7 +84,9 @@ pub struct Evaluator {
 impl Evaluator {
     /// An evaluator for the graph `layers`.
     pub fn new(layers: &[Layer]) -> Self {
-        Self { folded: FoldedGraph::plan(layers) }
+        Self {
+            folded: FoldedGraph::plan(layers),
+        }
     }
 
     /// Loss and accuracy of the point `params` (one flat tensor per layout entry, running
@@ -83,7 +96,8 @@ impl Evaluator {
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut correct: Option<Tensor<1, Int>> = None;
         for (x, y) in data.batches() {
-            let logits = Forward::new(&tensors, BatchNormMode::Running).logits(self.folded.layers(), x.clone());
+            let logits = Forward::new(&tensors, BatchNormMode::Running)
+                .logits(self.folded.layers(), x.clone());
             let batch_loss = per_sample_loss(logits.clone(), y.clone()).sum();
             let batch_correct = correct_count(logits, y.clone());
             loss_sum = Some(match loss_sum {
@@ -98,6 +112,9 @@ impl Evaluator {
         let n = data.len().max(1) as f64;
         let loss = loss_sum.map_or(f64::NAN, |s| s.into_scalar::<f32>() as f64);
         let correct = correct.map_or(0, |c| c.into_scalar::<i64>());
-        Evaluation { loss: loss / n, accuracy: 100.0 * correct as f64 / n }
+        Evaluation {
+            loss: loss / n,
+            accuracy: 100.0 * correct as f64 / n,
+        }
     }
 }

@@ -17,9 +17,16 @@ enum Source {
     /// An original tensor, unchanged.
     Original(ParamId),
     /// An original weight (`[out, ...]`, `out` rows) scaled per row by a BatchNorm.
-    ScaledWeight { weight: ParamId, rows: usize, bn: BatchNorm },
+    ScaledWeight {
+        weight: ParamId,
+        rows: usize,
+        bn: BatchNorm,
+    },
     /// A bias (or zero) passed through a BatchNorm's affine map.
-    FoldedBias { bias: Option<ParamId>, bn: BatchNorm },
+    FoldedBias {
+        bias: Option<ParamId>,
+        bn: BatchNorm,
+    },
 }
 
 /// A graph with every foldable BatchNorm folded away, and the recipe for its tensors.
@@ -33,7 +40,10 @@ impl FoldedGraph {
     /// Plans the folding of `layers`: every Conv or Linear directly followed by a BatchNorm
     /// becomes one layer with a bias. Other BatchNorms (DenseNet's pre-activation ones) stay.
     pub fn plan(layers: &[Layer]) -> Self {
-        let mut plan = Self { layers: Vec::new(), sources: Vec::new() };
+        let mut plan = Self {
+            layers: Vec::new(),
+            sources: Vec::new(),
+        };
         plan.layers = plan.fold_sequence(layers);
         plan
     }
@@ -86,15 +96,34 @@ impl FoldedGraph {
             };
             match (&layers[i], next_bn) {
                 (Layer::Conv(c), Some(bn)) => {
-                    let weight = self.push(Source::ScaledWeight { weight: c.weight, rows: c.cout, bn: bn.clone() });
+                    let weight = self.push(Source::ScaledWeight {
+                        weight: c.weight,
+                        rows: c.cout,
+                        bn: bn.clone(),
+                    });
                     let bias = self.push(Source::FoldedBias { bias: c.bias, bn });
-                    out.push(Layer::Conv(Conv { weight, bias: Some(bias), ..c.clone() }));
+                    out.push(Layer::Conv(Conv {
+                        weight,
+                        bias: Some(bias),
+                        ..c.clone()
+                    }));
                     i += 2;
                 }
                 (Layer::Linear(l), Some(bn)) => {
-                    let weight = self.push(Source::ScaledWeight { weight: l.weight, rows: l.output, bn: bn.clone() });
-                    let bias = self.push(Source::FoldedBias { bias: Some(l.bias), bn });
-                    out.push(Layer::Linear(Linear { weight, bias, ..l.clone() }));
+                    let weight = self.push(Source::ScaledWeight {
+                        weight: l.weight,
+                        rows: l.output,
+                        bn: bn.clone(),
+                    });
+                    let bias = self.push(Source::FoldedBias {
+                        bias: Some(l.bias),
+                        bn,
+                    });
+                    out.push(Layer::Linear(Linear {
+                        weight,
+                        bias,
+                        ..l.clone()
+                    }));
                     i += 2;
                 }
                 (layer, _) => {
@@ -114,9 +143,11 @@ impl FoldedGraph {
                 bias: c.bias.map(|b| self.keep(b)),
                 ..c.clone()
             }),
-            Layer::Linear(l) => {
-                Layer::Linear(Linear { weight: self.keep(l.weight), bias: self.keep(l.bias), ..l.clone() })
-            }
+            Layer::Linear(l) => Layer::Linear(Linear {
+                weight: self.keep(l.weight),
+                bias: self.keep(l.bias),
+                ..l.clone()
+            }),
             Layer::BatchNorm(bn) => Layer::BatchNorm(BatchNorm {
                 weight: self.keep(bn.weight),
                 bias: self.keep(bn.bias),
@@ -124,10 +155,13 @@ impl FoldedGraph {
                 running_var: self.keep(bn.running_var),
                 channels: bn.channels,
             }),
-            Layer::Residual { body, shortcut } => {
-                Layer::Residual { body: self.fold_sequence(body), shortcut: self.fold_sequence(shortcut) }
-            }
-            Layer::Concat { body } => Layer::Concat { body: self.fold_sequence(body) },
+            Layer::Residual { body, shortcut } => Layer::Residual {
+                body: self.fold_sequence(body),
+                shortcut: self.fold_sequence(shortcut),
+            },
+            Layer::Concat { body } => Layer::Concat {
+                body: self.fold_sequence(body),
+            },
             other => other.clone(),
         }
     }

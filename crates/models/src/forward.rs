@@ -34,7 +34,9 @@ impl Activation {
     fn spatial(self, layer: &str) -> Tensor<4> {
         match self {
             Activation::Spatial(x) => x,
-            Activation::Flat(_) => panic!("{layer} needs a [n, c, h, w] input; the graph is malformed"),
+            Activation::Flat(_) => {
+                panic!("{layer} needs a [n, c, h, w] input; the graph is malformed")
+            }
         }
     }
 
@@ -100,8 +102,16 @@ impl Gates {
 
     /// Number of recorded values (mask entries plus pool indices): what holding them costs.
     pub fn numel(&self) -> usize {
-        let relu: usize = self.relu_off.iter().map(|t| t.dims().iter().product::<usize>()).sum();
-        let pool: usize = self.pool_argmax.iter().map(|t| t.dims().iter().product::<usize>()).sum();
+        let relu: usize = self
+            .relu_off
+            .iter()
+            .map(|t| t.dims().iter().product::<usize>())
+            .sum();
+        let pool: usize = self
+            .pool_argmax
+            .iter()
+            .map(|t| t.dims().iter().product::<usize>())
+            .sum();
         relu + pool
     }
 }
@@ -113,7 +123,11 @@ enum Gating<'a> {
     /// The ordinary network, keeping its choices.
     Record(Gates),
     /// The choices of another pass, at positions `relu` and `pool` of the tape.
-    Replay { gates: &'a Gates, relu: usize, pool: usize },
+    Replay {
+        gates: &'a Gates,
+        relu: usize,
+        pool: usize,
+    },
 }
 
 /// One pass through a graph with a given set of parameter tensors.
@@ -127,14 +141,22 @@ pub struct Forward<'a> {
 impl<'a> Forward<'a> {
     /// A pass over `params` (one flat tensor per layout entry) in `mode`.
     pub fn new(params: &'a [Tensor<1>], mode: BatchNormMode) -> Self {
-        Self { params, mode, running_updates: Vec::new(), gating: Gating::Free }
+        Self {
+            params,
+            mode,
+            running_updates: Vec::new(),
+            gating: Gating::Free,
+        }
     }
 
     /// A pass like [`Forward::new`] that also records its ReLU masks and max-pool choices;
     /// take them with [`Forward::into_gates`] after [`Forward::logits`]. The logits are those of
     /// the ordinary network.
     pub fn recording(params: &'a [Tensor<1>], mode: BatchNormMode) -> Self {
-        Self { gating: Gating::Record(Gates::default()), ..Self::new(params, mode) }
+        Self {
+            gating: Gating::Record(Gates::default()),
+            ..Self::new(params, mode)
+        }
     }
 
     /// A pass that replays `gates` (recorded on the same graph and batch, possibly at other
@@ -143,7 +165,14 @@ impl<'a> Forward<'a> {
     /// elsewhere it is the linearization of the network's switching pattern, smooth in the
     /// parameters. Panics when the graph or batch does not match the recording.
     pub fn replaying(params: &'a [Tensor<1>], mode: BatchNormMode, gates: &'a Gates) -> Self {
-        Self { gating: Gating::Replay { gates, relu: 0, pool: 0 }, ..Self::new(params, mode) }
+        Self {
+            gating: Gating::Replay {
+                gates,
+                relu: 0,
+                pool: 0,
+            },
+            ..Self::new(params, mode)
+        }
     }
 
     /// The choices a [`Forward::recording`] pass made (empty for any other pass).
@@ -181,7 +210,9 @@ impl<'a> Forward<'a> {
             Layer::Conv(c) => Activation::Spatial(self.conv(c, x.spatial("conv"))),
             Layer::BatchNorm(bn) => self.batch_norm(bn, x),
             Layer::Relu => x.map(|x| self.relu(x)),
-            Layer::MaxPool { kernel, stride } => Activation::Spatial(self.max_pool(x.spatial("max pool"), *kernel, *stride)),
+            Layer::MaxPool { kernel, stride } => {
+                Activation::Spatial(self.max_pool(x.spatial("max pool"), *kernel, *stride))
+            }
             Layer::AvgPool { kernel, stride } => Activation::Spatial(avg_pool2d(
                 x.spatial("average pool"),
                 AvgPoolOptions::new([*kernel, *kernel]).with_stride([*stride, *stride]),
@@ -212,8 +243,18 @@ impl<'a> Forward<'a> {
                 relu(x)
             }
             Gating::Replay { gates, relu, .. } => {
-                let off = gates.relu_off.get(*relu).unwrap_or_else(|| panic!("replay: the recording has {} ReLU masks, the graph more", gates.relu_off.len()));
-                assert_eq!(off.dims(), x.dims(), "replay: ReLU {} recorded another shape (other graph or batch)", *relu);
+                let off = gates.relu_off.get(*relu).unwrap_or_else(|| {
+                    panic!(
+                        "replay: the recording has {} ReLU masks, the graph more",
+                        gates.relu_off.len()
+                    )
+                });
+                assert_eq!(
+                    off.dims(),
+                    x.dims(),
+                    "replay: ReLU {} recorded another shape (other graph or batch)",
+                    *relu
+                );
                 *relu += 1;
                 x.mask_fill(off.clone(), 0.0)
             }
@@ -230,20 +271,39 @@ impl<'a> Forward<'a> {
                 y
             }
             Gating::Replay { gates, pool, .. } => {
-                let argmax = gates.pool_argmax.get(*pool).unwrap_or_else(|| panic!("replay: the recording has {} max pools, the graph more", gates.pool_argmax.len()));
+                let argmax = gates.pool_argmax.get(*pool).unwrap_or_else(|| {
+                    panic!(
+                        "replay: the recording has {} max pools, the graph more",
+                        gates.pool_argmax.len()
+                    )
+                });
                 let [n, c, h, w] = x.dims();
                 let [an, ac, ho, wo] = argmax.dims();
-                assert_eq!([an, ac], [n, c], "replay: max pool {} recorded another shape (other graph or batch)", *pool);
+                assert_eq!(
+                    [an, ac],
+                    [n, c],
+                    "replay: max pool {} recorded another shape (other graph or batch)",
+                    *pool
+                );
                 *pool += 1;
-                x.reshape([n, c, h * w]).gather(2, argmax.clone().reshape([n, c, ho * wo])).reshape([n, c, ho, wo])
+                x.reshape([n, c, h * w])
+                    .gather(2, argmax.clone().reshape([n, c, ho * wo]))
+                    .reshape([n, c, ho, wo])
             }
         }
     }
 
     fn conv(&self, c: &Conv, x: Tensor<4>) -> Tensor<4> {
-        let weight = self.param(c.weight).reshape([c.cout, c.cin, c.kernel, c.kernel]);
+        let weight = self
+            .param(c.weight)
+            .reshape([c.cout, c.cin, c.kernel, c.kernel]);
         let bias = c.bias.map(|b| self.param(b));
-        conv2d(x, weight, bias, ConvOptions::new([c.stride; 2], [c.padding; 2], [1, 1], 1))
+        conv2d(
+            x,
+            weight,
+            bias,
+            ConvOptions::new([c.stride; 2], [c.padding; 2], [1, 1], 1),
+        )
     }
 
     fn linear(&self, l: &Linear, x: Tensor<2>) -> Tensor<2> {
@@ -317,7 +377,10 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
 pub fn per_sample_loss(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let [n, _] = logits.dims();
     let log_probs = burn::tensor::activation::log_softmax(logits, 1);
-    log_probs.gather(1, labels.reshape([n, 1])).reshape([n]).neg()
+    log_probs
+        .gather(1, labels.reshape([n, 1]))
+        .reshape([n])
+        .neg()
 }
 
 /// Number of samples whose largest logit is the label, shape `[1]` (stays on the device).
@@ -351,10 +414,21 @@ mod tests {
             input: 12,
             output: 3,
         };
-        let layers = vec![Layer::Conv(conv), Layer::Relu, Layer::MaxPool { kernel: 2, stride: 2 }, Layer::Flatten, Layer::Linear(linear)];
+        let layers = vec![
+            Layer::Conv(conv),
+            Layer::Relu,
+            Layer::MaxPool {
+                kernel: 2,
+                stride: 2,
+            },
+            Layer::Flatten,
+            Layer::Linear(linear),
+        ];
         let mut state = 12345u64;
         let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
         };
         let params = layout
@@ -366,11 +440,18 @@ mod tests {
             })
             .collect();
         let x: Vec<f32> = (0..4 * 2 * 4 * 4).map(|_| 2.0 * next()).collect();
-        (layers, params, Tensor::<4>::from_data(TensorData::new(x, [4, 2, 4, 4]), &device))
+        (
+            layers,
+            params,
+            Tensor::<4>::from_data(TensorData::new(x, [4, 2, 4, 4]), &device),
+        )
     }
 
     fn values(t: Tensor<2>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -382,21 +463,42 @@ mod tests {
         let gates = rec.into_gates();
         assert_eq!((gates.relu_count(), gates.pool_count()), (1, 1));
         assert_eq!(gates.numel(), 4 * 3 * 4 * 4 + 4 * 3 * 2 * 2);
-        let replayed = values(Forward::replaying(&params, BatchNormMode::Running, &gates).logits(&layers, x.clone()));
+        let replayed = values(
+            Forward::replaying(&params, BatchNormMode::Running, &gates).logits(&layers, x.clone()),
+        );
         assert_eq!(free, recorded);
-        assert_eq!(free, replayed, "replay at the recording point must be the network itself");
+        assert_eq!(
+            free, replayed,
+            "replay at the recording point must be the network itself"
+        );
 
         // A displaced point where some ReLUs flip: the replay keeps the old pattern, so it
         // differs from the free network there.
-        let moved: Vec<Tensor<1>> = params.iter().map(|t| t.clone().mul_scalar(-0.7).add_scalar(0.05)).collect();
+        let moved: Vec<Tensor<1>> = params
+            .iter()
+            .map(|t| t.clone().mul_scalar(-0.7).add_scalar(0.05))
+            .collect();
         let mut rec_moved = Forward::recording(&moved, BatchNormMode::Running);
         let free_moved = values(rec_moved.logits(&layers, x.clone()));
         let gates_moved = rec_moved.into_gates();
-        let flipped: i64 = gates.relu_off[0].clone().not_equal(gates_moved.relu_off[0].clone()).int().sum().into_scalar::<i64>();
+        let flipped: i64 = gates.relu_off[0]
+            .clone()
+            .not_equal(gates_moved.relu_off[0].clone())
+            .int()
+            .sum()
+            .into_scalar::<i64>();
         assert!(flipped > 0, "the displacement must flip some ReLUs");
-        let replay_moved = values(Forward::replaying(&moved, BatchNormMode::Running, &gates).logits(&layers, x));
-        let diff = free_moved.iter().zip(&replay_moved).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(diff > 1e-3, "replay with flipped ReLUs should differ from the free pass, max diff {diff}");
+        let replay_moved =
+            values(Forward::replaying(&moved, BatchNormMode::Running, &gates).logits(&layers, x));
+        let diff = free_moved
+            .iter()
+            .zip(&replay_moved)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff > 1e-3,
+            "replay with flipped ReLUs should differ from the free pass, max diff {diff}"
+        );
     }
 
     #[test]
@@ -405,16 +507,43 @@ mod tests {
         let mut rec = Forward::recording(&params, BatchNormMode::Running);
         rec.logits(&layers, x.clone());
         let gates = rec.into_gates();
-        let leaves: Vec<Tensor<1>> = params.iter().map(|t| t.clone().autodiff().require_grad()).collect();
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &x.device());
-        let free = cross_entropy(Forward::new(&leaves, BatchNormMode::Running).logits(&layers, x.clone()), labels.clone());
+        let leaves: Vec<Tensor<1>> = params
+            .iter()
+            .map(|t| t.clone().autodiff().require_grad())
+            .collect();
+        let labels =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &x.device());
+        let free = cross_entropy(
+            Forward::new(&leaves, BatchNormMode::Running).logits(&layers, x.clone()),
+            labels.clone(),
+        );
         let free_grads = free.backward();
-        let g_free: Vec<Vec<f32>> = leaves.iter().map(|l| l.grad(&free_grads).unwrap().into_data().try_into_vec::<f32>().unwrap()).collect();
-        let leaves2: Vec<Tensor<1>> = params.iter().map(|t| t.clone().autodiff().require_grad()).collect();
-        let replay = cross_entropy(Forward::replaying(&leaves2, BatchNormMode::Running, &gates).logits(&layers, x), labels);
+        let g_free: Vec<Vec<f32>> = leaves
+            .iter()
+            .map(|l| {
+                l.grad(&free_grads)
+                    .unwrap()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .unwrap()
+            })
+            .collect();
+        let leaves2: Vec<Tensor<1>> = params
+            .iter()
+            .map(|t| t.clone().autodiff().require_grad())
+            .collect();
+        let replay = cross_entropy(
+            Forward::replaying(&leaves2, BatchNormMode::Running, &gates).logits(&layers, x),
+            labels,
+        );
         let grads = replay.backward();
         for (l, g) in leaves2.iter().zip(&g_free) {
-            let r = l.grad(&grads).unwrap().into_data().try_into_vec::<f32>().unwrap();
+            let r = l
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap();
             for (a, b) in r.iter().zip(g) {
                 assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
             }

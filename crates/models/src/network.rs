@@ -46,10 +46,17 @@ impl Network {
             bail!("model width must be a positive number, got {}", spec.width);
         }
         if spec.classes < 2 {
-            bail!("a classifier needs at least 2 classes, got {}", spec.classes);
+            bail!(
+                "a classifier needs at least 2 classes, got {}",
+                spec.classes
+            );
         }
         let (layers, layout) = build(spec.arch, spec.width, spec.classes);
-        Ok(Self { spec, layers, layout: Arc::new(layout) })
+        Ok(Self {
+            spec,
+            layers,
+            layout: Arc::new(layout),
+        })
     }
 
     /// What determines this network.
@@ -99,7 +106,8 @@ impl Network {
                 }
             })
             .collect();
-        ParamSet::from_host(self.layout.clone(), values, device).expect("layout matches its own values")
+        ParamSet::from_host(self.layout.clone(), values, device)
+            .expect("layout matches its own values")
     }
 
     /// Logits of images `x` (`[n, 3, 32, 32]`, normalized) with BatchNorm in inference mode.
@@ -136,11 +144,17 @@ fn count_macs(layers: &[Layer], mut shape: Shape) -> (Shape, u64) {
                 let (_, h, w) = shape.spatial();
                 let out = |s: usize| (s + 2 * c.padding - c.kernel) / c.stride + 1;
                 let (ho, wo) = (out(h), out(w));
-                (Shape::Spatial(c.cout, ho, wo), (ho * wo * c.cout * c.cin * c.kernel * c.kernel) as u64)
+                (
+                    Shape::Spatial(c.cout, ho, wo),
+                    (ho * wo * c.cout * c.cin * c.kernel * c.kernel) as u64,
+                )
             }
             Layer::MaxPool { kernel, stride } | Layer::AvgPool { kernel, stride } => {
                 let (c, h, w) = shape.spatial();
-                (Shape::Spatial(c, (h - kernel) / stride + 1, (w - kernel) / stride + 1), 0)
+                (
+                    Shape::Spatial(c, (h - kernel) / stride + 1, (w - kernel) / stride + 1),
+                    0,
+                )
             }
             Layer::GlobalAvgPool => (Shape::Flat(shape.spatial().0), 0),
             Layer::Flatten => {
@@ -169,6 +183,8 @@ fn count_macs(layers: &[Layer], mut shape: Shape) -> (Shape, u64) {
 /// Number of BatchNorm layers in a graph (used by tests and descriptions).
 pub fn batch_norm_count(layers: &[Layer]) -> usize {
     let mut n = 0;
-    for_each_layer(layers, &mut |l| n += matches!(l, Layer::BatchNorm(_)) as usize);
+    for_each_layer(layers, &mut |l| {
+        n += matches!(l, Layer::BatchNorm(_)) as usize
+    });
     n
 }

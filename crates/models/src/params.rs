@@ -43,7 +43,9 @@ impl ParamKind {
 }
 
 /// Which tensors a parameter vector covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamScope {
     /// The learnable parameters only.
@@ -102,7 +104,11 @@ pub struct ParamLayout {
 impl ParamLayout {
     /// Appends a tensor and returns its id.
     pub fn push(&mut self, name: impl Into<String>, shape: Vec<usize>, kind: ParamKind) -> ParamId {
-        self.entries.push(ParamInfo { name: name.into(), shape, kind });
+        self.entries.push(ParamInfo {
+            name: name.into(),
+            shape,
+            kind,
+        });
         ParamId(self.entries.len() - 1)
     }
 
@@ -128,7 +134,11 @@ impl ParamLayout {
 
     /// Number of values in the tensors of `scope`.
     pub fn numel(&self, scope: ParamScope) -> usize {
-        self.entries.iter().filter(|e| scope.includes(e.kind)).map(ParamInfo::numel).sum()
+        self.entries
+            .iter()
+            .filter(|e| scope.includes(e.kind))
+            .map(ParamInfo::numel)
+            .sum()
     }
 }
 
@@ -147,14 +157,24 @@ impl ParamSet {
         }
         for (info, t) in layout.entries().iter().zip(&tensors) {
             if t.dims()[0] != info.numel() {
-                bail!("`{}`: {} values, expected {} for shape {:?}", info.name, t.dims()[0], info.numel(), info.shape);
+                bail!(
+                    "`{}`: {} values, expected {} for shape {:?}",
+                    info.name,
+                    t.dims()[0],
+                    info.numel(),
+                    info.shape
+                );
             }
         }
         Ok(Self { layout, tensors })
     }
 
     /// Uploads host values (one `Vec<f32>` per tensor, layout order) to `device`.
-    pub fn from_host(layout: Arc<ParamLayout>, values: Vec<Vec<f32>>, device: &Device) -> Result<Self> {
+    pub fn from_host(
+        layout: Arc<ParamLayout>,
+        values: Vec<Vec<f32>>,
+        device: &Device,
+    ) -> Result<Self> {
         let tensors = values
             .into_iter()
             .map(|v| {
@@ -182,14 +202,22 @@ impl ParamSet {
 
     /// The device the tensors live on.
     pub fn device(&self) -> Device {
-        self.tensors.first().map(|t| t.device()).expect("a network has tensors")
+        self.tensors
+            .first()
+            .map(|t| t.device())
+            .expect("a network has tensors")
     }
 
     /// Downloads every tensor (layout order).
     pub fn to_host(&self) -> Vec<Vec<f32>> {
         self.tensors
             .iter()
-            .map(|t| t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor"))
+            .map(|t| {
+                t.to_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 tensor")
+            })
             .collect()
     }
 
@@ -211,7 +239,11 @@ impl ParamSet {
     pub fn with_flat(&self, scope: ParamScope, flat: Tensor<1>) -> Result<Self> {
         let expected = self.layout.numel(scope);
         if flat.dims()[0] != expected {
-            bail!("flat vector of {} values for a {} view of {expected}", flat.dims()[0], scope.name());
+            bail!(
+                "flat vector of {} values for a {} view of {expected}",
+                flat.dims()[0],
+                scope.name()
+            );
         }
         let mut offset = 0;
         let tensors = self
@@ -234,8 +266,17 @@ impl ParamSet {
 
     /// A new set with `f(info, tensor)` applied to every tensor.
     pub fn map(&self, mut f: impl FnMut(&ParamInfo, &Tensor<1>) -> Tensor<1>) -> Self {
-        let tensors = self.layout.entries().iter().zip(&self.tensors).map(|(i, t)| f(i, t)).collect();
-        Self { layout: self.layout.clone(), tensors }
+        let tensors = self
+            .layout
+            .entries()
+            .iter()
+            .zip(&self.tensors)
+            .map(|(i, t)| f(i, t))
+            .collect();
+        Self {
+            layout: self.layout.clone(),
+            tensors,
+        }
     }
 
     /// The L2 norm over the tensors whose kind passes `select`, computed on the device.
@@ -273,12 +314,21 @@ mod tests {
     fn flatten_and_back_is_exact_and_respects_scope() {
         let p = small();
         let w = p.flatten(ParamScope::Weights);
-        assert_eq!(w.to_data().try_into_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 7.0, 8.0]);
+        assert_eq!(
+            w.to_data().try_into_vec::<f32>().unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0, 7.0, 8.0]
+        );
         let s = p.flatten(ParamScope::States);
         assert_eq!(s.dims(), [8]);
         let doubled = p.with_flat(ParamScope::Weights, w.mul_scalar(2.0)).unwrap();
-        assert_eq!(doubled.to_host(), vec![vec![2.0, 4.0, 6.0, 8.0], vec![5.0, 6.0], vec![14.0, 16.0]]);
-        assert!(p.with_flat(ParamScope::States, p.flatten(ParamScope::Weights)).is_err());
+        assert_eq!(
+            doubled.to_host(),
+            vec![vec![2.0, 4.0, 6.0, 8.0], vec![5.0, 6.0], vec![14.0, 16.0]]
+        );
+        assert!(
+            p.with_flat(ParamScope::States, p.flatten(ParamScope::Weights))
+                .is_err()
+        );
     }
 
     #[test]

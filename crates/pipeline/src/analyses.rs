@@ -11,8 +11,13 @@ use landscape_models::eval::DeviceBatches;
 use landscape_spec::{AnalysisKind, Spec, analysis::same_value};
 use landscape_surface::direction::{self, DirNorm, Direction, Ignore};
 use landscape_surface::grid::{AxisRange, Grid, Shard};
-use landscape_surface::surface::{ENGINE_VERSION, PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, SurfaceOutcome};
+use landscape_surface::surface::{
+    ENGINE_VERSION, PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, SurfaceOutcome,
+};
 use landscape_train::data::{fixed_subset, upload};
+use landscape_trajectory::trajectory::{
+    PathPoint, TRAJECTORY_VERSION, TrajectoryJob, TrajectoryMeta, TrajectoryOutcome,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -70,7 +75,8 @@ impl DataCache {
     fn dataset(&mut self, ctx: &Context, run: &OpenRun) -> Result<&Dataset> {
         let identity = &run.record.config.data;
         if !self.datasets.contains_key(&identity.name) {
-            self.datasets.insert(identity.name, data::load(identity.name, &ctx.locations)?);
+            self.datasets
+                .insert(identity.name, data::load(identity.name, &ctx.locations)?);
         }
         let ds = &self.datasets[&identity.name];
         if ds.fingerprint != identity.fingerprint {
@@ -86,27 +92,60 @@ impl DataCache {
 
     /// The run's training examples (its fixed subset, then the first `subset` of them) and its
     /// test examples, on the device.
-    fn batches(&mut self, ctx: &Context, run: &OpenRun, subset: usize, test: bool) -> Result<(DeviceBatches, Option<DeviceBatches>)> {
+    fn batches(
+        &mut self,
+        ctx: &Context,
+        run: &OpenRun,
+        subset: usize,
+        test: bool,
+    ) -> Result<(DeviceBatches, Option<DeviceBatches>)> {
         let train_cfg = run.record.config.train.clone();
-        let key_train = (run.record.config.data.fingerprint.to_string(), "train", train_cfg.train_subset, subset);
-        let key_test = (run.record.config.data.fingerprint.to_string(), "test", train_cfg.test_subset, 0);
-        if !self.batches.contains_key(&key_train) || (test && !self.batches.contains_key(&key_test)) {
+        let key_train = (
+            run.record.config.data.fingerprint.to_string(),
+            "train",
+            train_cfg.train_subset,
+            subset,
+        );
+        let key_test = (
+            run.record.config.data.fingerprint.to_string(),
+            "test",
+            train_cfg.test_subset,
+            0,
+        );
+        if !self.batches.contains_key(&key_train) || (test && !self.batches.contains_key(&key_test))
+        {
             let ds = self.dataset(ctx, run)?.clone();
             if !self.batches.contains_key(&key_train) {
                 let train = fixed_subset(&fixed_subset(&ds.train, train_cfg.train_subset), subset);
-                self.batches.insert(key_train.clone(), upload(&train, &ds.normalization, &ctx.device)?);
+                self.batches.insert(
+                    key_train.clone(),
+                    upload(&train, &ds.normalization, &ctx.device)?,
+                );
             }
             if test && !self.batches.contains_key(&key_test) {
                 let set = fixed_subset(&ds.test, train_cfg.test_subset);
-                self.batches.insert(key_test.clone(), upload(&set, &ds.normalization, &ctx.device)?);
+                self.batches.insert(
+                    key_test.clone(),
+                    upload(&set, &ds.normalization, &ctx.device)?,
+                );
             }
         }
-        Ok((self.batches[&key_train].clone(), test.then(|| self.batches[&key_test].clone())))
+        Ok((
+            self.batches[&key_train].clone(),
+            test.then(|| self.batches[&key_test].clone()),
+        ))
     }
 }
 
 /// Computes (or finds) the surface `request` around run `run_id` at `epoch` (default: last).
-pub fn surface(ctx: &Context, cache: &mut DataCache, run_id: &str, epoch: Option<u32>, request: &SurfaceRequest, shard: Shard) -> Result<SurfaceOutcome> {
+pub fn surface(
+    ctx: &Context,
+    cache: &mut DataCache,
+    run_id: &str,
+    epoch: Option<u32>,
+    request: &SurfaceRequest,
+    shard: Shard,
+) -> Result<SurfaceOutcome> {
     let run = OpenRun::open(&ctx.workdir, run_id)?;
     let base = run.params(epoch, &ctx.device)?;
     let count = 1 + request.y.is_some() as usize;
@@ -114,43 +153,88 @@ pub fn surface(ctx: &Context, cache: &mut DataCache, run_id: &str, epoch: Option
         Some(path) => {
             let loaded = direction::load(path, run.network.layout(), &ctx.device)?;
             if loaded.len() < count {
-                bail!("{}: holds {} direction(s), a {count}-D surface needs {count}", path.display(), loaded.len());
+                bail!(
+                    "{}: holds {} direction(s), a {count}-D surface needs {count}",
+                    path.display(),
+                    loaded.len()
+                );
             }
             loaded.into_iter().take(count).collect()
         }
-        None => Direction::random(&base, request.scope, request.norm, request.ignore, request.seed, count),
+        None => Direction::random(
+            &base,
+            request.scope,
+            request.norm,
+            request.ignore,
+            request.seed,
+            count,
+        ),
     };
     let scope = directions[0].scope;
     let (train, test) = cache.batches(ctx, &run, request.subset, request.test)?;
     let meta = SurfaceMeta {
         engine: ENGINE_VERSION,
         kind: SurfaceKind::Surface,
-        base: PointRef { run: run.record.id.clone(), epoch: epoch.unwrap_or(run.epochs_done) },
+        base: PointRef {
+            run: run.record.id.clone(),
+            epoch: epoch.unwrap_or(run.epochs_done),
+        },
         directions: directions.iter().map(|d| d.recipe.clone()).collect(),
         scope,
-        grid: Grid { x: request.x, y: request.y },
+        grid: Grid {
+            x: request.x,
+            y: request.y,
+        },
         train_examples: request.subset,
         test: request.test,
     };
     let label = format!("surface {} {}", run.record.id, meta.grid.x);
-    let job = SurfaceJob { meta, network: &run.network, base, directions, train: &train, test: test.as_ref() };
+    let job = SurfaceJob {
+        meta,
+        network: &run.network,
+        base,
+        directions,
+        train: &train,
+        test: test.as_ref(),
+    };
     job.run(&ctx.workdir, shard, &label)
 }
 
 /// Computes (or finds) the interpolation from run `from_id` to run `to_id` (last epochs).
-pub fn interpolation(ctx: &Context, cache: &mut DataCache, from_id: &str, to_id: &str, request: &InterpolationRequest, shard: Shard) -> Result<SurfaceOutcome> {
+pub fn interpolation(
+    ctx: &Context,
+    cache: &mut DataCache,
+    from_id: &str,
+    to_id: &str,
+    request: &InterpolationRequest,
+    shard: Shard,
+) -> Result<SurfaceOutcome> {
     let from = OpenRun::open(&ctx.workdir, from_id)?;
     let to = OpenRun::open(&ctx.workdir, to_id)?;
     if from.record.config.data != to.record.config.data {
-        bail!("runs {from_id} and {to_id} trained on different data; interpolating between them means little");
+        bail!(
+            "runs {from_id} and {to_id} trained on different data; interpolating between them means little"
+        );
     }
     let a = from.params(None, &ctx.device)?;
     let b = to.params(None, &ctx.device)?;
     let (from_ref, to_ref) = (
-        PointRef { run: from_id.into(), epoch: from.epochs_done },
-        PointRef { run: to_id.into(), epoch: to.epochs_done },
+        PointRef {
+            run: from_id.into(),
+            epoch: from.epochs_done,
+        },
+        PointRef {
+            run: to_id.into(),
+            epoch: to.epochs_done,
+        },
     );
-    let direction = Direction::difference(&a, &b, request.scope, &from_ref.to_string(), &to_ref.to_string())?;
+    let direction = Direction::difference(
+        &a,
+        &b,
+        request.scope,
+        &from_ref.to_string(),
+        &to_ref.to_string(),
+    )?;
     let (train, test) = cache.batches(ctx, &from, request.subset, request.test)?;
     let meta = SurfaceMeta {
         engine: ENGINE_VERSION,
@@ -158,13 +242,101 @@ pub fn interpolation(ctx: &Context, cache: &mut DataCache, from_id: &str, to_id:
         base: from_ref,
         directions: vec![direction.recipe.clone()],
         scope: request.scope,
-        grid: Grid { x: request.x, y: None },
+        grid: Grid {
+            x: request.x,
+            y: None,
+        },
         train_examples: request.subset,
         test: request.test,
     };
     let label = format!("interpolate {from_id} -> {to_id}");
-    let job = SurfaceJob { meta, network: &from.network, base: a, directions: vec![direction], train: &train, test: test.as_ref() };
+    let job = SurfaceJob {
+        meta,
+        network: &from.network,
+        base: a,
+        directions: vec![direction],
+        train: &train,
+        test: test.as_ref(),
+    };
     job.run(&ctx.workdir, shard, &label)
+}
+
+/// A trajectory of one run.
+#[derive(Clone, Debug)]
+pub struct TrajectoryRequest {
+    /// Which tensors the path vectors cover.
+    pub scope: ParamScope,
+    /// `biasbn` leaves biases and BatchNorm out.
+    pub ignore: Ignore,
+    /// Seed of the random baseline directions.
+    pub seed: u64,
+    /// Training examples for the losses (0: the run's training set).
+    pub subset: usize,
+    /// Points per axis of the surface on the PCA plane.
+    pub points: usize,
+}
+
+/// The PCA of run `run_id`'s path over every saved epoch, then the loss surface on the plane of
+/// its first two components, spanning the path with a margin.
+pub fn trajectory(
+    ctx: &Context,
+    cache: &mut DataCache,
+    run_id: &str,
+    request: &TrajectoryRequest,
+    shard: Shard,
+) -> Result<(TrajectoryOutcome, SurfaceOutcome)> {
+    let run = OpenRun::open(&ctx.workdir, run_id)?;
+    let epochs = run.dir.checkpoint_epochs()?;
+    if epochs.len() < 3 {
+        bail!(
+            "run {run_id} kept {} checkpoint(s); a trajectory needs one per epoch (train with save_every = 1)",
+            epochs.len()
+        );
+    }
+    let metrics = landscape_train::metrics::read(&run.dir.metrics_path())?;
+    let lrs = epochs
+        .iter()
+        .map(|&e| metrics.get(e as usize).map_or(f64::NAN, |m| m.lr))
+        .collect();
+    let (train, _) = cache.batches(ctx, &run, request.subset, false)?;
+    let job = TrajectoryJob {
+        meta: TrajectoryMeta {
+            version: TRAJECTORY_VERSION,
+            run: run_id.into(),
+            epochs: epochs.clone(),
+            scope: request.scope,
+            ignore: request.ignore,
+            seed: request.seed,
+            train_examples: request.subset,
+        },
+        network: &run.network,
+        checkpoints: epochs.iter().map(|&e| run.dir.checkpoint_path(e)).collect(),
+        lrs,
+        train: &train,
+    };
+    let outcome = job.run(&ctx.workdir)?;
+    let span = |coord: fn(&PathPoint) -> f64| -> Result<AxisRange> {
+        let (lo, hi) = outcome
+            .path
+            .iter()
+            .map(coord)
+            .fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let margin = 0.15 * (hi - lo).max(1e-6);
+        format!("{}:{}:{}", lo - margin, hi + margin, request.points).parse()
+    };
+    let surface_request = SurfaceRequest {
+        x: span(|p| p.pc1)?,
+        y: Some(span(|p| p.pc2)?),
+        norm: DirNorm::None,
+        ignore: request.ignore,
+        scope: request.scope,
+        seed: request.seed,
+        directions: Some(outcome.dir.join("directions.safetensors")),
+        subset: request.subset,
+        test: false,
+    };
+    let plane = surface(ctx, cache, run_id, None, &surface_request, shard)?;
+    Ok((outcome, plane))
 }
 
 /// One computed analysis of a spec.
@@ -176,16 +348,30 @@ pub struct AnalysisOutput {
     pub runs: Vec<String>,
     /// The swept values that identify it (`weight_decay = 0.0` for an interpolation pair).
     pub sweep: BTreeMap<String, String>,
-    /// What was computed.
+    /// What was computed (for a trajectory: the surface on its PCA plane).
     pub outcome: SurfaceOutcome,
+    /// The trajectory's directory, for trajectory analyses.
+    pub trajectory: Option<PathBuf>,
 }
 
 /// Computes every analysis of `spec` over its trained runs (diverged runs are skipped).
-pub fn run_all(ctx: &Context, cache: &mut DataCache, spec: &Spec, trained: &[TrainedRun], shard: Shard) -> Result<Vec<AnalysisOutput>> {
-    let usable: Vec<&TrainedRun> = trained.iter().filter(|t| t.status.state == landscape_train::RunState::Complete).collect();
+pub fn run_all(
+    ctx: &Context,
+    cache: &mut DataCache,
+    spec: &Spec,
+    trained: &[TrainedRun],
+    shard: Shard,
+) -> Result<Vec<AnalysisOutput>> {
+    let usable: Vec<&TrainedRun> = trained
+        .iter()
+        .filter(|t| t.status.state == landscape_train::RunState::Complete)
+        .collect();
     let mut outputs = Vec::new();
     for analysis in &spec.analyses {
-        let selected: Vec<&&TrainedRun> = usable.iter().filter(|t| analysis.selects(&t.planned.sweep)).collect();
+        let selected: Vec<&&TrainedRun> = usable
+            .iter()
+            .filter(|t| analysis.selects(&t.planned.sweep))
+            .collect();
         match &analysis.kind {
             AnalysisKind::Surface(s) => {
                 let request = SurfaceRequest {
@@ -207,23 +393,70 @@ pub fn run_all(ctx: &Context, cache: &mut DataCache, spec: &Spec, trained: &[Tra
                         runs: vec![id.clone()],
                         sweep: run.planned.record.sweep.clone(),
                         outcome,
+                        trajectory: None,
+                    });
+                }
+            }
+            AnalysisKind::Trajectory(t) => {
+                let request = TrajectoryRequest {
+                    scope: t.dir_type,
+                    ignore: t.ignore,
+                    seed: t.seed,
+                    subset: t.subset,
+                    points: t.points,
+                };
+                for run in selected {
+                    let id = &run.planned.record.id;
+                    let (path, outcome) = trajectory(ctx, cache, id, &request, shard)?;
+                    outputs.push(AnalysisOutput {
+                        analysis: analysis.name.clone(),
+                        runs: vec![id.clone()],
+                        sweep: run.planned.record.sweep.clone(),
+                        outcome,
+                        trajectory: Some(path.dir),
                     });
                 }
             }
             AnalysisKind::Interpolate(a) => {
-                let request = InterpolationRequest { x: a.x, scope: a.dir_type, subset: a.subset, test: a.test };
-                for from in selected.iter().filter(|t| t.planned.sweep.sweep.get(&a.pair).is_some_and(|v| same_value(v, a.from_value()))) {
+                let request = InterpolationRequest {
+                    x: a.x,
+                    scope: a.dir_type,
+                    subset: a.subset,
+                    test: a.test,
+                };
+                for from in selected.iter().filter(|t| {
+                    t.planned
+                        .sweep
+                        .sweep
+                        .get(&a.pair)
+                        .is_some_and(|v| same_value(v, a.from_value()))
+                }) {
                     let partner = selected.iter().find(|t| {
                         t.planned.sweep.sweep.iter().all(|(k, v)| {
                             let other = &from.planned.sweep.sweep[k];
-                            if k == &a.pair { same_value(v, a.to_value()) } else { same_value(v, other) }
+                            if k == &a.pair {
+                                same_value(v, a.to_value())
+                            } else {
+                                same_value(v, other)
+                            }
                         })
                     });
                     let Some(to) = partner else {
-                        eprintln!("analysis {}: no finished partner run for {}; skipped", analysis.name, from.planned.sweep.label());
+                        eprintln!(
+                            "analysis {}: no finished partner run for {}; skipped",
+                            analysis.name,
+                            from.planned.sweep.label()
+                        );
                         continue;
                     };
-                    let outcome = interpolation(ctx, cache, &from.planned.record.id, &to.planned.record.id, &request, shard)?;
+                    let outcome = interpolation(
+                        ctx,
+                        cache,
+                        &from.planned.record.id,
+                        &to.planned.record.id,
+                        &request,
+                        shard,
+                    )?;
                     let mut sweep = from.planned.record.sweep.clone();
                     sweep.remove(&a.pair);
                     outputs.push(AnalysisOutput {
@@ -231,6 +464,7 @@ pub fn run_all(ctx: &Context, cache: &mut DataCache, spec: &Spec, trained: &[Tra
                         runs: vec![from.planned.record.id.clone(), to.planned.record.id.clone()],
                         sweep,
                         outcome,
+                        trajectory: None,
                     });
                 }
             }

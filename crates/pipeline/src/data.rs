@@ -17,14 +17,24 @@ const STAND_INS: [DatasetName; 2] = [DatasetName::FashionMnist, DatasetName::Syn
 
 /// Loads `named`. When it cannot be found or downloaded and `allow_stand_in` is set, uses the
 /// first of Fashion-MNIST and the synthetic set that loads, and says so on stderr.
-pub fn resolve(named: DatasetName, locations: &DataLocations, allow_stand_in: bool) -> Result<ResolvedData> {
+pub fn resolve(
+    named: DatasetName,
+    locations: &DataLocations,
+    allow_stand_in: bool,
+) -> Result<ResolvedData> {
     match load(named, locations) {
-        Ok(dataset) => Ok(ResolvedData { dataset, substituted_for: None }),
+        Ok(dataset) => Ok(ResolvedData {
+            dataset,
+            substituted_for: None,
+        }),
         Err(error) if allow_stand_in => {
             for stand_in in STAND_INS.into_iter().filter(|s| *s != named) {
                 if let Ok(dataset) = load(stand_in, locations) {
                     announce(named, stand_in, &error);
-                    return Ok(ResolvedData { dataset, substituted_for: Some(named) });
+                    return Ok(ResolvedData {
+                        dataset,
+                        substituted_for: Some(named),
+                    });
                 }
             }
             Err(error)

@@ -46,7 +46,12 @@ pub struct SpecOutcome {
 
 /// Trains the runs of `spec` and, when `analyse` is set, computes its analyses. `dataset`
 /// replaces the spec's data set (no stand-in is then allowed).
-pub fn run_spec(ctx: &Context, spec: &Spec, dataset: Option<DatasetName>, analyse: bool) -> Result<SpecOutcome> {
+pub fn run_spec(
+    ctx: &Context,
+    spec: &Spec,
+    dataset: Option<DatasetName>,
+    analyse: bool,
+) -> Result<SpecOutcome> {
     let named = dataset.unwrap_or(spec.experiment.dataset);
     let data = data::resolve(named, &ctx.locations, dataset.is_none())?;
     let planned = runs::plan(ctx, spec, &data)?;
@@ -57,5 +62,9 @@ pub fn run_spec(ctx: &Context, spec: &Spec, dataset: Option<DatasetName>, analys
     } else {
         Vec::new()
     };
-    Ok(SpecOutcome { data, runs, analyses })
+    Ok(SpecOutcome {
+        data,
+        runs,
+        analyses,
+    })
 }

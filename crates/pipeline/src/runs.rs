@@ -25,7 +25,11 @@ pub struct PlannedRun {
 /// Resolves every run of `spec` against the data.
 pub fn plan(ctx: &Context, spec: &Spec, data: &ResolvedData) -> Result<Vec<PlannedRun>> {
     let ds = &data.dataset;
-    let identity = DataIdentity { name: ds.name, fingerprint: ds.fingerprint.clone(), classes: ds.classes };
+    let identity = DataIdentity {
+        name: ds.name,
+        fingerprint: ds.fingerprint.clone(),
+        classes: ds.classes,
+    };
     spec.runs
         .iter()
         .map(|sweep| {
@@ -35,12 +39,19 @@ pub fn plan(ctx: &Context, spec: &Spec, data: &ResolvedData) -> Result<Vec<Plann
             let record = RunRecord {
                 id: config.id(),
                 experiment: spec.experiment.name.clone(),
-                sweep: sweep.sweep.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+                sweep: sweep
+                    .sweep
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 substituted_for: data.substituted_for,
                 device: ctx.device_kind.name().into(),
                 config,
             };
-            Ok(PlannedRun { sweep: sweep.clone(), record })
+            Ok(PlannedRun {
+                sweep: sweep.clone(),
+                record,
+            })
         })
         .collect()
 }
@@ -56,18 +67,39 @@ pub struct TrainedRun {
 
 /// Trains every planned run in order (finished runs are cache hits); a diverged run is
 /// reported and the sweep goes on.
-pub fn train_all(ctx: &Context, spec: &Spec, data: &ResolvedData, planned: &[PlannedRun]) -> Result<Vec<TrainedRun>> {
+pub fn train_all(
+    ctx: &Context,
+    spec: &Spec,
+    data: &ResolvedData,
+    planned: &[PlannedRun],
+) -> Result<Vec<TrainedRun>> {
     let mut prepared: HashMap<(usize, usize), RunData> = HashMap::new();
     let mut trained = Vec::new();
     for (i, run) in planned.iter().enumerate() {
         let train = &run.record.config.train;
         let key = (train.train_subset, train.test_subset);
         if !prepared.contains_key(&key) {
-            prepared.insert(key, RunData::prepare(&data.dataset, key.0, key.1, &ctx.device)?);
+            prepared.insert(
+                key,
+                RunData::prepare(&data.dataset, key.0, key.1, &ctx.device)?,
+            );
         }
-        let label = format!("[{}/{}] {} {} {}", i + 1, planned.len(), spec.experiment.name, train.model, run.sweep.label());
-        let status = train_run(&ctx.workdir, &run.record, &prepared[&key], &ctx.device, &label)
-            .with_context(|| format!("training run {} ({})", run.record.id, run.sweep.label()))?;
+        let label = format!(
+            "[{}/{}] {} {} {}",
+            i + 1,
+            planned.len(),
+            spec.experiment.name,
+            train.model,
+            run.sweep.label()
+        );
+        let status = train_run(
+            &ctx.workdir,
+            &run.record,
+            &prepared[&key],
+            &ctx.device,
+            &label,
+        )
+        .with_context(|| format!("training run {} ({})", run.record.id, run.sweep.label()))?;
         eprintln!(
             "{} {}: {:?} after {} epochs, test accuracy {}",
             run.record.id,
@@ -76,7 +108,10 @@ pub fn train_all(ctx: &Context, spec: &Spec, data: &ResolvedData, planned: &[Pla
             status.epochs_done,
             status.test_acc.map_or("-".into(), |a| format!("{a:.2}%"))
         );
-        trained.push(TrainedRun { planned: run.clone(), status });
+        trained.push(TrainedRun {
+            planned: run.clone(),
+            status,
+        });
     }
     Ok(trained)
 }
@@ -98,21 +133,37 @@ impl OpenRun {
     pub fn open(workdir: &Path, id: &str) -> Result<Self> {
         let dir = RunDir::new(workdir, id);
         if !dir.record_path().exists() {
-            bail!("no run `{id}` in {} (`landscape runs` lists them)", workdir.display());
+            bail!(
+                "no run `{id}` in {} (`landscape runs` lists them)",
+                workdir.display()
+            );
         }
         let record = dir.read_record()?;
-        let status = dir.read_status()?.with_context(|| format!("run {id} never started training"))?;
+        let status = dir
+            .read_status()?
+            .with_context(|| format!("run {id} never started training"))?;
         match status.state {
             RunState::Complete => {}
-            RunState::Running => bail!("run {id} has not finished training ({} epochs done): rerun its training first", status.epochs_done),
-            RunState::Diverged => bail!("run {id} diverged ({}); there is no minimum to analyse", status.message),
+            RunState::Running => bail!(
+                "run {id} has not finished training ({} epochs done): rerun its training first",
+                status.epochs_done
+            ),
+            RunState::Diverged => bail!(
+                "run {id} diverged ({}); there is no minimum to analyse",
+                status.message
+            ),
         }
         let network = Network::new(NetworkSpec {
             arch: record.config.train.model,
             width: record.config.train.width,
             classes: record.config.data.classes,
         })?;
-        Ok(Self { record, network, dir, epochs_done: status.epochs_done })
+        Ok(Self {
+            record,
+            network,
+            dir,
+            epochs_done: status.epochs_done,
+        })
     }
 
     /// The parameters after `epoch` (default: the last).
@@ -121,7 +172,10 @@ impl OpenRun {
         let path = self.dir.checkpoint_path(epoch);
         if !path.exists() {
             let kept = self.dir.checkpoint_epochs()?;
-            bail!("run {} has no checkpoint for epoch {epoch} (kept: {kept:?})", self.record.id);
+            bail!(
+                "run {} has no checkpoint for epoch {epoch} (kept: {kept:?})",
+                self.record.id
+            );
         }
         Ok(checkpoint::load(&path, self.network.layout(), device)?.0)
     }

@@ -9,6 +9,7 @@ use landscape_surface::journal::{PointRow, read_rows};
 use landscape_surface::surface::{SurfaceMeta, read_meta};
 use landscape_train::metrics::{self, EpochMetrics};
 use landscape_train::{RunDir, RunRecord, RunStatus};
+use landscape_trajectory::trajectory::TrajectoryOutcome;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -41,7 +42,10 @@ impl RunResult {
 
     /// Final mean training loss.
     pub fn train_loss(&self) -> f64 {
-        self.metrics.last().and_then(|m| m.train_loss).unwrap_or(f64::NAN)
+        self.metrics
+            .last()
+            .and_then(|m| m.train_loss)
+            .unwrap_or(f64::NAN)
     }
 
     /// Final L2 norm of all learnable parameters.
@@ -52,7 +56,11 @@ impl RunResult {
     /// The final convolution and linear weights, flattened (for histograms).
     pub fn final_weights(&self, workdir: &Path) -> Result<Vec<f64>> {
         let train = &self.record.config.train;
-        let net = Network::new(NetworkSpec { arch: train.model, width: train.width, classes: self.record.config.data.classes })?;
+        let net = Network::new(NetworkSpec {
+            arch: train.model,
+            width: train.width,
+            classes: self.record.config.data.classes,
+        })?;
         let dir = RunDir::new(workdir, &self.record.id);
         let path = dir.checkpoint_path(self.status.epochs_done);
         let (params, _) = checkpoint::load(&path, net.layout(), &burn::tensor::Device::flex())?;
@@ -61,7 +69,9 @@ impl RunResult {
             .entries()
             .iter()
             .zip(params.to_host())
-            .filter(|(info, _)| matches!(info.kind, ParamKind::ConvWeight | ParamKind::LinearWeight))
+            .filter(|(info, _)| {
+                matches!(info.kind, ParamKind::ConvWeight | ParamKind::LinearWeight)
+            })
             .flat_map(|(_, v)| v.into_iter().map(f64::from))
             .collect())
     }
@@ -78,6 +88,8 @@ pub struct SurfaceResult {
     pub meta: SurfaceMeta,
     /// Its points in grid order.
     pub rows: Vec<PointRow>,
+    /// For a trajectory analysis: the path and its PCA (the surface is its plane).
+    pub trajectory: Option<TrajectoryOutcome>,
 }
 
 /// A 1-D curve: coordinates and the four measured series.
@@ -98,7 +110,9 @@ pub struct Curve {
 impl SurfaceResult {
     /// The points of a 1-D surface as a curve.
     pub fn curve(&self) -> Curve {
-        let col = |f: fn(&PointRow) -> Option<f64>| -> Vec<f64> { self.rows.iter().filter_map(f).collect() };
+        let col = |f: fn(&PointRow) -> Option<f64>| -> Vec<f64> {
+            self.rows.iter().filter_map(f).collect()
+        };
         Curve {
             x: col(|r| Some(r.x)),
             train_loss: col(|r| Some(r.train_loss)),
@@ -111,7 +125,11 @@ impl SurfaceResult {
     /// The training loss of a 2-D surface as a grid.
     pub fn loss_grid(&self) -> Result<Grid2d> {
         let y = self.meta.grid.y.context("not a 2-D surface")?;
-        Grid2d::new(self.meta.grid.x.values(), y.values(), self.rows.iter().map(|r| r.train_loss).collect())
+        Grid2d::new(
+            self.meta.grid.x.values(),
+            y.values(),
+            self.rows.iter().map(|r| r.train_loss).collect(),
+        )
     }
 }
 
@@ -131,7 +149,11 @@ impl Collected {
             .iter()
             .map(|t| {
                 let dir = RunDir::new(workdir, &t.planned.record.id);
-                Ok(RunResult { record: t.planned.record.clone(), status: t.status.clone(), metrics: metrics::read(&dir.metrics_path())? })
+                Ok(RunResult {
+                    record: t.planned.record.clone(),
+                    status: t.status.clone(),
+                    metrics: metrics::read(&dir.metrics_path())?,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let surfaces = outcome
@@ -139,13 +161,22 @@ impl Collected {
             .iter()
             .map(|a| {
                 if !a.outcome.complete {
-                    bail!("analysis {} of {} is incomplete", a.analysis, a.runs.join(" -> "));
+                    bail!(
+                        "analysis {} of {} is incomplete",
+                        a.analysis,
+                        a.runs.join(" -> ")
+                    );
                 }
                 Ok(SurfaceResult {
                     analysis: a.analysis.clone(),
                     runs: a.runs.clone(),
                     meta: read_meta(&a.outcome.dir)?,
                     rows: read_rows(&a.outcome.dir.join("surface.csv"))?,
+                    trajectory: a
+                        .trajectory
+                        .as_deref()
+                        .map(landscape_trajectory::trajectory::read)
+                        .transpose()?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -160,14 +191,23 @@ impl Collected {
     /// The surface of analysis `name` for run `id` (a surface's only run, or an
     /// interpolation's first).
     pub fn surface(&self, name: &str, id: &str) -> Option<&SurfaceResult> {
-        self.surfaces.iter().find(|s| s.analysis == name && s.runs.first().is_some_and(|r| r == id))
+        self.surfaces
+            .iter()
+            .find(|s| s.analysis == name && s.runs.first().is_some_and(|r| r == id))
     }
 
     /// Runs grouped by the swept values other than `key`, each group's runs in sweep order.
     pub fn groups_without(&self, key: &str) -> BTreeMap<String, Vec<&RunResult>> {
         let mut groups: BTreeMap<String, Vec<&RunResult>> = BTreeMap::new();
         for run in &self.runs {
-            let label = run.record.sweep.iter().filter(|(k, _)| *k != key).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            let label = run
+                .record
+                .sweep
+                .iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             groups.entry(label).or_default().push(run);
         }
         groups

@@ -20,7 +20,11 @@ struct Shape {
 
 /// Builds figure 3's panels, summary and checks.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
-    let mut runs: Vec<&RunResult> = c.runs.iter().filter(|r| c.surface("1d", &r.record.id).is_some()).collect();
+    let mut runs: Vec<&RunResult> = c
+        .runs
+        .iter()
+        .filter(|r| c.surface("1d", &r.record.id).is_some())
+        .collect();
     runs.sort_by(|a, b| {
         let key = |r: &RunResult| (r.record.config.train.weight_decay, r.batch_size());
         key(a).partial_cmp(&key(b)).expect("finite")
@@ -74,14 +78,23 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     if rows == 2 {
         panels.extend(bottom);
     }
-    Figure::grid(rows, cols, panels).with_title("Figure 3: VGG-9 minima, filter-normalized 1-D (top) and 2-D (bottom)").save(&out.join("figure3"))?;
+    Figure::grid(rows, cols, panels)
+        .with_title("Figure 3: VGG-9 minima, filter-normalized 1-D (top) and 2-D (bottom)")
+        .save(&out.join("figure3"))?;
 
     let mut checks = Vec::new();
     for wd in [0.0, 5e-4] {
-        let pair: Vec<(&&RunResult, &Shape)> = runs.iter().zip(&shapes).filter(|(r, _)| r.record.config.train.weight_decay == wd).collect();
-        let [(small, s), (large, l)] = pair[..] else { continue };
+        let pair: Vec<(&&RunResult, &Shape)> = runs
+            .iter()
+            .zip(&shapes)
+            .filter(|(r, _)| r.record.config.train.weight_decay == wd)
+            .collect();
+        let [(small, s), (large, l)] = pair[..] else {
+            continue;
+        };
         let lb_worse = large.test_error() > small.test_error();
-        let paper = paper_test_error("figure3", wd, true).zip(paper_test_error("figure3", wd, false));
+        let paper =
+            paper_test_error("figure3", wd, true).zip(paper_test_error("figure3", wd, false));
         checks.push(Check {
             claim: "claim 3".into(),
             check: format!("WD={wd}: the minimum that generalizes worse has the narrower filter-normalized 1-D basin"),
@@ -112,10 +125,22 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         summary,
         checks,
         measures: vec![
-            ("width_1d_at_plus_0.5", "length of the interval of x around 0 on the filter-normalized 1-D curve where the training loss stays within 0.5 of its value at x = 0 (linear interpolation between grid points; cut at the ends of the plotted range)"),
-            ("curvature_1d", "second derivative at x = 0 of a least-squares parabola through the 1-D training-loss points with |x| <= 0.2"),
-            ("basin_area_2d_pct", "share of the 2-D grid where the training loss is within 1.0 of its value at the centre"),
-            ("nonconvex_2d_pct", "share of interior 2-D grid points whose finite-difference Hessian has lambda_min < -0.1 |lambda_max|"),
+            (
+                "width_1d_at_plus_0.5",
+                "length of the interval of x around 0 on the filter-normalized 1-D curve where the training loss stays within 0.5 of its value at x = 0 (linear interpolation between grid points; cut at the ends of the plotted range)",
+            ),
+            (
+                "curvature_1d",
+                "second derivative at x = 0 of a least-squares parabola through the 1-D training-loss points with |x| <= 0.2",
+            ),
+            (
+                "basin_area_2d_pct",
+                "share of the 2-D grid where the training loss is within 1.0 of its value at the centre",
+            ),
+            (
+                "nonconvex_2d_pct",
+                "share of interior 2-D grid points whose finite-difference Hessian has lambda_min < -0.1 |lambda_max|",
+            ),
         ],
         figures: vec!["figure3.png".into(), "figure3.svg".into()],
     })

@@ -23,7 +23,12 @@ fn depth_and_skips(run: &RunResult) -> Option<(usize, bool)> {
 
 /// Builds figure 5's panels, summary and checks.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
-    let mut runs: Vec<(&RunResult, usize, bool)> = c.runs.iter().filter_map(|r| depth_and_skips(r).map(|(d, s)| (r, d, s))).filter(|(r, _, _)| c.surface("2d", &r.record.id).is_some()).collect();
+    let mut runs: Vec<(&RunResult, usize, bool)> = c
+        .runs
+        .iter()
+        .filter_map(|r| depth_and_skips(r).map(|(d, s)| (r, d, s)))
+        .filter(|(r, _, _)| c.surface("2d", &r.record.id).is_some())
+        .collect();
     runs.sort_by_key(|(_, d, s)| (!*s, *d));
     let depths: Vec<usize> = {
         let mut d: Vec<usize> = runs.iter().map(|r| r.1).collect();
@@ -31,13 +36,29 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         d.dedup();
         d
     };
-    let mut summary = Table::new(&["model", "depth", "skips", "test_error_pct", "train_loss", "nonconvex_2d_pct", "local_minima_2d", "basin_area_2d_pct"]);
+    let mut summary = Table::new(&[
+        "model",
+        "depth",
+        "skips",
+        "test_error_pct",
+        "train_loss",
+        "nonconvex_2d_pct",
+        "local_minima_2d",
+        "basin_area_2d_pct",
+    ]);
     let mut panels: Vec<Panel> = Vec::new();
     let mut shapes: Vec<(usize, bool, f64, f64)> = Vec::new();
     for (run, depth, skips) in &runs {
-        let grid = c.surface("2d", &run.record.id).expect("filtered").loss_grid()?;
+        let grid = c
+            .surface("2d", &run.record.id)
+            .expect("filtered")
+            .loss_grid()?;
         let (nonconvex, minima) = (nonconvex_share(&grid), local_minima(&grid));
-        let title = format!("{} (test error {:.2}%)", run.record.config.train.model, run.test_error());
+        let title = format!(
+            "{} (test error {:.2}%)",
+            run.record.config.train.model,
+            run.test_error()
+        );
         panels.push(contour_panel(&title, grid.clone()).into());
         summary.push(vec![
             run.record.config.train.model.to_string(),
@@ -51,19 +72,32 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         ]);
         shapes.push((*depth, *skips, nonconvex, run.test_error()));
     }
-    let rows = if runs.iter().any(|r| !r.2) && runs.iter().any(|r| r.2) { 2 } else { 1 };
-    Figure::grid(rows, depths.len().max(1), panels).with_title("Figure 5: ResNets with skip connections (top) and without (bottom)").save(&out.join("figure5"))?;
+    let rows = if runs.iter().any(|r| !r.2) && runs.iter().any(|r| r.2) {
+        2
+    } else {
+        1
+    };
+    Figure::grid(rows, depths.len().max(1), panels)
+        .with_title("Figure 5: ResNets with skip connections (top) and without (bottom)")
+        .save(&out.join("figure5"))?;
 
     let find = |d: usize, s: bool| shapes.iter().find(|x| x.0 == d && x.1 == s);
     let mut checks = Vec::new();
     for &d in &depths {
-        let (Some(with), Some(without)) = (find(d, true), find(d, false)) else { continue };
+        let (Some(with), Some(without)) = (find(d, true), find(d, false)) else {
+            continue;
+        };
         let paper = paper_depth_error(d);
         if d > depths[0] {
             checks.push(Check {
                 claim: "claim 5".into(),
-                check: format!("depth {d}: without skips the landscape is more chaotic than with them"),
-                measured: format!("non-convex share {:.1}% without / {:.1}% with", without.2, with.2),
+                check: format!(
+                    "depth {d}: without skips the landscape is more chaotic than with them"
+                ),
+                measured: format!(
+                    "non-convex share {:.1}% without / {:.1}% with",
+                    without.2, with.2
+                ),
                 paper: "deep -noshort landscapes chaotic, ResNets convex-like".into(),
                 verdict: Verdict::of(without.2 > with.2),
             });
@@ -96,9 +130,15 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         summary,
         checks,
         measures: vec![
-            ("nonconvex_2d_pct", "share of interior 2-D grid points whose finite-difference Hessian of the training loss has lambda_min < -0.1 |lambda_max|; below 10% counts as convex-like"),
+            (
+                "nonconvex_2d_pct",
+                "share of interior 2-D grid points whose finite-difference Hessian of the training loss has lambda_min < -0.1 |lambda_max|; below 10% counts as convex-like",
+            ),
             ("local_minima_2d", "grid points lower than all 8 neighbours"),
-            ("basin_area_2d_pct", "share of the 2-D grid where the training loss is within 1.0 of its value at the centre"),
+            (
+                "basin_area_2d_pct",
+                "share of the 2-D grid where the training loss is within 1.0 of its value at the centre",
+            ),
         ],
         figures: vec!["figure5.png".into(), "figure5.svg".into()],
     })

@@ -5,7 +5,8 @@
 //!
 //! - [`collect`]: a finished spec's runs and surfaces read back;
 //! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
-//! - [`figure2`], [`figure3`], [`figure5`]: the paper's layouts and claim checks;
+//! - [`figure2`], [`figure3`], [`figure5`], [`figure9`] (and 8): the paper's layouts and claim
+//!   checks;
 //! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders.
 //!
 //! ```no_run
@@ -21,6 +22,7 @@ pub mod diff;
 pub mod figure2;
 pub mod figure3;
 pub mod figure5;
+pub mod figure9;
 pub mod measures;
 mod panels;
 pub mod report;
@@ -106,14 +108,21 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     let start = Instant::now();
     let spec_path = options.specs.join(format!("{}.toml", options.figure));
     if !spec_path.exists() {
-        bail!("no spec for `{}`: {} does not exist", options.figure, spec_path.display());
+        bail!(
+            "no spec for `{}`: {} does not exist",
+            options.figure,
+            spec_path.display()
+        );
     }
     let spec = Spec::load(&spec_path, options.scale, &options.sets)?;
     let outcome = run_spec(ctx, &spec, options.dataset, true)?;
     let collected = Collected::read(&ctx.workdir, &outcome)?;
 
     let out = &options.results;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let staging = parent.join(format!(".{}.tmp-{}", options.figure, std::process::id()));
     if staging.exists() {
@@ -121,33 +130,82 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&staging)?;
     let built = (|| -> Result<()> {
-        let figure = spec.experiment.figure.as_deref().unwrap_or(&spec.experiment.name);
+        let figure = spec
+            .experiment
+            .figure
+            .as_deref()
+            .unwrap_or(&spec.experiment.name);
         let product = match figure {
             "figure2" => figure2::build(&collected, &ctx.workdir, &staging)?,
             "figure3" => figure3::build(&collected, &staging)?,
             "figure5" => figure5::build(&collected, &staging)?,
-            other => bail!("`{other}` has no figure builder yet (figure2, figure3 and figure5 do)"),
+            "figure8" => figure9::build_figure8(&collected, &staging)?,
+            "figure9" => figure9::build_figure9(&collected, &staging)?,
+            other => bail!(
+                "`{other}` has no figure builder yet (figure2, figure3, figure5, figure8 and figure9 do)"
+            ),
         };
         write_surfaces(&collected, &staging)?;
         product.summary.write(&staging.join("summary.csv"))?;
         let data = &outcome.data;
         let mut conditions = vec![
-            format!("Scale: {} (spec {})", options.scale.name(), spec_path.display()),
+            format!(
+                "Scale: {} (spec {})",
+                options.scale.name(),
+                spec_path.display()
+            ),
             match data.substituted_for {
-                Some(named) => format!("Data: **{} standing in for {named}**, which was not available; numbers are not the paper's", data.dataset.name),
+                Some(named) => format!(
+                    "Data: **{} standing in for {named}**, which was not available; numbers are not the paper's",
+                    data.dataset.name
+                ),
                 None => format!("Data: {} ({})", data.dataset.name, data.dataset.source),
             },
-            format!("Runs: {}", collected.runs.iter().map(|r| format!("{} ({})", r.record.id, r.record.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join("; ")),
+            format!(
+                "Runs: {}",
+                collected
+                    .runs
+                    .iter()
+                    .map(|r| format!(
+                        "{} ({})",
+                        r.record.id,
+                        r.record
+                            .sweep
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         ];
         conditions.push(format!("Device: {}", ctx.device_kind.name()));
-        write_findings(&staging, &spec.experiment.title, &conditions, &product.measures, &product.checks)?;
+        write_findings(
+            &staging,
+            &spec.experiment.title,
+            &conditions,
+            &product.measures,
+            &product.checks,
+        )?;
         let provenance = toml::to_string_pretty(&Provenance {
             figure: options.figure.clone(),
             scale: options.scale.name().into(),
             dataset: data.dataset.name.to_string(),
             substituted_for: data.substituted_for.map(|d| d.to_string()),
             runs: collected.runs.iter().map(|r| r.record.id.clone()).collect(),
-            surfaces: outcome.analyses.iter().map(|a| a.outcome.dir.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect(),
+            surfaces: outcome
+                .analyses
+                .iter()
+                .map(|a| {
+                    a.outcome
+                        .dir
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect(),
             wall_seconds: start.elapsed().as_secs_f64().round(),
             device: ctx.device_kind.name().into(),
         })?;
@@ -164,7 +222,8 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
     }
-    std::fs::rename(&staging, out).with_context(|| format!("moving results into {}", out.display()))?;
+    std::fs::rename(&staging, out)
+        .with_context(|| format!("moving results into {}", out.display()))?;
     Ok(out.clone())
 }
 
@@ -186,11 +245,38 @@ fn write_surfaces(c: &Collected, out: &Path) -> Result<()> {
     for s in c.surfaces.iter().filter(|s| s.meta.grid.y.is_some()) {
         let grid = s.loss_grid()?;
         let run = c.run(&s.runs[0]);
-        let label = run.map_or(s.runs[0].clone(), |r| format!("{}-{}", r.record.config.train.model, r.record.sweep.values().cloned().collect::<Vec<_>>().join("-")));
+        let label = run.map_or(s.runs[0].clone(), |r| {
+            format!(
+                "{}-{}",
+                r.record.config.train.model,
+                r.record
+                    .sweep
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("-")
+            )
+        });
         let stem = format!("{}_{}", s.analysis, label.replace(['"', '%', ' '], ""));
-        let title = format!("{} around {}", s.analysis, run.map_or(s.runs[0].clone(), |r| r.record.id.clone()));
-        write_surface_html(&out.join(format!("{stem}.html")), &ZTransform::PAPER_LOG.apply_to(&grid), &title, "ln(loss + 0.1)")?;
-        write_vtp(&out.join(format!("{stem}.vtp")), &grid, &VtpOptions { log: true, zmax: Some(10.0) })?;
+        let title = format!(
+            "{} around {}",
+            s.analysis,
+            run.map_or(s.runs[0].clone(), |r| r.record.id.clone())
+        );
+        write_surface_html(
+            &out.join(format!("{stem}.html")),
+            &ZTransform::PAPER_LOG.apply_to(&grid),
+            &title,
+            "ln(loss + 0.1)",
+        )?;
+        write_vtp(
+            &out.join(format!("{stem}.vtp")),
+            &grid,
+            &VtpOptions {
+                log: true,
+                zmax: Some(10.0),
+            },
+        )?;
     }
     Ok(())
 }

@@ -32,16 +32,28 @@ pub fn basin_width(x: &[f64], loss: &[f64], centre: f64, rise: f64) -> f64 {
     while right + 1 < x.len() && below(right + 1) {
         right += 1;
     }
-    let lo = if left == 0 { x[0] } else { crossing(left, left - 1) };
-    let hi = if right + 1 == x.len() { x[x.len() - 1] } else { crossing(right, right + 1) };
+    let lo = if left == 0 {
+        x[0]
+    } else {
+        crossing(left, left - 1)
+    };
+    let hi = if right + 1 == x.len() {
+        x[x.len() - 1]
+    } else {
+        crossing(right, right + 1)
+    };
     hi - lo
 }
 
 /// The second derivative of a 1-D curve at `centre`: twice the quadratic coefficient of a
 /// least-squares parabola through the points within [`CURVATURE_WINDOW`] of it.
 pub fn curvature(x: &[f64], loss: &[f64], centre: f64) -> f64 {
-    let points: Vec<(f64, f64)> =
-        x.iter().zip(loss).filter(|(xi, l)| (**xi - centre).abs() <= CURVATURE_WINDOW + 1e-12 && l.is_finite()).map(|(xi, l)| (*xi - centre, *l)).collect();
+    let points: Vec<(f64, f64)> = x
+        .iter()
+        .zip(loss)
+        .filter(|(xi, l)| (**xi - centre).abs() <= CURVATURE_WINDOW + 1e-12 && l.is_finite())
+        .map(|(xi, l)| (*xi - centre, *l))
+        .collect();
     if points.len() < 3 {
         return f64::NAN;
     }
@@ -58,7 +70,8 @@ pub fn curvature(x: &[f64], loss: &[f64], centre: f64) -> f64 {
     }
     let m = [[s[4], s[3], s[2]], [s[3], s[2], s[1]], [s[2], s[1], s[0]]];
     let det = |m: [[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     };
     let d = det(m);
@@ -73,7 +86,11 @@ pub fn curvature(x: &[f64], loss: &[f64], centre: f64) -> f64 {
 /// the centre: the area of the basin, as a fraction of the plotted square.
 pub fn basin_area(grid: &Grid2d, rise: f64) -> f64 {
     let centre = grid.get(grid.nx() / 2, grid.ny() / 2);
-    let inside = grid.z().iter().filter(|z| z.is_finite() && **z <= centre + rise).count();
+    let inside = grid
+        .z()
+        .iter()
+        .filter(|z| z.is_finite() && **z <= centre + rise)
+        .count();
     100.0 * inside as f64 / grid.z().len() as f64
 }
 
@@ -89,7 +106,9 @@ pub fn nonconvex_share(grid: &Grid2d) -> f64 {
     let (mut counted, mut concave) = (0usize, 0usize);
     for iy in 1..ny - 1 {
         for ix in 1..nx - 1 {
-            let z = |dx: isize, dy: isize| grid.get((ix as isize + dx) as usize, (iy as isize + dy) as usize);
+            let z = |dx: isize, dy: isize| {
+                grid.get((ix as isize + dx) as usize, (iy as isize + dy) as usize)
+            };
             let fxx = (z(1, 0) - 2.0 * z(0, 0) + z(-1, 0)) / (hx * hx);
             let fyy = (z(0, 1) - 2.0 * z(0, 0) + z(0, -1)) / (hy * hy);
             let fxy = (z(1, 1) - z(1, -1) - z(-1, 1) + z(-1, -1)) / (4.0 * hx * hy);
@@ -105,7 +124,11 @@ pub fn nonconvex_share(grid: &Grid2d) -> f64 {
             }
         }
     }
-    if counted == 0 { f64::NAN } else { 100.0 * concave as f64 / counted as f64 }
+    if counted == 0 {
+        f64::NAN
+    } else {
+        100.0 * concave as f64 / counted as f64
+    }
 }
 
 /// Strict local minima of a 2-D surface (lower than all 8 neighbours), the centre's included.
@@ -118,14 +141,17 @@ pub fn local_minima(grid: &Grid2d) -> usize {
             if !v.is_finite() {
                 continue;
             }
-            let lower_than_all = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))).filter(|d| *d != (0, 0)).all(|(dx, dy)| {
-                let (jx, jy) = (ix + dx, iy + dy);
-                if jx < 0 || jy < 0 || jx >= nx || jy >= ny {
-                    return true;
-                }
-                let w = grid.get(jx as usize, jy as usize);
-                !w.is_finite() || v < w
-            });
+            let lower_than_all = (-1..=1)
+                .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
+                .filter(|d| *d != (0, 0))
+                .all(|(dx, dy)| {
+                    let (jx, jy) = (ix + dx, iy + dy);
+                    if jx < 0 || jy < 0 || jx >= nx || jy >= ny {
+                        return true;
+                    }
+                    let w = grid.get(jx as usize, jy as usize);
+                    !w.is_finite() || v < w
+                });
             count += lower_than_all as usize;
         }
     }
@@ -133,7 +159,9 @@ pub fn local_minima(grid: &Grid2d) -> usize {
 }
 
 fn nearest(x: &[f64], value: f64) -> usize {
-    (0..x.len()).min_by(|&a, &b| (x[a] - value).abs().total_cmp(&(x[b] - value).abs())).expect("a non-empty curve")
+    (0..x.len())
+        .min_by(|&a, &b| (x[a] - value).abs().total_cmp(&(x[b] - value).abs()))
+        .expect("a non-empty curve")
 }
 
 #[cfg(test)]
@@ -164,7 +192,10 @@ mod tests {
         let a = linspace(-1.0, 1.0, 21);
         let bowl = Grid2d::from_fn(a.clone(), a.clone(), |x, y| x * x + 2.0 * y * y).unwrap();
         let saddle = Grid2d::from_fn(a.clone(), a.clone(), |x, y| x * x - y * y).unwrap();
-        let ripples = Grid2d::from_fn(a.clone(), a.clone(), |x, y| x * x + y * y + 0.2 * (12.0 * x).sin() * (12.0 * y).sin()).unwrap();
+        let ripples = Grid2d::from_fn(a.clone(), a.clone(), |x, y| {
+            x * x + y * y + 0.2 * (12.0 * x).sin() * (12.0 * y).sin()
+        })
+        .unwrap();
         assert_eq!(nonconvex_share(&bowl), 0.0);
         assert_eq!(nonconvex_share(&saddle), 100.0);
         assert!(nonconvex_share(&ripples) > 20.0);

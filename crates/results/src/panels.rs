@@ -6,23 +6,46 @@ use landscape_figures::{ContourPanel, Grid2d, Labels, LinePanel, Series, paper_l
 /// A 1-D plot as the paper draws it: loss on the left axis, accuracy on the right, train solid,
 /// test dashed.
 pub fn curve_panel(title: &str, x_label: &str, curve: &Curve) -> LinePanel {
-    let mut series = vec![Series::new("train loss", curve.x.clone(), curve.train_loss.clone()).colour(0)];
+    let mut series =
+        vec![Series::new("train loss", curve.x.clone(), curve.train_loss.clone()).colour(0)];
     if !curve.test_loss.is_empty() {
-        series.push(Series::new("test loss", curve.x.clone(), curve.test_loss.clone()).dashed().colour(0));
+        series.push(
+            Series::new("test loss", curve.x.clone(), curve.test_loss.clone())
+                .dashed()
+                .colour(0),
+        );
     }
-    series.push(Series::new("train accuracy", curve.x.clone(), curve.train_acc.clone()).on_right().colour(1));
+    series.push(
+        Series::new("train accuracy", curve.x.clone(), curve.train_acc.clone())
+            .on_right()
+            .colour(1),
+    );
     if !curve.test_acc.is_empty() {
-        series.push(Series::new("test accuracy", curve.x.clone(), curve.test_acc.clone()).on_right().dashed().colour(1));
+        series.push(
+            Series::new("test accuracy", curve.x.clone(), curve.test_acc.clone())
+                .on_right()
+                .dashed()
+                .colour(1),
+        );
     }
     LinePanel::new(Labels::new(title, x_label, "loss"), series).with_right_label("accuracy (%)")
 }
 
 /// Contour lines at the paper's levels (0.1 to 10 in steps of 0.5).
 pub fn contour_panel(title: &str, grid: Grid2d) -> ContourPanel {
-    ContourPanel::lines(Labels::new(title, "x (filter-normalized)", "y (filter-normalized)"), grid, paper_levels())
+    ContourPanel::lines(
+        Labels::new(title, "x (filter-normalized)", "y (filter-normalized)"),
+        grid,
+        paper_levels(),
+    )
 }
 
 /// `WD=0.0005, BS=128, test error 6.00%`: how the paper titles each run's panel.
 pub fn run_title(run: &RunResult) -> String {
-    format!("WD={}, BS={}, test error {:.2}%", run.record.config.train.weight_decay, run.batch_size(), run.test_error())
+    format!(
+        "WD={}, BS={}, test error {:.2}%",
+        run.record.config.train.weight_decay,
+        run.batch_size(),
+        run.test_error()
+    )
 }

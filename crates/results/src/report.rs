@@ -18,7 +18,10 @@ pub struct Table {
 impl Table {
     /// An empty table with these columns.
     pub fn new(columns: &[&str]) -> Self {
-        Self { columns: columns.iter().map(|c| c.to_string()).collect(), rows: Vec::new() }
+        Self {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     /// Appends a row.
@@ -43,7 +46,11 @@ impl Table {
 
 /// A number for a table: 4 significant decimals, `NaN`/`inf` spelled out.
 pub fn num(v: f64) -> String {
-    if v.is_finite() { format!("{:.4}", v) } else { v.to_string() }
+    if v.is_finite() {
+        format!("{:.4}", v)
+    } else {
+        v.to_string()
+    }
 }
 
 /// The verdict of a check.
@@ -86,10 +93,22 @@ pub struct Check {
 
 /// Writes `findings.csv` and `findings.md`: a header saying how each quantity is measured and
 /// under which conditions, then each check with its numbers and verdict.
-pub fn write_findings(dir: &Path, title: &str, conditions: &[String], measures: &[(&str, &str)], checks: &[Check]) -> Result<()> {
+pub fn write_findings(
+    dir: &Path,
+    title: &str,
+    conditions: &[String],
+    measures: &[(&str, &str)],
+    checks: &[Check],
+) -> Result<()> {
     let mut table = Table::new(&["claim", "check", "measured", "paper", "verdict"]);
     for c in checks {
-        table.push(vec![c.claim.clone(), c.check.clone(), c.measured.clone(), c.paper.clone(), c.verdict.text().into()]);
+        table.push(vec![
+            c.claim.clone(),
+            c.check.clone(),
+            c.measured.clone(),
+            c.paper.clone(),
+            c.verdict.text().into(),
+        ]);
     }
     table.write(&dir.join("findings.csv"))?;
     let mut md = String::new();
@@ -107,13 +126,28 @@ pub fn write_findings(dir: &Path, title: &str, conditions: &[String], measures: 
     let _ = writeln!(md, "| claim | check | measured | paper | verdict |");
     let _ = writeln!(md, "|---|---|---|---|---|");
     for c in checks {
-        let _ = writeln!(md, "| {} | {} | {} | {} | **{}** |", c.claim, c.check, c.measured, c.paper, c.verdict.text());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | **{}** |",
+            c.claim,
+            c.check,
+            c.measured,
+            c.paper,
+            c.verdict.text()
+        );
     }
-    let failed: Vec<&Check> = checks.iter().filter(|c| c.verdict == Verdict::Fail).collect();
+    let failed: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect();
     if !failed.is_empty() {
         let _ = writeln!(md, "\n## Failed at this scale\n");
         for c in failed {
-            let _ = writeln!(md, "- {}: {} (measured {}; paper: {}).", c.claim, c.check, c.measured, c.paper);
+            let _ = writeln!(
+                md,
+                "- {}: {} (measured {}; paper: {}).",
+                c.claim, c.check, c.measured, c.paper
+            );
         }
         let _ = writeln!(md, "\nSee NOTES.md, where present, for a reading of why.");
     }

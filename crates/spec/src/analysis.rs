@@ -78,6 +78,33 @@ pub struct InterpolateAnalysis {
     pub test: bool,
 }
 
+fn default_points() -> usize {
+    21
+}
+
+/// `kind = "trajectory"`: PCA of each selected run's path over its saved epochs (save every
+/// epoch), the path on the plane of the first two components over the loss there, and the
+/// random-direction baseline (the paper's figures 8 and 9).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrajectoryAnalysis {
+    /// `weights` (learnable) or `states`.
+    #[serde(default)]
+    pub dir_type: ParamScope,
+    /// `biasbn` leaves biases and BatchNorm out of the path vectors.
+    #[serde(default = "default_ignore")]
+    pub ignore: Ignore,
+    /// Seed of the random directions of the baseline.
+    #[serde(default)]
+    pub seed: u64,
+    /// Training examples for the losses along the path and on the plane (0: all).
+    #[serde(default)]
+    pub subset: usize,
+    /// Points per axis of the loss surface on the PCA plane.
+    #[serde(default = "default_points")]
+    pub points: usize,
+}
+
 /// What an analysis computes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AnalysisKind {
@@ -85,6 +112,8 @@ pub enum AnalysisKind {
     Surface(SurfaceAnalysis),
     /// An interpolation per pair of runs.
     Interpolate(InterpolateAnalysis),
+    /// A path PCA and its plane per run.
+    Trajectory(TrajectoryAnalysis),
 }
 
 /// One `[[analysis]]` block.
@@ -113,25 +142,37 @@ impl InterpolateAnalysis {
 impl Analysis {
     /// Whether `run` is selected by the `runs` filter.
     pub fn selects(&self, run: &SweepRun) -> bool {
-        self.runs.iter().all(|(k, v)| run.sweep.get(k).is_some_and(|mine| same_value(mine, v)))
+        self.runs
+            .iter()
+            .all(|(k, v)| run.sweep.get(k).is_some_and(|mine| same_value(mine, v)))
     }
 
-    pub(crate) fn from_table(name: &str, mut table: Table, swept: &[String], runs: &[SweepRun]) -> Result<Self> {
+    pub(crate) fn from_table(
+        name: &str,
+        mut table: Table,
+        swept: &[String],
+        runs: &[SweepRun],
+    ) -> Result<Self> {
         let at = format!("analysis.{name}");
         table.remove("name");
         let kind = match table.remove("kind") {
             Some(Value::String(k)) => k,
             Some(_) => bail!("{at}.kind: expected a string"),
-            None => bail!("{at}.kind: missing (surface or interpolate)"),
+            None => bail!("{at}.kind: missing (surface, interpolate or trajectory)"),
         };
         let filter = match table.remove("runs") {
             Some(Value::Table(t)) => t.into_iter().collect::<BTreeMap<_, _>>(),
-            Some(_) => bail!("{at}.runs: expected a table of swept keys, such as {{ weight_decay = 0.0 }}"),
+            Some(_) => {
+                bail!("{at}.runs: expected a table of swept keys, such as {{ weight_decay = 0.0 }}")
+            }
             None => BTreeMap::new(),
         };
         for key in filter.keys() {
             if !swept.contains(key) {
-                bail!("{at}.runs.{key}: not a swept key (swept: {})", swept.join(", "));
+                bail!(
+                    "{at}.runs.{key}: not a swept key (swept: {})",
+                    swept.join(", ")
+                );
             }
         }
         let kind = match kind.as_str() {
@@ -139,9 +180,14 @@ impl Analysis {
             "interpolate" => {
                 let mut a: InterpolateAnalysis = deserialize_at(Value::Table(table), &at)?;
                 if !swept.contains(&a.pair) {
-                    bail!("{at}.pair: `{}` is not a swept key (swept: {})", a.pair, swept.join(", "));
+                    bail!(
+                        "{at}.pair: `{}` is not a swept key (swept: {})",
+                        a.pair,
+                        swept.join(", ")
+                    );
                 }
-                let values: Vec<&Value> = runs.iter().filter_map(|r| r.sweep.get(&a.pair)).collect();
+                let values: Vec<&Value> =
+                    runs.iter().filter_map(|r| r.sweep.get(&a.pair)).collect();
                 a.from = a.from.or_else(|| values.first().map(|v| (*v).clone()));
                 a.to = a.to.or_else(|| values.last().map(|v| (*v).clone()));
                 for (end, value) in [("from", &a.from), ("to", &a.to)] {
@@ -150,14 +196,34 @@ impl Analysis {
                         bail!("{at}.{end}: no run has {} = {value}", a.pair);
                     }
                 }
-                if a.from.as_ref().zip(a.to.as_ref()).is_some_and(|(f, t)| same_value(f, t)) {
-                    bail!("{at}: from and to are the same {}; nothing to interpolate", a.pair);
+                if a.from
+                    .as_ref()
+                    .zip(a.to.as_ref())
+                    .is_some_and(|(f, t)| same_value(f, t))
+                {
+                    bail!(
+                        "{at}: from and to are the same {}; nothing to interpolate",
+                        a.pair
+                    );
                 }
                 AnalysisKind::Interpolate(a)
             }
-            other => bail!("{at}.kind: unknown kind `{other}`, expected surface or interpolate"),
+            "trajectory" => {
+                let t: TrajectoryAnalysis = deserialize_at(Value::Table(table), &at)?;
+                if t.points < 2 {
+                    bail!("{at}.points: expected at least 2, got {}", t.points);
+                }
+                AnalysisKind::Trajectory(t)
+            }
+            other => bail!(
+                "{at}.kind: unknown kind `{other}`, expected surface, interpolate or trajectory"
+            ),
         };
-        Ok(Self { name: name.to_string(), runs: filter, kind })
+        Ok(Self {
+            name: name.to_string(),
+            runs: filter,
+            kind,
+        })
     }
 }
 
@@ -176,11 +242,17 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 
 /// The `[[analysis]]` array as (name, table) pairs, names checked unique.
 pub fn analyses_by_name(value: Option<Value>) -> Result<Vec<(String, Table)>> {
-    let Some(value) = value else { return Ok(Vec::new()) };
-    let Value::Array(items) = value else { bail!("analysis: expected [[analysis]] blocks") };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = value else {
+        bail!("analysis: expected [[analysis]] blocks")
+    };
     let mut out: Vec<(String, Table)> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        let Value::Table(table) = item else { bail!("analysis[{i}]: expected a table") };
+        let Value::Table(table) = item else {
+            bail!("analysis[{i}]: expected a table")
+        };
         let name = match table.get("name") {
             Some(Value::String(n)) if !n.is_empty() => n.clone(),
             _ => bail!("analysis[{i}].name: missing (every analysis needs a unique name)"),

@@ -32,7 +32,9 @@ pub mod analysis;
 mod overrides;
 mod sweep;
 
-pub use analysis::{Analysis, AnalysisKind, InterpolateAnalysis, SurfaceAnalysis};
+pub use analysis::{
+    Analysis, AnalysisKind, InterpolateAnalysis, SurfaceAnalysis, TrajectoryAnalysis,
+};
 
 use anyhow::{Context, Result, bail};
 use landscape_data::DatasetName;
@@ -105,7 +107,11 @@ pub struct SweepRun {
 impl SweepRun {
     /// The swept values as `key=value` text, for labels.
     pub fn label(&self) -> String {
-        self.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        self.sweep
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -129,21 +135,31 @@ pub struct Spec {
 impl Spec {
     /// Reads and resolves the spec at `path` at `scale`, then applies `sets` (`key.path=value`).
     pub fn load(path: &Path, scale: Scale, sets: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text, path, scale, sets)
     }
 
     /// Like [`Spec::load`] from text already read; `path` names it in errors.
     pub fn parse(text: &str, path: &Path, scale: Scale, sets: &[String]) -> Result<Self> {
-        let mut spec = Self::resolve(text, scale, sets).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        let mut spec = Self::resolve(text, scale, sets)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
         spec.path = path.to_path_buf();
         Ok(spec)
     }
 
     fn resolve(text: &str, scale: Scale, sets: &[String]) -> Result<Self> {
         let mut root: Table = text.parse::<Table>().map_err(|e| {
-            let message = e.to_string().lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" ");
-            anyhow::anyhow!("not valid TOML: {}", message.split_whitespace().collect::<Vec<_>>().join(" "))
+            let message = e
+                .to_string()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            anyhow::anyhow!(
+                "not valid TOML: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
         })?;
         for key in root.keys() {
             if !["experiment", "train", "analysis", "scale"].contains(&key.as_str()) {
@@ -156,18 +172,28 @@ impl Spec {
             None => Table::new(),
         };
         for name in scales.keys() {
-            name.parse::<Scale>().map_err(|e| anyhow::anyhow!("scale.{name}: {e}"))?;
+            name.parse::<Scale>()
+                .map_err(|e| anyhow::anyhow!("scale.{name}: {e}"))?;
         }
         let mut analyses = analysis::analyses_by_name(root.remove("analysis"))?;
         if let Some(over) = scales.get(scale.name()) {
             overrides::apply_scale(&mut root, &mut analyses, over, scale.name())?;
         } else if scale != Scale::Paper {
-            bail!("scale.{}: the spec has no [scale.{}] table (it has: {})", scale.name(), scale.name(), names(&scales));
+            bail!(
+                "scale.{}: the spec has no [scale.{}] table (it has: {})",
+                scale.name(),
+                scale.name(),
+                names(&scales)
+            );
         }
         for set in sets {
             overrides::apply_set(&mut root, &mut analyses, set)?;
         }
-        let experiment: Experiment = deserialize_at(root.remove("experiment").context("experiment: missing table")?, "experiment")?;
+        let experiment: Experiment = deserialize_at(
+            root.remove("experiment")
+                .context("experiment: missing table")?,
+            "experiment",
+        )?;
         let train = match root.remove("train") {
             Some(Value::Table(t)) => t,
             _ => bail!("train: missing table"),
@@ -177,21 +203,42 @@ impl Spec {
             .into_iter()
             .map(|(name, table)| Analysis::from_table(&name, table, &swept, &runs))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { path: PathBuf::new(), scale, experiment, runs, swept, analyses })
+        Ok(Self {
+            path: PathBuf::new(),
+            scale,
+            experiment,
+            runs,
+            swept,
+            analyses,
+        })
     }
 }
 
 fn names(t: &Table) -> String {
-    if t.is_empty() { "none".into() } else { t.keys().cloned().collect::<Vec<_>>().join(", ") }
+    if t.is_empty() {
+        "none".into()
+    } else {
+        t.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// Deserializes `value` into `T`, reporting errors with the key path under `prefix`.
-pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T> {
+pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
-        let path = if inner == "." || inner.is_empty() { prefix.to_string() } else { format!("{prefix}.{inner}") };
+        let path = if inner == "." || inner.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{inner}")
+        };
         // toml appends "\nin `key`" to its messages; the path already says where.
         let message = e.into_inner().to_string();
-        anyhow::anyhow!("{path}: {}", message.lines().next().unwrap_or_default().trim())
+        anyhow::anyhow!(
+            "{path}: {}",
+            message.lines().next().unwrap_or_default().trim()
+        )
     })
 }

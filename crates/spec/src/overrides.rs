@@ -6,10 +6,19 @@ use anyhow::{Result, bail};
 use toml::{Table, Value};
 
 /// Applies `[scale.<name>]` (already looked up) to the root tables and the analyses.
-pub fn apply_scale(root: &mut Table, analyses: &mut [(String, Table)], over: &Value, scale: &str) -> Result<()> {
-    let Value::Table(over) = over else { bail!("scale.{scale}: expected a table") };
+pub fn apply_scale(
+    root: &mut Table,
+    analyses: &mut [(String, Table)],
+    over: &Value,
+    scale: &str,
+) -> Result<()> {
+    let Value::Table(over) = over else {
+        bail!("scale.{scale}: expected a table")
+    };
     for (section, values) in over {
-        let Value::Table(values) = values else { bail!("scale.{scale}.{section}: expected a table") };
+        let Value::Table(values) = values else {
+            bail!("scale.{scale}.{section}: expected a table")
+        };
         match section.as_str() {
             "experiment" | "train" => {
                 for (key, value) in values {
@@ -18,14 +27,19 @@ pub fn apply_scale(root: &mut Table, analyses: &mut [(String, Table)], over: &Va
             }
             "analysis" => {
                 for (name, changes) in values {
-                    let Value::Table(changes) = changes else { bail!("scale.{scale}.analysis.{name}: expected a table") };
-                    let target = find_analysis(analyses, name, &format!("scale.{scale}.analysis.{name}"))?;
+                    let Value::Table(changes) = changes else {
+                        bail!("scale.{scale}.analysis.{name}: expected a table")
+                    };
+                    let target =
+                        find_analysis(analyses, name, &format!("scale.{scale}.analysis.{name}"))?;
                     for (key, value) in changes {
                         target.insert(key.clone(), value.clone());
                     }
                 }
             }
-            other => bail!("scale.{scale}.{other}: unknown table, expected experiment, train or analysis"),
+            other => bail!(
+                "scale.{scale}.{other}: unknown table, expected experiment, train or analysis"
+            ),
         }
     }
     Ok(())
@@ -59,7 +73,10 @@ fn parse_value(text: &str) -> Value {
 }
 
 fn set_in_section(root: &mut Table, section: &str, key: &str, value: Value) -> Result<()> {
-    match root.entry(section.to_string()).or_insert_with(|| Value::Table(Table::new())) {
+    match root
+        .entry(section.to_string())
+        .or_insert_with(|| Value::Table(Table::new()))
+    {
         Value::Table(t) => {
             t.insert(key.to_string(), value);
             Ok(())
@@ -68,11 +85,18 @@ fn set_in_section(root: &mut Table, section: &str, key: &str, value: Value) -> R
     }
 }
 
-fn find_analysis<'a>(analyses: &'a mut [(String, Table)], name: &str, context: &str) -> Result<&'a mut Table> {
+fn find_analysis<'a>(
+    analyses: &'a mut [(String, Table)],
+    name: &str,
+    context: &str,
+) -> Result<&'a mut Table> {
     let known: Vec<String> = analyses.iter().map(|(n, _)| n.clone()).collect();
     match analyses.iter_mut().find(|(n, _)| n == name) {
         Some((_, t)) => Ok(t),
-        None => bail!("{context}: no analysis named `{name}` (the spec has: {})", known.join(", ")),
+        None => bail!(
+            "{context}: no analysis named `{name}` (the spec has: {})",
+            known.join(", ")
+        ),
     }
 }
 
@@ -83,7 +107,10 @@ mod tests {
     #[test]
     fn values_parse_as_toml_or_fall_back_to_strings() {
         assert_eq!(parse_value("0.05"), Value::Float(0.05));
-        assert_eq!(parse_value("[128, 8192]"), Value::Array(vec![Value::Integer(128), Value::Integer(8192)]));
+        assert_eq!(
+            parse_value("[128, 8192]"),
+            Value::Array(vec![Value::Integer(128), Value::Integer(8192)])
+        );
         assert_eq!(parse_value("-1:1:11"), Value::String("-1:1:11".into()));
         assert_eq!(parse_value("synthetic"), Value::String("synthetic".into()));
         assert_eq!(parse_value("\"16.4%\""), Value::String("16.4%".into()));

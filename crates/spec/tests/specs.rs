@@ -48,7 +48,10 @@ fn parse(text: &str, scale: Scale, sets: &[&str]) -> anyhow::Result<Spec> {
 
 fn error(text: &str, scale: Scale, sets: &[&str]) -> String {
     let e = format!("{:#}", parse(text, scale, sets).unwrap_err());
-    assert!(e.starts_with("experiments/figure3.toml: "), "error does not name the file: {e}");
+    assert!(
+        e.starts_with("experiments/figure3.toml: "),
+        "error does not name the file: {e}"
+    );
     assert!(!e.contains('\n'), "error is not one line: {e}");
     e
 }
@@ -58,7 +61,11 @@ fn sweeps_expand_to_the_cartesian_product() {
     let spec = parse(BASE, Scale::Paper, &[]).unwrap();
     assert_eq!(spec.runs.len(), 4);
     assert_eq!(spec.swept, vec!["batch_size", "weight_decay"]);
-    let pairs: Vec<(BatchSize, f64)> = spec.runs.iter().map(|r| (r.config.batch_size.clone(), r.config.weight_decay)).collect();
+    let pairs: Vec<(BatchSize, f64)> = spec
+        .runs
+        .iter()
+        .map(|r| (r.config.batch_size.clone(), r.config.weight_decay))
+        .collect();
     assert_eq!(
         pairs,
         vec![
@@ -75,7 +82,12 @@ fn sweeps_expand_to_the_cartesian_product() {
 #[test]
 fn scales_and_sets_override_keys() {
     let quick = BASE.replace("to = 8192\n", "");
-    let spec = parse(&quick, Scale::Quick, &["train.lr=0.05", "analysis.interp.x=-0.5:1.5:11"]).unwrap();
+    let spec = parse(
+        &quick,
+        Scale::Quick,
+        &["train.lr=0.05", "analysis.interp.x=-0.5:1.5:11"],
+    )
+    .unwrap();
     let run = &spec.runs[3].config;
     assert_eq!((run.width, run.epochs, run.lr), (0.25, 20, 0.05));
     assert_eq!(run.batch_size, BatchSize::Share("16.4%".into()));
@@ -87,29 +99,68 @@ fn scales_and_sets_override_keys() {
     match &spec.analyses[1].kind {
         AnalysisKind::Interpolate(s) => {
             assert_eq!(s.x.points, 11);
-            assert_eq!((s.from_value().clone(), s.to_value().clone()), (toml::Value::Integer(128), toml::Value::String("16.4%".into())));
+            assert_eq!(
+                (s.from_value().clone(), s.to_value().clone()),
+                (
+                    toml::Value::Integer(128),
+                    toml::Value::String("16.4%".into())
+                )
+            );
         }
         other => panic!("{other:?}"),
     }
     // A set can turn a sweep into a single value.
-    assert_eq!(parse(BASE, Scale::Paper, &["train.weight_decay=0.0"]).unwrap().runs.len(), 2);
+    assert_eq!(
+        parse(BASE, Scale::Paper, &["train.weight_decay=0.0"])
+            .unwrap()
+            .runs
+            .len(),
+        2
+    );
 }
 
 #[test]
 fn mistakes_get_one_line_naming_file_and_key() {
     let e = error(&BASE.replace("lr = 0.1", "lr = -0.1"), Scale::Paper, &[]);
     assert!(e.contains("train.lr") && e.contains("positive"), "{e}");
-    let e = error(&BASE.replace("lr = 0.1", "lr = \"fast\""), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace("lr = 0.1", "lr = \"fast\""),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("train.lr"), "{e}");
-    let e = error(&BASE.replace("lr = 0.1", "lr = 0.1\nlearning_rate = 0.1"), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace("lr = 0.1", "lr = 0.1\nlearning_rate = 0.1"),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("train") && e.contains("learning_rate"), "{e}");
-    let e = error(&BASE.replace("model = \"vgg9\"", "model = \"vgg11\""), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace("model = \"vgg9\"", "model = \"vgg11\""),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("train.model") && e.contains("vgg11"), "{e}");
-    let e = error(&BASE.replace("x = \"-1:1:51\"", "x = \"1:-1:51\""), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace("x = \"-1:1:51\"", "x = \"1:-1:51\""),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("analysis.1d.x"), "{e}");
-    let e = error(&BASE.replace("kind = \"surface\"", "kind = \"surface\"\nnorm = \"filterr\""), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace(
+            "kind = \"surface\"",
+            "kind = \"surface\"\nnorm = \"filterr\"",
+        ),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("analysis.1d.norm"), "{e}");
-    let e = error(&BASE.replace("dataset = \"cifar10\"", "dataset = \"imagenet\""), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace("dataset = \"cifar10\"", "dataset = \"imagenet\""),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("experiment.dataset"), "{e}");
     let e = error(BASE, Scale::Smoke, &[]);
     assert!(e.contains("scale.smoke"), "{e}");
@@ -119,10 +170,56 @@ fn mistakes_get_one_line_naming_file_and_key() {
     assert!(e.contains("train.epochs"), "{e}");
     let e = error(BASE, Scale::Paper, &["analysis.2d.x=-1:1:3"]);
     assert!(e.contains("2d"), "{e}");
-    let e = error(&BASE.replace("[[analysis]]\nname = \"1d\"", "[[analysis]]\nname = \"interp\""), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace(
+            "[[analysis]]\nname = \"1d\"",
+            "[[analysis]]\nname = \"interp\"",
+        ),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("interp"), "{e}");
     let e = error("[experiment\nname=1", Scale::Paper, &[]);
     assert!(e.contains("TOML"), "{e}");
-    let e = error(&BASE.replace("batch_size = [128, 8192]", "batch_size = []"), Scale::Paper, &[]);
+    let e = error(
+        &BASE.replace("batch_size = [128, 8192]", "batch_size = []"),
+        Scale::Paper,
+        &[],
+    );
     assert!(e.contains("train.batch_size"), "{e}");
+}
+
+#[test]
+fn lists_of_tables_sweep_linked_settings() {
+    let text = BASE.replace("lr = 0.1\n", "").replace(
+        "weight_decay = [0.0, 5e-4]",
+        "weight_decay = [0.0, 5e-4]\nvariant = [{ optimizer = \"sgd\", lr = 0.1 }, { optimizer = \"adam\", lr = 1e-3 }]",
+    );
+    let spec = parse(&text, Scale::Paper, &[]).unwrap();
+    assert_eq!(spec.runs.len(), 8);
+    let adam: Vec<_> = spec
+        .runs
+        .iter()
+        .filter(|r| r.config.optimizer == landscape_train::OptimizerKind::Adam)
+        .collect();
+    assert_eq!(adam.len(), 4);
+    assert!(adam.iter().all(|r| r.config.lr == 1e-3));
+    assert!(
+        spec.runs
+            .iter()
+            .filter(|r| r.config.optimizer == landscape_train::OptimizerKind::Sgd)
+            .all(|r| r.config.lr == 0.1)
+    );
+    // The same run written without a variant has the same settings (so the same run id).
+    let plain = parse(&BASE, Scale::Paper, &[]).unwrap();
+    assert!(plain.runs.iter().any(|p| p.config == spec.runs[0].config));
+    let e = error(
+        &text.replace("lr = 1e-3 }", "batch_size = 64 }"),
+        Scale::Paper,
+        &[],
+    );
+    assert!(
+        e.contains("train.variant") && e.contains("batch_size"),
+        "{e}"
+    );
 }

@@ -28,13 +28,33 @@ fn batches(batch: usize) -> DeviceBatches {
 fn grid_points(c: &mut Criterion) {
     let device = Device::flex();
     let mut group = c.benchmark_group("grid_point");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).warm_up_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(2));
     group.throughput(Throughput::Elements(1));
     let (engine_data, plain_data) = (batches(500), batches(128));
-    for (model, width) in [("resnet20", 1.0), ("vgg9", 1.0), ("resnet20", 0.25), ("vgg9", 0.25)] {
-        let net = Network::new(NetworkSpec { arch: model.parse().unwrap(), width, classes: 10 }).unwrap();
+    for (model, width) in [
+        ("resnet20", 1.0),
+        ("vgg9", 1.0),
+        ("resnet20", 0.25),
+        ("vgg9", 0.25),
+    ] {
+        let net = Network::new(NetworkSpec {
+            arch: model.parse().unwrap(),
+            width,
+            classes: 10,
+        })
+        .unwrap();
         let base = net.init(0, &device);
-        let dirs = Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 1, 2);
+        let dirs = Direction::random(
+            &base,
+            ParamScope::Weights,
+            DirNorm::Filter,
+            Ignore::Biasbn,
+            1,
+            2,
+        );
         let label = format!("{model}_w{width}_{IMAGES}img");
         let evaluator = Evaluator::new(net.layers());
         group.bench_function(BenchmarkId::new("engine", &label), |b| {
@@ -51,8 +71,11 @@ fn grid_points(c: &mut Criterion) {
                 let params = displaced(&base, &dirs, &[t, -t]);
                 let mut total = 0.0f32;
                 for (x, y) in plain_data.batches() {
-                    let logits = Forward::new(&params, BatchNormMode::Running).logits(net.layers(), x.clone());
-                    total += per_sample_loss(logits, y.clone()).sum().into_scalar::<f32>();
+                    let logits = Forward::new(&params, BatchNormMode::Running)
+                        .logits(net.layers(), x.clone());
+                    total += per_sample_loss(logits, y.clone())
+                        .sum()
+                        .into_scalar::<f32>();
                 }
                 total
             })

@@ -95,7 +95,14 @@ pub struct Direction {
 impl Direction {
     /// Seeded Gaussian directions (`count` of them, drawn in order from one stream on the host, so
     /// every device gets the same numbers), normalized against `base`.
-    pub fn random(base: &ParamSet, scope: ParamScope, norm: DirNorm, ignore: Ignore, seed: u64, count: usize) -> Vec<Direction> {
+    pub fn random(
+        base: &ParamSet,
+        scope: ParamScope,
+        norm: DirNorm,
+        ignore: Ignore,
+        seed: u64,
+        count: usize,
+    ) -> Vec<Direction> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let device = base.device();
         (0..count)
@@ -110,19 +117,35 @@ impl Direction {
                             return None;
                         }
                         let n = info.numel();
-                        let gaussian: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+                        let gaussian: Vec<f32> =
+                            (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
                         let d = Tensor::<1>::from_data(TensorData::new(gaussian, [n]), &device);
                         Some(normalize(d, theta, &info.shape, info.kind, norm, ignore))
                     })
                     .collect();
-                Direction { scope, tensors, recipe: DirectionRecipe::Random { seed, index, norm, ignore } }
+                Direction {
+                    scope,
+                    tensors,
+                    recipe: DirectionRecipe::Random {
+                        seed,
+                        index,
+                        norm,
+                        ignore,
+                    },
+                }
             })
             .collect()
     }
 
     /// `to - from` over `scope` (the paper's interpolation uses "states", so BatchNorm statistics
     /// move along).
-    pub fn difference(from: &ParamSet, to: &ParamSet, scope: ParamScope, from_name: &str, to_name: &str) -> Result<Direction> {
+    pub fn difference(
+        from: &ParamSet,
+        to: &ParamSet,
+        scope: ParamScope,
+        from_name: &str,
+        to_name: &str,
+    ) -> Result<Direction> {
         if from.layout() != to.layout() {
             bail!("cannot interpolate between `{from_name}` and `{to_name}`: different networks");
         }
@@ -136,19 +159,34 @@ impl Direction {
         Ok(Direction {
             scope,
             tensors,
-            recipe: DirectionRecipe::Difference { from: from_name.into(), to: to_name.into() },
+            recipe: DirectionRecipe::Difference {
+                from: from_name.into(),
+                to: to_name.into(),
+            },
         })
     }
 
     /// The L2 norm of the direction.
     pub fn norm(&self) -> f64 {
-        let total: f64 = self.tensors.iter().flatten().map(|t| t.clone().square().sum().into_scalar::<f32>() as f64).sum();
+        let total: f64 = self
+            .tensors
+            .iter()
+            .flatten()
+            .map(|t| t.clone().square().sum().into_scalar::<f32>() as f64)
+            .sum();
         total.sqrt()
     }
 }
 
 /// The reference's `normalize_directions_for_weights` for one tensor pair.
-fn normalize(d: Tensor<1>, theta: &Tensor<1>, shape: &[usize], kind: ParamKind, norm: DirNorm, ignore: Ignore) -> Tensor<1> {
+fn normalize(
+    d: Tensor<1>,
+    theta: &Tensor<1>,
+    shape: &[usize],
+    kind: ParamKind,
+    norm: DirNorm,
+    ignore: Ignore,
+) -> Tensor<1> {
     if shape.len() <= 1 {
         return match ignore {
             Ignore::Biasbn => d.zeros_like(),
@@ -180,36 +218,65 @@ fn normalize(d: Tensor<1>, theta: &Tensor<1>, shape: &[usize], kind: ParamKind, 
 
 /// Writes directions to one safetensors file: tensors `d<i>.<param>`, metadata with each
 /// recipe (JSON), the scope and the id of the model they belong to.
-pub fn save(path: &Path, layout: &ParamLayout, directions: &[Direction], model: &str) -> Result<()> {
+pub fn save(
+    path: &Path,
+    layout: &ParamLayout,
+    directions: &[Direction],
+    model: &str,
+) -> Result<()> {
     let mut file = TensorFile::default();
     for (i, dir) in directions.iter().enumerate() {
         for (info, t) in layout.entries().iter().zip(&dir.tensors) {
             if let Some(t) = t {
-                let values = t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 direction");
-                file.tensors.push(HostTensor { name: format!("d{i}.{}", info.name), shape: info.shape.clone(), values });
+                let values = t
+                    .to_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 direction");
+                file.tensors.push(HostTensor {
+                    name: format!("d{i}.{}", info.name),
+                    shape: info.shape.clone(),
+                    values,
+                });
             }
         }
-        file.metadata.insert(format!("d{i}.recipe"), serde_json::to_string(&dir.recipe)?);
-        file.metadata.insert(format!("d{i}.scope"), dir.scope.name().into());
+        file.metadata
+            .insert(format!("d{i}.recipe"), serde_json::to_string(&dir.recipe)?);
+        file.metadata
+            .insert(format!("d{i}.scope"), dir.scope.name().into());
     }
-    file.metadata.insert("count".into(), directions.len().to_string());
+    file.metadata
+        .insert("count".into(), directions.len().to_string());
     file.metadata.insert("model".into(), model.into());
-    file.metadata.insert("format".into(), "landscape-directions-1".into());
+    file.metadata
+        .insert("format".into(), "landscape-directions-1".into());
     file.write(path)
 }
 
 /// Reads directions written by [`save`] for a network of `layout`; the recipe of each becomes
 /// [`DirectionRecipe::File`] with the file's hash, which is what determines surfaces made from it.
-pub fn load(path: &Path, layout: &Arc<ParamLayout>, device: &burn::tensor::Device) -> Result<Vec<Direction>> {
-    let hash = ContentHash::of_bytes(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+pub fn load(
+    path: &Path,
+    layout: &Arc<ParamLayout>,
+    device: &burn::tensor::Device,
+) -> Result<Vec<Direction>> {
+    let hash = ContentHash::of_bytes(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    );
     let file = TensorFile::read(path)?;
-    let count: usize = file.meta("count", path)?.parse().with_context(|| format!("{}: count", path.display()))?;
+    let count: usize = file
+        .meta("count", path)?
+        .parse()
+        .with_context(|| format!("{}: count", path.display()))?;
     (0..count)
         .map(|i| {
             let scope = match file.meta(&format!("d{i}.scope"), path)? {
                 "weights" => ParamScope::Weights,
                 "states" => ParamScope::States,
-                other => bail!("{}: d{i}.scope is `{other}`, expected weights or states", path.display()),
+                other => bail!(
+                    "{}: d{i}.scope is `{other}`, expected weights or states",
+                    path.display()
+                ),
             };
             let tensors = layout
                 .entries()
@@ -220,12 +287,25 @@ pub fn load(path: &Path, layout: &Arc<ParamLayout>, device: &burn::tensor::Devic
                     }
                     let t = file.get(&format!("d{i}.{}", info.name), path)?;
                     if t.shape != info.shape {
-                        bail!("{}: d{i}.{} has shape {:?}, the model expects {:?}", path.display(), info.name, t.shape, info.shape);
+                        bail!(
+                            "{}: d{i}.{} has shape {:?}, the model expects {:?}",
+                            path.display(),
+                            info.name,
+                            t.shape,
+                            info.shape
+                        );
                     }
-                    Ok(Some(Tensor::<1>::from_data(TensorData::new(t.values.clone(), [t.values.len()]), device)))
+                    Ok(Some(Tensor::<1>::from_data(
+                        TensorData::new(t.values.clone(), [t.values.len()]),
+                        device,
+                    )))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(Direction { scope, tensors, recipe: DirectionRecipe::File { hash: hash.clone() } })
+            Ok(Direction {
+                scope,
+                tensors,
+                recipe: DirectionRecipe::File { hash: hash.clone() },
+            })
         })
         .collect()
 }

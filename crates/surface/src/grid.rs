@@ -43,8 +43,11 @@ impl FromStr for AxisRange {
         let [start, stop, points] = parts[..] else {
             bail!("expected start:stop:points such as -1:1:51, got `{s}`");
         };
-        let (Ok(start), Ok(stop), Ok(points)) = (start.trim().parse::<f64>(), stop.trim().parse::<f64>(), points.trim().parse::<usize>())
-        else {
+        let (Ok(start), Ok(stop), Ok(points)) = (
+            start.trim().parse::<f64>(),
+            stop.trim().parse::<f64>(),
+            points.trim().parse::<usize>(),
+        ) else {
             bail!("expected start:stop:points such as -1:1:51, got `{s}`");
         };
         if !start.is_finite() || !stop.is_finite() {
@@ -56,7 +59,11 @@ impl FromStr for AxisRange {
         if points > 1 && start >= stop {
             bail!("axis `{s}`: start must be below stop");
         }
-        Ok(Self { start, stop, points })
+        Ok(Self {
+            start,
+            stop,
+            points,
+        })
     }
 }
 
@@ -116,7 +123,12 @@ impl Grid {
     pub fn point(&self, k: usize) -> GridPoint {
         let nx = self.x.points;
         let (ix, iy) = (k % nx, k / nx);
-        GridPoint { ix, iy, x: self.x.value(ix), y: self.y.map_or(0.0, |y| y.value(iy)) }
+        GridPoint {
+            ix,
+            iy,
+            x: self.x.value(ix),
+            y: self.y.map_or(0.0, |y| y.value(iy)),
+        }
     }
 }
 
@@ -143,9 +155,13 @@ impl Shard {
 impl FromStr for Shard {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let parsed = s.split_once('/').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+        let parsed = s
+            .split_once('/')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
         match parsed {
-            Some((index, count)) if count >= 1 && (1..=count).contains(&index) => Ok(Self { index, count }),
+            Some((index, count)) if count >= 1 && (1..=count).contains(&index) => {
+                Ok(Self { index, count })
+            }
             _ => bail!("expected a shard k/n with 1 <= k <= n, such as 2/4, got `{s}`"),
         }
     }
@@ -176,13 +192,19 @@ mod tests {
 
     #[test]
     fn non_square_grids_index_both_axes_correctly() {
-        let g = Grid { x: "-1:1:5".parse().unwrap(), y: Some("0:2:3".parse().unwrap()) };
+        let g = Grid {
+            x: "-1:1:5".parse().unwrap(),
+            y: Some("0:2:3".parse().unwrap()),
+        };
         assert_eq!(g.len(), 15);
         let p = g.point(7); // row 1, column 2
         assert_eq!((p.ix, p.iy, p.x, p.y), (2, 1, 0.0, 1.0));
         let last = g.point(14);
         assert_eq!((last.ix, last.iy, last.x, last.y), (4, 2, 1.0, 2.0));
-        let line = Grid { x: "-1:1:3".parse().unwrap(), y: None };
+        let line = Grid {
+            x: "-1:1:3".parse().unwrap(),
+            y: None,
+        };
         assert_eq!(line.point(2).y, 0.0);
     }
 

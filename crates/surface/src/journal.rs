@@ -59,7 +59,13 @@ impl PointRow {
         if f.len() != 9 {
             return None;
         }
-        let opt = |s: &str| if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) };
+        let opt = |s: &str| {
+            if s.is_empty() {
+                Some(None)
+            } else {
+                s.parse().ok().map(Some)
+            }
+        };
         Some(Self {
             ix: f[0].parse().ok()?,
             iy: f[1].parse().ok()?,
@@ -95,8 +101,13 @@ impl Journal {
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
         let mut text = String::new();
-        file.read_to_string(&mut text).with_context(|| format!("reading {}", path.display()))?;
-        let keep = if text.is_empty() { 0 } else { text.rfind('\n').map_or(0, |i| i + 1) };
+        file.read_to_string(&mut text)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let keep = if text.is_empty() {
+            0
+        } else {
+            text.rfind('\n').map_or(0, |i| i + 1)
+        };
         if keep == 0 {
             file.set_len(0)?;
             file.seek(SeekFrom::Start(0))?;
@@ -119,11 +130,16 @@ impl Journal {
 
 /// Reads rows from a journal or a `surface.csv`, skipping a torn last line.
 pub fn read_rows(path: &Path) -> Result<Vec<PointRow>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.split_inclusive('\n');
     match lines.next() {
         Some(h) if h.trim_end() == HEADER => {}
-        Some(h) => bail!("{}: header is `{}`, expected `{HEADER}`", path.display(), h.trim_end()),
+        Some(h) => bail!(
+            "{}: header is `{}`, expected `{HEADER}`",
+            path.display(),
+            h.trim_end()
+        ),
         None => return Ok(Vec::new()),
     }
     let mut rows = Vec::new();
@@ -131,8 +147,14 @@ pub fn read_rows(path: &Path) -> Result<Vec<PointRow>> {
         if !line.ends_with('\n') {
             break; // a torn last line from a kill: the point is computed again
         }
-        let row = PointRow::parse(line.trim_end())
-            .with_context(|| format!("{}: line {} is not a surface point: `{}`", path.display(), i + 2, line.trim_end()))?;
+        let row = PointRow::parse(line.trim_end()).with_context(|| {
+            format!(
+                "{}: line {} is not a surface point: `{}`",
+                path.display(),
+                i + 2,
+                line.trim_end()
+            )
+        })?;
         rows.push(row);
     }
     Ok(rows)
@@ -148,7 +170,11 @@ pub fn read_journals(dir: &Path, nx: usize) -> Result<BTreeMap<usize, PointRow>>
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("points.") && n.to_string_lossy().ends_with(".csv")))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with("points.") && n.to_string_lossy().ends_with(".csv")
+            })
+        })
         .collect();
     paths.sort();
     for path in paths {
@@ -156,7 +182,14 @@ pub fn read_journals(dir: &Path, nx: usize) -> Result<BTreeMap<usize, PointRow>>
             let k = row.iy * nx + row.ix;
             if let Some(old) = points.get(&k) {
                 if !same_point(old, &row) {
-                    bail!("{}: point ({}, {}) disagrees with another journal: {:?} vs {:?}", path.display(), row.ix, row.iy, old, row);
+                    bail!(
+                        "{}: point ({}, {}) disagrees with another journal: {:?} vs {:?}",
+                        path.display(),
+                        row.ix,
+                        row.iy,
+                        old,
+                        row
+                    );
                 }
             }
             points.insert(k, row);
@@ -197,7 +230,17 @@ mod tests {
     use super::*;
 
     fn row(ix: usize, loss: f64) -> PointRow {
-        PointRow { ix, iy: 0, x: ix as f64, y: 0.0, train_loss: loss, train_acc: 50.0, test_loss: None, test_acc: None, negative_var: 0 }
+        PointRow {
+            ix,
+            iy: 0,
+            x: ix as f64,
+            y: 0.0,
+            train_loss: loss,
+            train_acc: 50.0,
+            test_loss: None,
+            test_acc: None,
+            negative_var: 0,
+        }
     }
 
     #[test]
@@ -224,8 +267,14 @@ mod tests {
     #[test]
     fn disagreeing_journals_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        Journal::open(&journal_path(dir.path(), 1, 2)).unwrap().append(&row(0, 1.0)).unwrap();
-        Journal::open(&journal_path(dir.path(), 2, 2)).unwrap().append(&row(0, 2.0)).unwrap();
+        Journal::open(&journal_path(dir.path(), 1, 2))
+            .unwrap()
+            .append(&row(0, 1.0))
+            .unwrap();
+        Journal::open(&journal_path(dir.path(), 2, 2))
+            .unwrap()
+            .append(&row(0, 2.0))
+            .unwrap();
         assert!(read_journals(dir.path(), 5).is_err());
     }
 }

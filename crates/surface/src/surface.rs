@@ -109,31 +109,50 @@ impl SurfaceJob<'_> {
     pub fn run(&self, workdir: &Path, shard: Shard, label: &str) -> Result<SurfaceOutcome> {
         let expected = self.meta.directions.len();
         if expected != self.directions.len() || self.meta.grid.y.is_some() != (expected == 2) {
-            bail!("a {}-D grid needs {} directions, got {expected}", 1 + self.meta.grid.y.is_some() as usize, expected);
+            bail!(
+                "a {}-D grid needs {} directions, got {expected}",
+                1 + self.meta.grid.y.is_some() as usize,
+                expected
+            );
         }
         let dir = workdir.join(self.meta.id());
         let csv = dir.join("surface.csv");
         let total = self.meta.grid.len();
         if csv.exists() {
-            return Ok(SurfaceOutcome { dir, points_done: total, complete: true });
+            return Ok(SurfaceOutcome {
+                dir,
+                points_done: total,
+                complete: true,
+            });
         }
         prepare_dir(&dir, &self.meta)?;
         let directions_file = dir.join("directions.safetensors");
         if !directions_file.exists() {
-            direction::save(&directions_file, self.base.layout(), &self.directions, &self.meta.base.to_string())?;
+            direction::save(
+                &directions_file,
+                self.base.layout(),
+                &self.directions,
+                &self.meta.base.to_string(),
+            )?;
         }
         let nx = self.meta.grid.x.points;
         let mut points = journal::read_journals(&dir, nx)?;
-        let todo: Vec<usize> = (0..total).filter(|k| shard.owns(*k) && !points.contains_key(k)).collect();
+        let todo: Vec<usize> = (0..total)
+            .filter(|k| shard.owns(*k) && !points.contains_key(k))
+            .collect();
         if !todo.is_empty() {
             let mine = (0..total).filter(|k| shard.owns(*k)).count();
             let progress = Progress::new(label, mine as u64, (mine - todo.len()) as u64);
-            let mut journal = Journal::open(&journal::journal_path(&dir, shard.index, shard.count))?;
+            let mut journal =
+                Journal::open(&journal::journal_path(&dir, shard.index, shard.count))?;
             let evaluator = Evaluator::new(self.network.layers());
             for (i, &k) in todo.iter().enumerate() {
                 let row = self.point(&evaluator, k);
                 journal.append(&row)?;
-                progress.update((mine - todo.len() + i + 1) as u64, format!("({:.3}, {:.3}) loss {:.4}", row.x, row.y, row.train_loss));
+                progress.update(
+                    (mine - todo.len() + i + 1) as u64,
+                    format!("({:.3}, {:.3}) loss {:.4}", row.x, row.y, row.train_loss),
+                );
                 points.insert(k, row);
             }
             progress.finish(format!("{} points", mine));
@@ -144,15 +163,27 @@ impl SurfaceJob<'_> {
         if complete {
             journal::write_surface(&csv, &points)?;
         }
-        Ok(SurfaceOutcome { dir, points_done: points.len(), complete })
+        Ok(SurfaceOutcome {
+            dir,
+            points_done: points.len(),
+            complete,
+        })
     }
 
     /// Evaluates grid point `k`.
     fn point(&self, evaluator: &Evaluator, k: usize) -> PointRow {
         let p = self.meta.grid.point(k);
         let coords = [p.x, p.y];
-        let tensors = displaced(&self.base, &self.directions, &coords[..self.directions.len()]);
-        let negative_var = if self.meta.scope == ParamScope::States { count_negative_variances(&self.base, &tensors) } else { 0 };
+        let tensors = displaced(
+            &self.base,
+            &self.directions,
+            &coords[..self.directions.len()],
+        );
+        let negative_var = if self.meta.scope == ParamScope::States {
+            count_negative_variances(&self.base, &tensors)
+        } else {
+            0
+        };
         let train = evaluator.evaluate(&tensors, self.train);
         let test = self.test.map(|t| evaluator.evaluate(&tensors, t));
         PointRow {
@@ -191,7 +222,10 @@ fn prepare_dir(dir: &Path, meta: &SurfaceMeta) -> Result<()> {
     if path.exists() {
         let existing: SurfaceMeta = read_toml(&path)?;
         if &existing != meta {
-            bail!("{}: describes a different surface than its id says (edited by hand?); move it away", path.display());
+            bail!(
+                "{}: describes a different surface than its id says (edited by hand?); move it away",
+                path.display()
+            );
         }
         return Ok(());
     }
@@ -208,11 +242,13 @@ pub fn read_meta(dir: &Path) -> Result<SurfaceMeta> {
 /// directories of a different surface or points that disagree, and writes `surface.csv` when
 /// the grid is complete. Returns the number of points known and whether the grid is complete.
 pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
-    let meta = read_meta(into).with_context(|| format!("{} is not a surface directory", into.display()))?;
+    let meta = read_meta(into)
+        .with_context(|| format!("{} is not a surface directory", into.display()))?;
     let nx = meta.grid.x.points;
     let mut points = journal::read_journals(into, nx)?;
     for other in others {
-        let theirs = read_meta(other).with_context(|| format!("{} is not a surface directory", other.display()))?;
+        let theirs = read_meta(other)
+            .with_context(|| format!("{} is not a surface directory", other.display()))?;
         if theirs != meta {
             bail!(
                 "{} holds surface {}, not {} like {}: refusing to merge",
@@ -238,7 +274,10 @@ pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
             }
         }
         if !new_rows.is_empty() {
-            let name = format!("points.merged-{}.csv", content_hash(&other.canonicalize()?.to_string_lossy()).short());
+            let name = format!(
+                "points.merged-{}.csv",
+                content_hash(&other.canonicalize()?.to_string_lossy()).short()
+            );
             let mut journal = Journal::open(&into.join(name))?;
             for (k, row) in new_rows {
                 journal.append(&row)?;

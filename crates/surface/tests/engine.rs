@@ -11,7 +11,12 @@ use landscape_surface::journal::read_rows;
 use landscape_surface::surface::{PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, merge};
 
 fn network() -> Network {
-    Network::new(NetworkSpec { arch: "resnet20".parse().unwrap(), width: 0.25, classes: 10 }).unwrap()
+    Network::new(NetworkSpec {
+        arch: "resnet20".parse().unwrap(),
+        width: 0.25,
+        classes: 10,
+    })
+    .unwrap()
 }
 
 /// A model with non-trivial BatchNorm state, so running statistics matter.
@@ -20,14 +25,25 @@ fn model(net: &Network, seed: u64) -> ParamSet {
     device.seed(seed);
     net.init(seed, &device).map(|info, t| match info.kind {
         ParamKind::BnRunningVar => t.clone().random_like(Distribution::Uniform(0.5, 2.0)),
-        ParamKind::BnRunningMean | ParamKind::BnBias => t.clone().random_like(Distribution::Normal(0.0, 0.2)),
+        ParamKind::BnRunningMean | ParamKind::BnBias => {
+            t.clone().random_like(Distribution::Normal(0.0, 0.2))
+        }
         _ => t.clone(),
     })
 }
 
 fn data(n: usize) -> DeviceBatches {
-    let synthetic = SyntheticConfig { seed: 2, train: n, test: 16 };
-    let ds = landscape_data::load(DatasetName::Synthetic, &landscape_data::DataLocations::from_env("/nonexistent"), &synthetic).unwrap();
+    let synthetic = SyntheticConfig {
+        seed: 2,
+        train: n,
+        test: 16,
+    };
+    let ds = landscape_data::load(
+        DatasetName::Synthetic,
+        &landscape_data::DataLocations::from_env("/nonexistent"),
+        &synthetic,
+    )
+    .unwrap();
     landscape_train::data::upload(&ds.train, &ds.normalization, &Device::flex()).unwrap()
 }
 
@@ -35,7 +51,10 @@ fn meta(grid: Grid, directions: &[Direction], scope: ParamScope) -> SurfaceMeta 
     SurfaceMeta {
         engine: 1,
         kind: SurfaceKind::Surface,
-        base: PointRef { run: "test".into(), epoch: 0 },
+        base: PointRef {
+            run: "test".into(),
+            epoch: 0,
+        },
         directions: directions.iter().map(|d| d.recipe.clone()).collect(),
         scope,
         grid,
@@ -45,7 +64,10 @@ fn meta(grid: Grid, directions: &[Direction], scope: ParamScope) -> SurfaceMeta 
 }
 
 fn grid(x: &str, y: Option<&str>) -> Grid {
-    Grid { x: x.parse().unwrap(), y: y.map(|y| y.parse().unwrap()) }
+    Grid {
+        x: x.parse().unwrap(),
+        y: y.map(|y| y.parse().unwrap()),
+    }
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -56,30 +78,70 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 fn filter_normalized_directions_have_the_filters_norms() {
     let net = network();
     let base = model(&net, 1);
-    let d = &Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 7, 1)[0];
+    let d = &Direction::random(
+        &base,
+        ParamScope::Weights,
+        DirNorm::Filter,
+        Ignore::Biasbn,
+        7,
+        1,
+    )[0];
     let host_base = base.to_host();
-    for ((info, theta), dir) in net.layout().entries().iter().zip(&host_base).zip(&d.tensors) {
+    for ((info, theta), dir) in net
+        .layout()
+        .entries()
+        .iter()
+        .zip(&host_base)
+        .zip(&d.tensors)
+    {
         let Some(dir) = dir else {
             assert!(!info.kind.is_learnable(), "{} missing", info.name);
             continue;
         };
         let dir: Vec<f32> = dir.to_data().try_into_vec::<f32>().unwrap();
         if info.shape.len() == 1 {
-            assert!(dir.iter().all(|v| *v == 0.0), "{}: biasbn not ignored", info.name);
+            assert!(
+                dir.iter().all(|v| *v == 0.0),
+                "{}: biasbn not ignored",
+                info.name
+            );
             continue;
         }
         let rows = info.shape[0];
         let per = dir.len() / rows;
         for r in 0..rows {
             let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            let (a, b) = (norm(&dir[r * per..(r + 1) * per]), norm(&theta[r * per..(r + 1) * per]));
+            let (a, b) = (
+                norm(&dir[r * per..(r + 1) * per]),
+                norm(&theta[r * per..(r + 1) * per]),
+            );
             assert!(close(a, b, 1e-4), "{} filter {r}: {a} vs {b}", info.name);
         }
     }
     // ignore = none copies theta into 1-D tensors.
-    let d = &Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::None, 7, 1)[0];
-    let gamma = net.layout().entries().iter().position(|e| e.name == "bn1.weight").unwrap();
-    assert_eq!(d.tensors[gamma].as_ref().unwrap().to_data().try_into_vec::<f32>().unwrap(), host_base[gamma]);
+    let d = &Direction::random(
+        &base,
+        ParamScope::Weights,
+        DirNorm::Filter,
+        Ignore::None,
+        7,
+        1,
+    )[0];
+    let gamma = net
+        .layout()
+        .entries()
+        .iter()
+        .position(|e| e.name == "bn1.weight")
+        .unwrap();
+    assert_eq!(
+        d.tensors[gamma]
+            .as_ref()
+            .unwrap()
+            .to_data()
+            .try_into_vec::<f32>()
+            .unwrap(),
+        host_base[gamma]
+    );
 }
 
 fn curve(net: &Network, base: &ParamSet, norm: DirNorm, data: &DeviceBatches) -> Vec<f64> {
@@ -87,7 +149,13 @@ fn curve(net: &Network, base: &ParamSet, norm: DirNorm, data: &DeviceBatches) ->
     let ev = Evaluator::new(net.layers());
     [-0.5, 0.25, 0.75]
         .iter()
-        .map(|&x| ev.evaluate(&landscape_surface::direction::displaced(base, &dirs, &[x]), data).loss)
+        .map(|&x| {
+            ev.evaluate(
+                &landscape_surface::direction::displaced(base, &dirs, &[x]),
+                data,
+            )
+            .loss
+        })
         .collect()
 }
 
@@ -100,21 +168,46 @@ fn filter_normalization_is_invariant_to_scaling_filters_before_batchnorm() {
     let base = model(&net, 3);
     let c = 10.0;
     let scaled = base.map(|info, t| match info.name.as_str() {
-        "layer1.0.conv1.weight" | "layer2.1.conv2.weight" | "layer1.0.bn1.running_mean" | "layer2.1.bn2.running_mean" => t.clone().mul_scalar(c),
+        "layer1.0.conv1.weight"
+        | "layer2.1.conv2.weight"
+        | "layer1.0.bn1.running_mean"
+        | "layer2.1.bn2.running_mean" => t.clone().mul_scalar(c),
         "layer1.0.bn1.running_var" | "layer2.1.bn2.running_var" => t.clone().mul_scalar(c * c),
         _ => t.clone(),
     });
     let data = data(128);
     let ev = Evaluator::new(net.layers());
-    let (l0, l1) = (ev.evaluate(base.tensors(), &data).loss, ev.evaluate(scaled.tensors(), &data).loss);
-    assert!(close(l0, l1, 1e-4), "scaling changed the loss: {l0} vs {l1}");
-    let (a, b) = (curve(&net, &base, DirNorm::Filter, &data), curve(&net, &scaled, DirNorm::Filter, &data));
+    let (l0, l1) = (
+        ev.evaluate(base.tensors(), &data).loss,
+        ev.evaluate(scaled.tensors(), &data).loss,
+    );
+    assert!(
+        close(l0, l1, 1e-4),
+        "scaling changed the loss: {l0} vs {l1}"
+    );
+    let (a, b) = (
+        curve(&net, &base, DirNorm::Filter, &data),
+        curve(&net, &scaled, DirNorm::Filter, &data),
+    );
     for (x, y) in a.iter().zip(&b) {
-        assert!(close(*x, *y, 1e-3), "filter-normalized curve changed: {a:?} vs {b:?}");
+        assert!(
+            close(*x, *y, 1e-3),
+            "filter-normalized curve changed: {a:?} vs {b:?}"
+        );
     }
-    let (a, b) = (curve(&net, &base, DirNorm::None, &data), curve(&net, &scaled, DirNorm::None, &data));
-    let moved = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    assert!(moved > 1e-2, "raw direction curve did not change: {a:?} vs {b:?}");
+    let (a, b) = (
+        curve(&net, &base, DirNorm::None, &data),
+        curve(&net, &scaled, DirNorm::None, &data),
+    );
+    let moved = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        moved > 1e-2,
+        "raw direction curve did not change: {a:?} vs {b:?}"
+    );
 }
 
 #[test]
@@ -122,9 +215,23 @@ fn non_square_surface_origin_and_indexing_are_right() {
     let net = network();
     let base = model(&net, 4);
     let data = data(64);
-    let dirs = Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 5, 2);
+    let dirs = Direction::random(
+        &base,
+        ParamScope::Weights,
+        DirNorm::Filter,
+        Ignore::Biasbn,
+        5,
+        2,
+    );
     let g = grid("-1:1:5", Some("-0.5:0.5:3"));
-    let job = SurfaceJob { meta: meta(g, &dirs, ParamScope::Weights), network: &net, base: base.clone(), directions: dirs.clone(), train: &data, test: None };
+    let job = SurfaceJob {
+        meta: meta(g, &dirs, ParamScope::Weights),
+        network: &net,
+        base: base.clone(),
+        directions: dirs.clone(),
+        train: &data,
+        test: None,
+    };
     let work = tempfile::tempdir().unwrap();
     let out = job.run(work.path(), Shard::WHOLE, "test").unwrap();
     assert!(out.complete);
@@ -133,18 +240,47 @@ fn non_square_surface_origin_and_indexing_are_right() {
     let ev = Evaluator::new(net.layers());
     let origin = rows.iter().find(|r| r.ix == 2 && r.iy == 1).unwrap();
     assert_eq!((origin.x, origin.y), (0.0, 0.0));
-    assert!(close(origin.train_loss, ev.evaluate(base.tensors(), &data).loss, 1e-5));
+    assert!(close(
+        origin.train_loss,
+        ev.evaluate(base.tensors(), &data).loss,
+        1e-5
+    ));
     // (ix, iy) = (4, 0) is (x, y) = (1, -0.5): check against a direct evaluation there.
     let corner = rows.iter().find(|r| r.ix == 4 && r.iy == 0).unwrap();
     assert_eq!((corner.x, corner.y), (1.0, -0.5));
-    let direct = ev.evaluate(&landscape_surface::direction::displaced(&base, &dirs, &[1.0, -0.5]), &data).loss;
-    assert!(close(corner.train_loss, direct, 1e-5), "{} vs {direct}", corner.train_loss);
-    let swapped = ev.evaluate(&landscape_surface::direction::displaced(&base, &dirs, &[-0.5, 1.0]), &data).loss;
+    let direct = ev
+        .evaluate(
+            &landscape_surface::direction::displaced(&base, &dirs, &[1.0, -0.5]),
+            &data,
+        )
+        .loss;
+    assert!(
+        close(corner.train_loss, direct, 1e-5),
+        "{} vs {direct}",
+        corner.train_loss
+    );
+    let swapped = ev
+        .evaluate(
+            &landscape_surface::direction::displaced(&base, &dirs, &[-0.5, 1.0]),
+            &data,
+        )
+        .loss;
     assert!(!close(corner.train_loss, swapped, 1e-3), "x and y swapped");
     // The directions were saved and load back equal.
-    let loaded = landscape_surface::direction::load(&out.dir.join("directions.safetensors"), net.layout(), &Device::flex()).unwrap();
+    let loaded = landscape_surface::direction::load(
+        &out.dir.join("directions.safetensors"),
+        net.layout(),
+        &Device::flex(),
+    )
+    .unwrap();
     assert_eq!(loaded.len(), 2);
-    let host = |d: &Direction| d.tensors.iter().flatten().map(|t| t.to_data().try_into_vec::<f32>().unwrap()).collect::<Vec<_>>();
+    let host = |d: &Direction| {
+        d.tensors
+            .iter()
+            .flatten()
+            .map(|t| t.to_data().try_into_vec::<f32>().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(host(&loaded[1]), host(&dirs[1]));
 }
 
@@ -154,16 +290,34 @@ fn interpolation_endpoints_are_the_models() {
     let (a, b) = (model(&net, 5), model(&net, 6));
     let data = data(64);
     let dir = Direction::difference(&a, &b, ParamScope::States, "a", "b").unwrap();
-    let mut m = meta(grid("-0.5:1.5:5", None), std::slice::from_ref(&dir), ParamScope::States);
+    let mut m = meta(
+        grid("-0.5:1.5:5", None),
+        std::slice::from_ref(&dir),
+        ParamScope::States,
+    );
     m.kind = SurfaceKind::Interpolation;
-    let job = SurfaceJob { meta: m, network: &net, base: a.clone(), directions: vec![dir], train: &data, test: Some(&data) };
+    let job = SurfaceJob {
+        meta: m,
+        network: &net,
+        base: a.clone(),
+        directions: vec![dir],
+        train: &data,
+        test: Some(&data),
+    };
     let work = tempfile::tempdir().unwrap();
     let out = job.run(work.path(), Shard::WHOLE, "test").unwrap();
     let rows = read_rows(&out.dir.join("surface.csv")).unwrap();
     let ev = Evaluator::new(net.layers());
-    let (la, lb) = (ev.evaluate(a.tensors(), &data).loss, ev.evaluate(b.tensors(), &data).loss);
+    let (la, lb) = (
+        ev.evaluate(a.tensors(), &data).loss,
+        ev.evaluate(b.tensors(), &data).loss,
+    );
     assert!(close(rows[1].train_loss, la, 1e-5) && rows[1].x == 0.0);
-    assert!(close(rows[3].train_loss, lb, 1e-4) && rows[3].x == 1.0, "{} vs {lb}", rows[3].train_loss);
+    assert!(
+        close(rows[3].train_loss, lb, 1e-4) && rows[3].x == 1.0,
+        "{} vs {lb}",
+        rows[3].train_loss
+    );
     assert_eq!(rows[3].test_loss, Some(rows[3].train_loss));
     // Extrapolating to -0.5 and 1.5 moves the running variances; any that go negative are
     // counted, and the loss is still a number.
@@ -175,9 +329,23 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     let net = network();
     let base = model(&net, 8);
     let data = data(32);
-    let dirs = Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 9, 2);
+    let dirs = Direction::random(
+        &base,
+        ParamScope::Weights,
+        DirNorm::Filter,
+        Ignore::Biasbn,
+        9,
+        2,
+    );
     let g = grid("-1:1:3", Some("-1:1:4"));
-    let job = || SurfaceJob { meta: meta(g, &dirs, ParamScope::Weights), network: &net, base: base.clone(), directions: dirs.clone(), train: &data, test: None };
+    let job = || SurfaceJob {
+        meta: meta(g, &dirs, ParamScope::Weights),
+        network: &net,
+        base: base.clone(),
+        directions: dirs.clone(),
+        train: &data,
+        test: None,
+    };
     let whole = tempfile::tempdir().unwrap();
     let one = job().run(whole.path(), Shard::WHOLE, "whole").unwrap();
     let expected = std::fs::read_to_string(one.dir.join("surface.csv")).unwrap();
@@ -189,11 +357,28 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     assert!(!s1.complete && !s2.complete && s1.points_done == 6);
     let (n, complete) = merge(&s1.dir, &[s2.dir.clone()]).unwrap();
     assert!(complete && n == 12);
-    assert_eq!(std::fs::read_to_string(s1.dir.join("surface.csv")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read_to_string(s1.dir.join("surface.csv")).unwrap(),
+        expected
+    );
 
     // A different surface is refused.
-    let other_dirs = Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 10, 2);
-    let other = SurfaceJob { meta: meta(g, &other_dirs, ParamScope::Weights), network: &net, base: base.clone(), directions: other_dirs, train: &data, test: None };
+    let other_dirs = Direction::random(
+        &base,
+        ParamScope::Weights,
+        DirNorm::Filter,
+        Ignore::Biasbn,
+        10,
+        2,
+    );
+    let other = SurfaceJob {
+        meta: meta(g, &other_dirs, ParamScope::Weights),
+        network: &net,
+        base: base.clone(),
+        directions: other_dirs,
+        train: &data,
+        test: None,
+    };
     let m3 = tempfile::tempdir().unwrap();
     let s3 = other.run(m3.path(), "1/2".parse().unwrap(), "s3").unwrap();
     assert!(merge(&s1.dir, &[s3.dir]).is_err());
@@ -210,7 +395,10 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     assert_eq!(before, 5);
     let out = job().run(resumed.path(), Shard::WHOLE, "resume").unwrap();
     assert!(out.complete);
-    assert_eq!(std::fs::read_to_string(out.dir.join("surface.csv")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("surface.csv")).unwrap(),
+        expected
+    );
     let journal = read_rows(&dir.join("points.1-of-1.csv")).unwrap();
     assert_eq!(journal.len(), 12, "finished points were computed again");
 }

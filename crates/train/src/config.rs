@@ -47,12 +47,20 @@ impl Schedule {
     /// The same schedule with fractions turned into epochs of a run of `epochs`.
     pub fn resolved(&self, epochs: u32) -> Schedule {
         match self {
-            Schedule::Step { milestones, fractions, gamma } => {
+            Schedule::Step {
+                milestones,
+                fractions,
+                gamma,
+            } => {
                 let mut all: Vec<u32> = milestones.clone();
                 all.extend(fractions.iter().map(|f| (f * epochs as f64).round() as u32));
                 all.sort_unstable();
                 all.dedup();
-                Schedule::Step { milestones: all, fractions: Vec::new(), gamma: *gamma }
+                Schedule::Step {
+                    milestones: all,
+                    fractions: Vec::new(),
+                    gamma: *gamma,
+                }
             }
             other => other.clone(),
         }
@@ -65,9 +73,16 @@ impl Schedule {
         let done = epoch.saturating_sub(1);
         match self {
             Schedule::Constant => lr,
-            Schedule::Step { milestones, fractions, gamma } => {
+            Schedule::Step {
+                milestones,
+                fractions,
+                gamma,
+            } => {
                 let passed = milestones.iter().filter(|&&m| done >= m).count()
-                    + fractions.iter().filter(|&&f| done as f64 >= (f * epochs as f64).round()).count();
+                    + fractions
+                        .iter()
+                        .filter(|&&f| done as f64 >= (f * epochs as f64).round())
+                        .count();
                 lr * gamma.powi(passed as i32)
             }
             Schedule::Cosine => {
@@ -107,7 +122,11 @@ impl BatchSize {
                     .strip_suffix('%')
                     .and_then(|p| p.trim().parse().ok())
                     .filter(|p: &f64| *p > 0.0 && *p <= 100.0)
-                    .ok_or_else(|| anyhow::anyhow!("expected a positive integer or a share like \"16.4%\", got \"{s}\""))?;
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "expected a positive integer or a share like \"16.4%\", got \"{s}\""
+                        )
+                    })?;
                 Ok(((percent / 100.0 * n as f64).round() as usize).max(1))
             }
         }
@@ -211,12 +230,42 @@ impl TrainConfig {
             }
             Ok(())
         }
-        check(self.width > 0.0 && self.width.is_finite(), "width", "a positive number", self.width)?;
-        check(self.lr > 0.0 && self.lr.is_finite(), "lr", "a positive number", self.lr)?;
-        check((0.0..1.0).contains(&self.momentum), "momentum", "a number in [0, 1)", self.momentum)?;
-        check((0.0..1.0).contains(&self.beta1), "beta1", "a number in [0, 1)", self.beta1)?;
-        check((0.0..1.0).contains(&self.beta2), "beta2", "a number in [0, 1)", self.beta2)?;
-        check(self.adam_eps > 0.0, "adam_eps", "a positive number", self.adam_eps)?;
+        check(
+            self.width > 0.0 && self.width.is_finite(),
+            "width",
+            "a positive number",
+            self.width,
+        )?;
+        check(
+            self.lr > 0.0 && self.lr.is_finite(),
+            "lr",
+            "a positive number",
+            self.lr,
+        )?;
+        check(
+            (0.0..1.0).contains(&self.momentum),
+            "momentum",
+            "a number in [0, 1)",
+            self.momentum,
+        )?;
+        check(
+            (0.0..1.0).contains(&self.beta1),
+            "beta1",
+            "a number in [0, 1)",
+            self.beta1,
+        )?;
+        check(
+            (0.0..1.0).contains(&self.beta2),
+            "beta2",
+            "a number in [0, 1)",
+            self.beta2,
+        )?;
+        check(
+            self.adam_eps > 0.0,
+            "adam_eps",
+            "a positive number",
+            self.adam_eps,
+        )?;
         check(self.epochs >= 1, "epochs", "at least 1", self.epochs)?;
         check(
             self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
@@ -224,22 +273,59 @@ impl TrainConfig {
             "a non-negative number",
             self.weight_decay,
         )?;
-        check(self.save_every >= 1, "save_every", "at least 1", self.save_every)?;
-        check(self.max_micro_batch >= 1, "max_micro_batch", "at least 1", self.max_micro_batch)?;
-        check(!self.nesterov || self.momentum > 0.0, "nesterov", "momentum > 0 with Nesterov", self.momentum)?;
+        check(
+            self.save_every >= 1,
+            "save_every",
+            "at least 1",
+            self.save_every,
+        )?;
+        check(
+            self.max_micro_batch >= 1,
+            "max_micro_batch",
+            "at least 1",
+            self.max_micro_batch,
+        )?;
+        check(
+            !self.nesterov || self.momentum > 0.0,
+            "nesterov",
+            "momentum > 0 with Nesterov",
+            self.momentum,
+        )?;
         match &self.batch_size {
             BatchSize::Examples(b) => check(*b >= 1, "batch_size", "at least 1", b)?,
             share @ BatchSize::Share(_) => {
-                share.resolve(100).map_err(|e| anyhow::anyhow!("batch_size: {e}"))?;
+                share
+                    .resolve(100)
+                    .map_err(|e| anyhow::anyhow!("batch_size: {e}"))?;
             }
         }
-        if let Schedule::Step { milestones, fractions, gamma } = &self.schedule {
-            check(*gamma > 0.0 && *gamma <= 1.0, "schedule.gamma", "a number in (0, 1]", gamma)?;
+        if let Schedule::Step {
+            milestones,
+            fractions,
+            gamma,
+        } = &self.schedule
+        {
+            check(
+                *gamma > 0.0 && *gamma <= 1.0,
+                "schedule.gamma",
+                "a number in (0, 1]",
+                gamma,
+            )?;
             for f in fractions {
-                check(*f > 0.0 && *f < 1.0, "schedule.fractions", "fractions in (0, 1)", f)?;
+                check(
+                    *f > 0.0 && *f < 1.0,
+                    "schedule.fractions",
+                    "fractions in (0, 1)",
+                    f,
+                )?;
             }
             for m in milestones {
-                check(*m >= 1 && *m < self.epochs, "schedule.milestones", "epochs in [1, epochs)", m)?;
+                check(
+                    *m >= 1 && *m < self.epochs,
+                    "schedule.milestones",
+                    "epochs in [1, epochs)",
+                    m,
+                )?;
             }
         }
         Ok(())
@@ -252,7 +338,11 @@ mod tests {
 
     #[test]
     fn step_schedule_decays_after_milestones_like_multisteplr() {
-        let s = Schedule::Step { milestones: vec![150, 225, 275], fractions: vec![], gamma: 0.1 };
+        let s = Schedule::Step {
+            milestones: vec![150, 225, 275],
+            fractions: vec![],
+            gamma: 0.1,
+        };
         assert_eq!(s.lr_at(0.1, 1, 300), 0.1);
         assert_eq!(s.lr_at(0.1, 150, 300), 0.1);
         assert!((s.lr_at(0.1, 151, 300) - 0.01).abs() < 1e-12);
@@ -262,7 +352,11 @@ mod tests {
 
     #[test]
     fn fractions_keep_the_papers_ratios_at_any_length() {
-        let s = Schedule::Step { milestones: vec![], fractions: vec![0.5, 0.75, 0.9167], gamma: 0.1 };
+        let s = Schedule::Step {
+            milestones: vec![],
+            fractions: vec![0.5, 0.75, 0.9167],
+            gamma: 0.1,
+        };
         assert_eq!(s.resolved(300).decay_epochs(300), vec![150, 225, 275]);
         assert_eq!(s.resolved(24).decay_epochs(24), vec![12, 18, 22]);
         assert_eq!(s.lr_at(0.1, 13, 24), s.resolved(24).lr_at(0.1, 13, 24));
@@ -276,8 +370,14 @@ mod tests {
 
     #[test]
     fn batch_shares_resolve_against_the_training_set() {
-        assert_eq!(BatchSize::Share("16.4%".into()).resolve(50_000).unwrap(), 8200);
-        assert_eq!(BatchSize::Share("16.4%".into()).resolve(10_000).unwrap(), 1640);
+        assert_eq!(
+            BatchSize::Share("16.4%".into()).resolve(50_000).unwrap(),
+            8200
+        );
+        assert_eq!(
+            BatchSize::Share("16.4%".into()).resolve(10_000).unwrap(),
+            1640
+        );
         assert_eq!(BatchSize::Examples(128).resolve(10).unwrap(), 128);
         assert!(BatchSize::Share("lots".into()).resolve(10).is_err());
         assert!(BatchSize::Share("0%".into()).resolve(10).is_err());

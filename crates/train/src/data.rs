@@ -16,11 +16,19 @@ pub const EVAL_BATCH: usize = 500;
 
 /// The fixed subset of `n` examples of `set` (`0`: all of them, in order).
 pub fn fixed_subset(set: &ImageSet, n: usize) -> ImageSet {
-    if n == 0 { set.clone() } else { set.subset(n, SUBSET_SEED) }
+    if n == 0 {
+        set.clone()
+    } else {
+        set.subset(n, SUBSET_SEED)
+    }
 }
 
 /// Uploads `set`, normalized and without augmentation, in batches of [`EVAL_BATCH`].
-pub fn upload(set: &ImageSet, normalization: &Normalization, device: &Device) -> Result<DeviceBatches> {
+pub fn upload(
+    set: &ImageSet,
+    normalization: &Normalization,
+    device: &Device,
+) -> Result<DeviceBatches> {
     let indices: Vec<usize> = (0..set.len()).collect();
     let mut values = Vec::new();
     fill_batch(set, &indices, normalization, None, &mut values);
@@ -39,9 +47,22 @@ pub struct RunData {
 
 impl RunData {
     /// The subsets `train_subset` / `test_subset` of `dataset` (0: all).
-    pub fn prepare(dataset: &Dataset, train_subset: usize, test_subset: usize, device: &Device) -> Result<Self> {
+    pub fn prepare(
+        dataset: &Dataset,
+        train_subset: usize,
+        test_subset: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let train = fixed_subset(&dataset.train, train_subset);
-        let test = upload(&fixed_subset(&dataset.test, test_subset), &dataset.normalization, device)?;
-        Ok(Self { train, normalization: dataset.normalization, test })
+        let test = upload(
+            &fixed_subset(&dataset.test, test_subset),
+            &dataset.normalization,
+            device,
+        )?;
+        Ok(Self {
+            train,
+            normalization: dataset.normalization,
+            test,
+        })
     }
 }

@@ -32,12 +32,19 @@ pub struct EpochMetrics {
 
 /// Reads `metrics.csv`.
 pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, row) in reader.deserialize().enumerate() {
-        let row: EpochMetrics = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let row: EpochMetrics =
+            row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
         if row.epoch as usize != i {
-            bail!("{}: row {} is epoch {}, expected {i}", path.display(), i + 2, row.epoch);
+            bail!(
+                "{}: row {} is epoch {}, expected {i}",
+                path.display(),
+                i + 2,
+                row.epoch
+            );
         }
         rows.push(row);
     }

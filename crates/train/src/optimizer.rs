@@ -51,12 +51,23 @@ impl Optimizer {
     /// A fresh optimizer for `config` over `layout.len()` tensors.
     pub fn new(config: &TrainConfig, layout: &ParamLayout) -> Self {
         let rule = match config.optimizer {
-            OptimizerKind::Sgd => UpdateRule::Sgd { momentum: config.momentum, nesterov: config.nesterov },
-            OptimizerKind::Adam => {
-                UpdateRule::Adam { beta1: config.beta1, beta2: config.beta2, eps: config.adam_eps }
-            }
+            OptimizerKind::Sgd => UpdateRule::Sgd {
+                momentum: config.momentum,
+                nesterov: config.nesterov,
+            },
+            OptimizerKind::Adam => UpdateRule::Adam {
+                beta1: config.beta1,
+                beta2: config.beta2,
+                eps: config.adam_eps,
+            },
         };
-        Self { rule, weight_decay: config.weight_decay, step: 0, first: vec![None; layout.len()], second: vec![None; layout.len()] }
+        Self {
+            rule,
+            weight_decay: config.weight_decay,
+            step: 0,
+            first: vec![None; layout.len()],
+            second: vec![None; layout.len()],
+        }
     }
 
     /// Applies one update with learning rate `lr`: `grads[i]` is the gradient of tensor `i`
@@ -67,7 +78,11 @@ impl Optimizer {
         for (i, grad) in grads.into_iter().enumerate() {
             let Some(grad) = grad else { continue };
             let p = tensors[i].clone();
-            let g = if self.weight_decay > 0.0 { grad + p.clone().mul_scalar(self.weight_decay) } else { grad };
+            let g = if self.weight_decay > 0.0 {
+                grad + p.clone().mul_scalar(self.weight_decay)
+            } else {
+                grad
+            };
             let update = match self.rule {
                 UpdateRule::Sgd { momentum, nesterov } => {
                     if momentum == 0.0 {
@@ -78,7 +93,11 @@ impl Optimizer {
                             None => g.clone(),
                         };
                         self.first[i] = Some(buf.clone());
-                        if nesterov { g + buf.mul_scalar(momentum) } else { buf }
+                        if nesterov {
+                            g + buf.mul_scalar(momentum)
+                        } else {
+                            buf
+                        }
                     }
                 }
                 UpdateRule::Adam { beta1, beta2, eps } => {
@@ -109,22 +128,46 @@ impl Optimizer {
         for (prefix, state) in [("optim.first", &self.first), ("optim.second", &self.second)] {
             for (info, t) in layout.entries().iter().zip(state) {
                 if let Some(t) = t {
-                    let values = t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 state");
-                    file.tensors.push(HostTensor { name: format!("{prefix}.{}", info.name), shape: info.shape.clone(), values });
+                    let values = t
+                        .to_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .expect("f32 state");
+                    file.tensors.push(HostTensor {
+                        name: format!("{prefix}.{}", info.name),
+                        shape: info.shape.clone(),
+                        values,
+                    });
                 }
             }
         }
-        file.metadata.insert("optim.step".into(), self.step.to_string());
+        file.metadata
+            .insert("optim.step".into(), self.step.to_string());
     }
 
     /// Restores the state written by [`Optimizer::to_tensors`].
-    pub fn restore(&mut self, layout: &ParamLayout, file: &TensorFile, path: &Path, device: &burn::tensor::Device) -> Result<()> {
-        self.step = file.meta("optim.step", path)?.parse().with_context(|| format!("{}: optim.step", path.display()))?;
-        for (prefix, state) in [("optim.first", &mut self.first), ("optim.second", &mut self.second)] {
+    pub fn restore(
+        &mut self,
+        layout: &ParamLayout,
+        file: &TensorFile,
+        path: &Path,
+        device: &burn::tensor::Device,
+    ) -> Result<()> {
+        self.step = file
+            .meta("optim.step", path)?
+            .parse()
+            .with_context(|| format!("{}: optim.step", path.display()))?;
+        for (prefix, state) in [
+            ("optim.first", &mut self.first),
+            ("optim.second", &mut self.second),
+        ] {
             for (info, slot) in layout.entries().iter().zip(state.iter_mut()) {
                 let name = format!("{prefix}.{}", info.name);
                 *slot = file.tensors.iter().find(|t| t.name == name).map(|t| {
-                    Tensor::<1>::from_data(burn::tensor::TensorData::new(t.values.clone(), [t.values.len()]), device)
+                    Tensor::<1>::from_data(
+                        burn::tensor::TensorData::new(t.values.clone(), [t.values.len()]),
+                        device,
+                    )
                 });
             }
         }
@@ -210,11 +253,16 @@ mod tests {
     fn state_round_trips() {
         let p = scalar_param(1.0);
         let mut opt = Optimizer::new(&config(OptimizerKind::Adam, false, 0.0), p.layout());
-        let p2 = opt.step(&p, vec![Some(Tensor::<1>::from_floats([2.0], &Device::flex()))], 0.1);
+        let p2 = opt.step(
+            &p,
+            vec![Some(Tensor::<1>::from_floats([2.0], &Device::flex()))],
+            0.1,
+        );
         let mut file = TensorFile::default();
         opt.to_tensors(p.layout(), &mut file);
         let mut back = Optimizer::new(&config(OptimizerKind::Adam, false, 0.0), p.layout());
-        back.restore(p.layout(), &file, Path::new("x"), &Device::flex()).unwrap();
+        back.restore(p.layout(), &file, Path::new("x"), &Device::flex())
+            .unwrap();
         let g = || vec![Some(Tensor::<1>::from_floats([1.0], &Device::flex()))];
         let a = opt.step(&p2, g(), 0.1).to_host();
         let b = back.step(&p2, g(), 0.1).to_host();

@@ -42,12 +42,21 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// Resolves `train` against a training set of `train_examples` (after the subset).
-    pub fn resolve(mut train: TrainConfig, data: DataIdentity, train_examples: usize) -> Result<Self> {
+    pub fn resolve(
+        mut train: TrainConfig,
+        data: DataIdentity,
+        train_examples: usize,
+    ) -> Result<Self> {
         train.validate()?;
         let batch = train.batch_size.resolve(train_examples)?;
         train.batch_size = BatchSize::Examples(batch);
         train.schedule = train.schedule.resolved(train.epochs);
-        Ok(Self { train, data, model_definition: landscape_models::DEFINITION_VERSION, trainer: TRAINER_VERSION })
+        Ok(Self {
+            train,
+            data,
+            model_definition: landscape_models::DEFINITION_VERSION,
+            trainer: TRAINER_VERSION,
+        })
     }
 
     /// The logical batch size in examples.
@@ -119,7 +128,9 @@ pub struct RunDir {
 impl RunDir {
     /// The directory of run `id` under `workdir`.
     pub fn new(workdir: &Path, id: &str) -> Self {
-        Self { root: workdir.join(id) }
+        Self {
+            root: workdir.join(id),
+        }
     }
 
     /// The directory itself.
@@ -144,7 +155,9 @@ impl RunDir {
 
     /// The parameters after `epoch` (kept every `save_every` epochs, at 0 and at the end).
     pub fn checkpoint_path(&self, epoch: u32) -> PathBuf {
-        self.root.join("checkpoints").join(format!("epoch_{epoch:04}.safetensors"))
+        self.root
+            .join("checkpoints")
+            .join(format!("epoch_{epoch:04}.safetensors"))
     }
 
     /// The latest parameters and optimizer state, from which a killed run resumes.
@@ -157,9 +170,14 @@ impl RunDir {
         let dir = self.root.join("checkpoints");
         let mut epochs = Vec::new();
         if dir.exists() {
-            for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            for entry in
+                std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+            {
                 let name = entry?.file_name().to_string_lossy().into_owned();
-                if let Some(e) = name.strip_prefix("epoch_").and_then(|s| s.strip_suffix(".safetensors")) {
+                if let Some(e) = name
+                    .strip_prefix("epoch_")
+                    .and_then(|s| s.strip_suffix(".safetensors"))
+                {
                     if let Ok(e) = e.parse() {
                         epochs.push(e);
                     }
@@ -197,12 +215,14 @@ impl RunDir {
 
 /// Reads a TOML file into `T`, errors naming the file.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
 }
 
 /// Writes `value` as TOML atomically.
 pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = toml::to_string_pretty(value).with_context(|| format!("serializing {}", path.display()))?;
+    let text =
+        toml::to_string_pretty(value).with_context(|| format!("serializing {}", path.display()))?;
     write_atomic(path, text.as_bytes())
 }

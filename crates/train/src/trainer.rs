@@ -48,7 +48,13 @@ pub fn train_step(
             .entries()
             .iter()
             .zip(params.tensors())
-            .map(|(info, t)| if info.kind.is_learnable() { t.clone().autodiff().require_grad() } else { t.clone() })
+            .map(|(info, t)| {
+                if info.kind.is_learnable() {
+                    t.clone().autodiff().require_grad()
+                } else {
+                    t.clone()
+                }
+            })
             .collect();
         let mut pass = Forward::new(&leaves, BatchNormMode::Batch);
         let logits = pass.logits(network.layers(), x);
@@ -82,14 +88,31 @@ pub fn train_step(
         });
     }
     let params = optimizer.step(&params, grads, lr);
-    let loss = loss_total.expect("a batch has examples").into_scalar::<f32>() as f64 / batch_len as f64;
-    (params, (loss, correct_total.expect("a batch has examples").into_scalar::<i64>()))
+    let loss = loss_total
+        .expect("a batch has examples")
+        .into_scalar::<f32>() as f64
+        / batch_len as f64;
+    (
+        params,
+        (
+            loss,
+            correct_total
+                .expect("a batch has examples")
+                .into_scalar::<i64>(),
+        ),
+    )
 }
 
 /// Trains (or resumes, or finds finished) the run described by `record` under `workdir`.
 ///
 /// Returns the final status; a finished or diverged run returns at once (cache hit).
-pub fn train_run(workdir: &std::path::Path, record: &RunRecord, data: &RunData, device: &Device, label: &str) -> Result<RunStatus> {
+pub fn train_run(
+    workdir: &std::path::Path,
+    record: &RunRecord,
+    data: &RunData,
+    device: &Device,
+    label: &str,
+) -> Result<RunStatus> {
     let dir = RunDir::new(workdir, &record.id);
     if dir.record_path().exists() {
         let existing = dir.read_record()?;
@@ -126,7 +149,12 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// Starts fresh (epoch 0 measured and saved) or resumes from the last saved epoch.
-    fn open(dir: RunDir, record: &'a RunRecord, data: &'a RunData, device: &Device) -> Result<Self> {
+    fn open(
+        dir: RunDir,
+        record: &'a RunRecord,
+        data: &'a RunData,
+        device: &Device,
+    ) -> Result<Self> {
         let config = &record.config;
         let network = Network::new(NetworkSpec {
             arch: config.train.model,
@@ -140,10 +168,17 @@ impl<'a> Session<'a> {
             let file = TensorFile::read(&resume)?;
             let params = checkpoint::from_tensor_file(&file, network.layout(), device, &resume)?;
             optimizer.restore(network.layout(), &file, &resume, device)?;
-            let epoch: u32 = file.meta("epoch", &resume)?.parse().with_context(|| format!("{}: epoch", resume.display()))?;
+            let epoch: u32 = file
+                .meta("epoch", &resume)?
+                .parse()
+                .with_context(|| format!("{}: epoch", resume.display()))?;
             let mut metrics = metrics::read(&dir.metrics_path())?;
             if metrics.len() <= epoch as usize {
-                bail!("{}: has {} epochs but the resumable state is at epoch {epoch}", dir.metrics_path().display(), metrics.len());
+                bail!(
+                    "{}: has {} epochs but the resumable state is at epoch {epoch}",
+                    dir.metrics_path().display(),
+                    metrics.len()
+                );
             }
             // Rows after the saved state belong to an epoch that will be trained again.
             metrics.truncate(epoch as usize + 1);
@@ -151,7 +186,17 @@ impl<'a> Session<'a> {
         } else {
             (network.init(config.train.seed, device), Vec::new())
         };
-        let mut session = Self { dir, record, data, device: device.clone(), network, evaluator, params, optimizer, metrics };
+        let mut session = Self {
+            dir,
+            record,
+            data,
+            device: device.clone(),
+            network,
+            evaluator,
+            params,
+            optimizer,
+            metrics,
+        };
         if session.metrics.is_empty() {
             let row = session.measure(0, config.train.lr, None, 0.0);
             session.metrics.push(row);
@@ -169,13 +214,19 @@ impl<'a> Session<'a> {
         let n = self.data.train.len();
         let batch = self.record.config.batch_size();
         let steps_per_epoch = n.div_ceil(batch) as u64;
-        let progress = Progress::new(label, train.epochs as u64 * steps_per_epoch, self.epochs_done() as u64 * steps_per_epoch);
+        let progress = Progress::new(
+            label,
+            train.epochs as u64 * steps_per_epoch,
+            self.epochs_done() as u64 * steps_per_epoch,
+        );
         self.write_status(RunState::Running, "training")?;
         for epoch in self.epochs_done() + 1..=train.epochs {
             let start = Instant::now();
             let lr = train.schedule.lr_at(train.lr, epoch, train.epochs);
             let order = epoch_order(n, train.seed, epoch as u64);
-            let augment = train.augment.then(|| Augmentation::standard(train.seed, epoch as u64));
+            let augment = train
+                .augment
+                .then(|| Augmentation::standard(train.seed, epoch as u64));
             let (mut loss_sum, mut correct) = (0.0f64, 0i64);
             for (step, indices) in order.chunks(batch).enumerate() {
                 let (loss, right) = self.step(indices, augment.as_ref(), lr);
@@ -185,13 +236,22 @@ impl<'a> Session<'a> {
                 loss_sum += loss * indices.len() as f64;
                 correct += right;
                 let done = (epoch as u64 - 1) * steps_per_epoch + step as u64 + 1;
-                progress.update(done, format!("epoch {epoch}/{} loss {:.3}", train.epochs, loss));
+                progress.update(
+                    done,
+                    format!("epoch {epoch}/{} loss {:.3}", train.epochs, loss),
+                );
             }
             let train_stats = (loss_sum / n as f64, 100.0 * correct as f64 / n as f64);
             let row = self.measure(epoch, lr, Some(train_stats), start.elapsed().as_secs_f64());
             progress.update(
                 epoch as u64 * steps_per_epoch,
-                format!("epoch {epoch}/{} loss {:.3} acc {:.1}% test {:.1}%", train.epochs, row.train_loss.unwrap_or(f64::NAN), row.train_acc.unwrap_or(f64::NAN), row.test_acc),
+                format!(
+                    "epoch {epoch}/{} loss {:.3} acc {:.1}% test {:.1}%",
+                    train.epochs,
+                    row.train_loss.unwrap_or(f64::NAN),
+                    row.train_acc.unwrap_or(f64::NAN),
+                    row.test_acc
+                ),
             );
             self.metrics.push(row);
             self.save_epoch(epoch)?;
@@ -204,25 +264,57 @@ impl<'a> Session<'a> {
     /// One logical batch, cut into near-equal micro-batches of at most `max_micro_batch`
     /// examples. Returns the batch's mean loss and number of correct predictions.
     fn step(&mut self, indices: &[usize], augment: Option<&Augmentation>, lr: f64) -> (f64, i64) {
-        let micro_count = indices.len().div_ceil(self.record.config.train.max_micro_batch);
+        let micro_count = indices
+            .len()
+            .div_ceil(self.record.config.train.max_micro_batch);
         let micro_size = indices.len().div_ceil(micro_count);
         let mut pixels = Vec::new();
         let micro_batches = indices.chunks(micro_size).map(|micro| {
-            fill_batch(&self.data.train, micro, &self.data.normalization, augment, &mut pixels);
+            fill_batch(
+                &self.data.train,
+                micro,
+                &self.data.normalization,
+                augment,
+                &mut pixels,
+            );
             let m = micro.len();
-            let x = Tensor::<4>::from_data(TensorData::new(std::mem::take(&mut pixels), [m, 3, 32, 32]), &self.device);
-            let labels: Vec<i64> = micro.iter().map(|&i| self.data.train.labels[i] as i64).collect();
-            (x, Tensor::<1, Int>::from_data(TensorData::new(labels, [m]), &self.device))
+            let x = Tensor::<4>::from_data(
+                TensorData::new(std::mem::take(&mut pixels), [m, 3, 32, 32]),
+                &self.device,
+            );
+            let labels: Vec<i64> = micro
+                .iter()
+                .map(|&i| self.data.train.labels[i] as i64)
+                .collect();
+            (
+                x,
+                Tensor::<1, Int>::from_data(TensorData::new(labels, [m]), &self.device),
+            )
         });
-        let (params, stats) = train_step(&self.network, &self.params, &mut self.optimizer, micro_batches, indices.len(), lr);
+        let (params, stats) = train_step(
+            &self.network,
+            &self.params,
+            &mut self.optimizer,
+            micro_batches,
+            indices.len(),
+            lr,
+        );
         self.params = params;
         stats
     }
 
     /// Test metrics and weight norms after `epoch`.
-    fn measure(&self, epoch: u32, lr: f64, train: Option<(f64, f64)>, seconds: f64) -> EpochMetrics {
+    fn measure(
+        &self,
+        epoch: u32,
+        lr: f64,
+        train: Option<(f64, f64)>,
+        seconds: f64,
+    ) -> EpochMetrics {
         let start = Instant::now();
-        let test = self.evaluator.evaluate(self.params.tensors(), &self.data.test);
+        let test = self
+            .evaluator
+            .evaluate(self.params.tensors(), &self.data.test);
         EpochMetrics {
             epoch,
             lr,
@@ -231,7 +323,9 @@ impl<'a> Session<'a> {
             test_loss: test.loss,
             test_acc: test.accuracy,
             weight_l2: self.params.l2_norm(ParamKind::is_learnable),
-            weight_l2_no_biasbn: self.params.l2_norm(|k| k.is_learnable() && !k.is_bias_or_bn()),
+            weight_l2_no_biasbn: self
+                .params
+                .l2_norm(|k| k.is_learnable() && !k.is_bias_or_bn()),
             seconds: seconds + start.elapsed().as_secs_f64(),
         }
     }
@@ -243,7 +337,10 @@ impl<'a> Session<'a> {
             ("epoch".into(), epoch.to_string()),
             ("model".into(), train.model.to_string()),
             ("width".into(), train.width.to_string()),
-            ("classes".into(), self.record.config.data.classes.to_string()),
+            (
+                "classes".into(),
+                self.record.config.data.classes.to_string(),
+            ),
             ("format".into(), "landscape-checkpoint-1".into()),
         ])
     }
@@ -254,7 +351,11 @@ impl<'a> Session<'a> {
     fn save_epoch(&mut self, epoch: u32) -> Result<()> {
         let train = &self.record.config.train;
         if epoch % train.save_every == 0 || epoch == train.epochs {
-            checkpoint::save(&self.dir.checkpoint_path(epoch), &self.params, self.metadata(epoch))?;
+            checkpoint::save(
+                &self.dir.checkpoint_path(epoch),
+                &self.params,
+                self.metadata(epoch),
+            )?;
         }
         metrics::write(&self.dir.metrics_path(), &self.metrics)?;
         let mut file = checkpoint::to_tensor_file(&self.params, self.metadata(epoch));
@@ -262,14 +363,33 @@ impl<'a> Session<'a> {
         file.write(&self.dir.resume_path())
     }
 
-    fn diverged(&mut self, epoch: u32, step: usize, loss: f64, lr: f64, start: Instant, progress: &Progress) -> Result<RunStatus> {
-        let mut row = self.measure(epoch, lr, Some((loss, f64::NAN)), start.elapsed().as_secs_f64());
+    fn diverged(
+        &mut self,
+        epoch: u32,
+        step: usize,
+        loss: f64,
+        lr: f64,
+        start: Instant,
+        progress: &Progress,
+    ) -> Result<RunStatus> {
+        let mut row = self.measure(
+            epoch,
+            lr,
+            Some((loss, f64::NAN)),
+            start.elapsed().as_secs_f64(),
+        );
         row.train_loss = Some(loss);
         self.metrics.push(row);
         metrics::write(&self.dir.metrics_path(), &self.metrics)?;
-        let message = format!("diverged at epoch {epoch}, step {}: training loss {loss}", step + 1);
+        let message = format!(
+            "diverged at epoch {epoch}, step {}: training loss {loss}",
+            step + 1
+        );
         progress.finish(message.clone());
-        eprintln!("warning: run {} {message}; marked diverged, the sweep goes on", self.record.id);
+        eprintln!(
+            "warning: run {} {message}; marked diverged, the sweep goes on",
+            self.record.id
+        );
         self.write_status(RunState::Diverged, &message)
     }
 

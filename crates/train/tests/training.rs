@@ -6,7 +6,11 @@ use landscape_train::*;
 use std::collections::BTreeMap;
 
 fn dataset() -> landscape_data::Dataset {
-    let synthetic = SyntheticConfig { seed: 1, train: 1024, test: 512 };
+    let synthetic = SyntheticConfig {
+        seed: 1,
+        train: 1024,
+        test: 512,
+    };
     let locations = landscape_data::DataLocations::from_env("/nonexistent");
     landscape_data::load(DatasetName::Synthetic, &locations, &synthetic).unwrap()
 }
@@ -32,7 +36,11 @@ fn config(batch: usize, epochs: u32) -> TrainConfig {
 }
 
 fn record(train: TrainConfig, data: &landscape_data::Dataset, n: usize) -> RunRecord {
-    let identity = DataIdentity { name: data.name, fingerprint: data.fingerprint.clone(), classes: data.classes };
+    let identity = DataIdentity {
+        name: data.name,
+        fingerprint: data.fingerprint.clone(),
+        classes: data.classes,
+    };
     let config = RunConfig::resolve(train, identity, n).unwrap();
     RunRecord {
         id: config.id(),
@@ -61,16 +69,32 @@ fn trains_records_checkpoints_and_caches() {
     assert!(rows[0].train_loss.is_none());
     let first = rows[1].train_loss.unwrap();
     let last = rows[4].train_loss.unwrap();
-    assert!(last < first, "training loss did not fall: {first} -> {last}");
-    assert!(rows[4].test_acc > 20.0, "test accuracy {}", rows[4].test_acc);
+    assert!(
+        last < first,
+        "training loss did not fall: {first} -> {last}"
+    );
+    assert!(
+        rows[4].test_acc > 20.0,
+        "test accuracy {}",
+        rows[4].test_acc
+    );
     // The rate decays by 10 after epoch 2 of 4.
     assert!((rows[3].lr - 0.005).abs() < 1e-12 && (rows[2].lr - 0.05).abs() < 1e-12);
     assert!(rows.iter().all(|r| r.weight_l2 > r.weight_l2_no_biasbn));
     // A second call is a cache hit: same status, nothing retrained.
-    let before = std::fs::metadata(dir.metrics_path()).unwrap().modified().unwrap();
+    let before = std::fs::metadata(dir.metrics_path())
+        .unwrap()
+        .modified()
+        .unwrap();
     let again = train_run(work.path(), &rec, &run_data, &device, "test").unwrap();
     assert_eq!(again, status);
-    assert_eq!(std::fs::metadata(dir.metrics_path()).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(dir.metrics_path())
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
     // A changed value is a different run.
     let mut other = config(64, 4);
     other.lr = 0.04;
@@ -88,7 +112,13 @@ fn same_seed_gives_the_same_weights() {
     train_run(a.path(), &rec, &run_data, &device, "a").unwrap();
     train_run(b.path(), &rec, &run_data, &device, "b").unwrap();
     let read = |dir: &std::path::Path, e| {
-        landscape_core::tensor_file::TensorFile::read(&RunDir::new(dir, &rec.id).checkpoint_path(e)).unwrap().tensors
+        landscape_core::tensor_file::TensorFile::read(&RunDir::new(dir, &rec.id).checkpoint_path(e))
+            .unwrap()
+            .tensors
     };
-    assert_eq!(read(a.path(), 3), read(b.path(), 3), "same seed, different weights");
+    assert_eq!(
+        read(a.path(), 3),
+        read(b.path(), 3),
+        "same seed, different weights"
+    );
 }

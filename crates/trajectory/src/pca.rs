@@ -74,7 +74,11 @@ impl PathSource {
                     room = values;
                 }
                 let take = left.min(room);
-                chunks.last_mut().expect("non-empty").push(Segment { name: seg.name.clone(), start, len: take });
+                chunks.last_mut().expect("non-empty").push(Segment {
+                    name: seg.name.clone(),
+                    start,
+                    len: take,
+                });
                 start += take;
                 left -= take;
                 room -= take;
@@ -85,11 +89,19 @@ impl PathSource {
 
     /// The rows' values over `chunk` (`rows x values`, row-major).
     fn read(&self, chunk: &[Segment]) -> Result<Vec<Vec<f32>>> {
-        let last: Vec<f32> = chunk.iter().map(|s| self.last.read(&s.name, s.start, s.len)).collect::<Result<Vec<_>>>()?.concat();
+        let last: Vec<f32> = chunk
+            .iter()
+            .map(|s| self.last.read(&s.name, s.start, s.len))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
         self.rows
             .par_iter()
             .map(|row| {
-                let values = chunk.iter().map(|s| row.read(&s.name, s.start, s.len)).collect::<Result<Vec<_>>>()?.concat();
+                let values = chunk
+                    .iter()
+                    .map(|s| row.read(&s.name, s.start, s.len))
+                    .collect::<Result<Vec<_>>>()?
+                    .concat();
                 Ok(values.iter().zip(&last).map(|(a, b)| a - b).collect())
             })
             .collect()
@@ -110,7 +122,11 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
     }
     for extra in extras {
         if extra.len() != source.len() {
-            bail!("an extra vector has {} values for a path of {}", extra.len(), source.len());
+            bail!(
+                "an extra vector has {} values for a path of {}",
+                extra.len(),
+                source.len()
+            );
         }
     }
     let chunk_values = (memory_values / e).max(1024);
@@ -121,7 +137,16 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
     for chunk in &chunks {
         let rows = source.read(chunk)?;
         let n: usize = chunk.iter().map(|s| s.len).sum();
-        let block: Vec<f64> = (0..e * e).into_par_iter().map(|k| if k % e >= k / e { dot(&rows[k / e], &rows[k % e]) } else { 0.0 }).collect();
+        let block: Vec<f64> = (0..e * e)
+            .into_par_iter()
+            .map(|k| {
+                if k % e >= k / e {
+                    dot(&rows[k / e], &rows[k % e])
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         for i in 0..e {
             for j in i..e {
                 gram[i * e + j] += block[i * e + j];
@@ -138,9 +163,13 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
         offset += n;
     }
     // Centre: Gc = H G H.
-    let row_mean: Vec<f64> = (0..e).map(|i| gram[i * e..(i + 1) * e].iter().sum::<f64>() / e as f64).collect();
+    let row_mean: Vec<f64> = (0..e)
+        .map(|i| gram[i * e..(i + 1) * e].iter().sum::<f64>() / e as f64)
+        .collect();
     let all_mean = row_mean.iter().sum::<f64>() / e as f64;
-    let centred: Vec<f64> = (0..e * e).map(|k| gram[k] - row_mean[k / e] - row_mean[k % e] + all_mean).collect();
+    let centred: Vec<f64> = (0..e * e)
+        .map(|k| gram[k] - row_mean[k / e] - row_mean[k % e] + all_mean)
+        .collect();
     let (values, vectors) = symmetric_eigen(&centred, e);
     let total: f64 = values.iter().filter(|v| **v > 0.0).sum();
     if total <= 0.0 {
@@ -161,14 +190,28 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
         [c(&weights[0]), c(&weights[1])]
     });
     let coords: Vec<[f64; 2]> = coords.collect();
-    let mut components = [Vec::with_capacity(source.len()), Vec::with_capacity(source.len())];
+    let mut components = [
+        Vec::with_capacity(source.len()),
+        Vec::with_capacity(source.len()),
+    ];
     for chunk in &chunks {
         let rows = source.read(chunk)?;
         let n = rows[0].len();
         for (k, component) in components.iter_mut().enumerate() {
-            component.extend((0..n).map(|i| rows.iter().zip(&weights[k]).map(|(r, w)| r[i] as f64 * w).sum::<f64>() as f32));
+            component.extend((0..n).map(|i| {
+                rows.iter()
+                    .zip(&weights[k])
+                    .map(|(r, w)| r[i] as f64 * w)
+                    .sum::<f64>() as f32
+            }));
         }
     }
     let row_norms = (0..e).map(|i| gram[i * e + i].max(0.0).sqrt()).collect();
-    Ok(PathPca { explained, coords, components, row_norms, dots })
+    Ok(PathPca {
+        explained,
+        coords,
+        components,
+        row_norms,
+        dots,
+    })
 }

@@ -122,7 +122,11 @@ pub fn segments(layout: &ParamLayout, scope: ParamScope, ignore: Ignore) -> Vec<
         .entries()
         .iter()
         .filter(|e| scope.includes(e.kind) && !(ignore == Ignore::Biasbn && e.shape.len() <= 1))
-        .map(|e| Segment { name: e.name.clone(), start: 0, len: e.numel() })
+        .map(|e| Segment {
+            name: e.name.clone(),
+            start: 0,
+            len: e.numel(),
+        })
         .collect()
 }
 
@@ -133,27 +137,57 @@ impl TrajectoryJob<'_> {
         if dir.join("path.csv").exists() {
             return read(&dir);
         }
-        if self.checkpoints.len() != self.meta.epochs.len() || self.lrs.len() != self.meta.epochs.len() {
-            bail!("{} epochs but {} checkpoints and {} rates", self.meta.epochs.len(), self.checkpoints.len(), self.lrs.len());
+        if self.checkpoints.len() != self.meta.epochs.len()
+            || self.lrs.len() != self.meta.epochs.len()
+        {
+            bail!(
+                "{} epochs but {} checkpoints and {} rates",
+                self.meta.epochs.len(),
+                self.checkpoints.len(),
+                self.lrs.len()
+            );
         }
         let layout = self.network.layout();
         let last_path = self.checkpoints.last().context("no checkpoints")?;
         let (last, _) = checkpoint::load(last_path, layout, &self.train_device())?;
         let segs = segments(layout, self.meta.scope, self.meta.ignore);
         let source = PathSource {
-            rows: self.checkpoints.iter().map(|p| TensorIndex::open(p)).collect::<Result<Vec<_>>>()?,
+            rows: self
+                .checkpoints
+                .iter()
+                .map(|p| TensorIndex::open(p))
+                .collect::<Result<Vec<_>>>()?,
             last: TensorIndex::open(last_path)?,
             segments: segs.clone(),
         };
-        let random = Direction::random(&last, self.meta.scope, DirNorm::Filter, self.meta.ignore, self.meta.seed, 2);
-        let extras: Vec<Vec<f32>> = random.iter().map(|d| flatten_over(d, layout, &segs)).collect();
+        let random = Direction::random(
+            &last,
+            self.meta.scope,
+            DirNorm::Filter,
+            self.meta.ignore,
+            self.meta.seed,
+            2,
+        );
+        let extras: Vec<Vec<f32>> = random
+            .iter()
+            .map(|d| flatten_over(d, layout, &segs))
+            .collect();
         let pca = path_pca(&source, &extras, MEMORY_VALUES)?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let components = self.components(&pca, &last, &segs)?;
-        direction::save(&dir.join("directions.safetensors"), layout, &components, &self.meta.run)?;
+        direction::save(
+            &dir.join("directions.safetensors"),
+            layout,
+            &components,
+            &self.meta.run,
+        )?;
         let path = self.path(&pca, &extras, &last, &components)?;
         let n = source.len() as f64;
-        let cos_mean = path.iter().filter(|p| p.distance > 0.0).flat_map(|p| [p.random_cos1.abs(), p.random_cos2.abs()]).sum::<f64>()
+        let cos_mean = path
+            .iter()
+            .filter(|p| p.distance > 0.0)
+            .flat_map(|p| [p.random_cos1.abs(), p.random_cos2.abs()])
+            .sum::<f64>()
             / (2 * path.iter().filter(|p| p.distance > 0.0).count()).max(1) as f64;
         let summary = PcaSummary {
             explained_pct: pca.explained.iter().take(10).map(|v| 100.0 * v).collect(),
@@ -161,8 +195,14 @@ impl TrajectoryJob<'_> {
             random_cos_expected: (2.0 / (std::f64::consts::PI * n)).sqrt(),
             random_cos_mean: cos_mean,
         };
-        write_atomic(&dir.join("meta.toml"), toml::to_string_pretty(&self.meta)?.as_bytes())?;
-        write_atomic(&dir.join("pca.toml"), toml::to_string_pretty(&summary)?.as_bytes())?;
+        write_atomic(
+            &dir.join("meta.toml"),
+            toml::to_string_pretty(&self.meta)?.as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("pca.toml"),
+            toml::to_string_pretty(&summary)?.as_bytes(),
+        )?;
         write_atomic_with(&dir.join("path.csv"), |w| {
             writeln!(w, "{HEADER}")?;
             for p in &path {
@@ -174,11 +214,20 @@ impl TrajectoryJob<'_> {
     }
 
     fn train_device(&self) -> burn::tensor::Device {
-        self.train.batches().first().map(|(x, _)| x.device()).unwrap_or_else(burn::tensor::Device::flex)
+        self.train
+            .batches()
+            .first()
+            .map(|(x, _)| x.device())
+            .unwrap_or_else(burn::tensor::Device::flex)
     }
 
     /// The two components as directions on the device (zero on ignored tensors).
-    fn components(&self, pca: &PathPca, last: &ParamSet, segs: &[Segment]) -> Result<Vec<Direction>> {
+    fn components(
+        &self,
+        pca: &PathPca,
+        last: &ParamSet,
+        segs: &[Segment],
+    ) -> Result<Vec<Direction>> {
         let device = self.train_device();
         (0..2)
             .map(|k| {
@@ -198,13 +247,20 @@ impl TrajectoryJob<'_> {
                         } else {
                             vec![0.0; info.numel()]
                         };
-                        Some(Tensor::<1>::from_data(TensorData::new(values, [info.numel()]), &device))
+                        Some(Tensor::<1>::from_data(
+                            TensorData::new(values, [info.numel()]),
+                            &device,
+                        ))
                     })
                     .collect();
                 Ok(Direction {
                     scope: self.meta.scope,
                     tensors,
-                    recipe: DirectionRecipe::Pca { run: self.meta.run.clone(), component: k, explained: pca.explained[k] },
+                    recipe: DirectionRecipe::Pca {
+                        run: self.meta.run.clone(),
+                        component: k,
+                        explained: pca.explained[k],
+                    },
                 })
             })
             .collect()
@@ -212,10 +268,19 @@ impl TrajectoryJob<'_> {
 
     /// The rows of `path.csv`: coordinates, in-plane share, true and projected losses, and the
     /// cosines with the random directions.
-    fn path(&self, pca: &PathPca, extras: &[Vec<f32>], last: &ParamSet, components: &[Direction]) -> Result<Vec<PathPoint>> {
+    fn path(
+        &self,
+        pca: &PathPca,
+        extras: &[Vec<f32>],
+        last: &ParamSet,
+        components: &[Direction],
+    ) -> Result<Vec<PathPoint>> {
         let evaluator = Evaluator::new(self.network.layers());
         let device = self.train_device();
-        let extra_norms: Vec<f64> = extras.iter().map(|x| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt()).collect();
+        let extra_norms: Vec<f64> = extras
+            .iter()
+            .map(|x| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt())
+            .collect();
         self.meta
             .epochs
             .iter()
@@ -223,18 +288,29 @@ impl TrajectoryJob<'_> {
             .map(|(i, &epoch)| {
                 let [x, y] = pca.coords[i];
                 let distance = pca.row_norms[i];
-                let (params, _) = checkpoint::load(&self.checkpoints[i], self.network.layout(), &device)?;
+                let (params, _) =
+                    checkpoint::load(&self.checkpoints[i], self.network.layout(), &device)?;
                 let true_loss = evaluator.evaluate(params.tensors(), self.train).loss;
                 let projected = direction::displaced(last, components, &[x, y]);
                 let projected_loss = evaluator.evaluate(&projected, self.train).loss;
-                let cos = |k: usize| if distance > 0.0 { pca.dots[k][i] / (distance * extra_norms[k]) } else { 0.0 };
+                let cos = |k: usize| {
+                    if distance > 0.0 {
+                        pca.dots[k][i] / (distance * extra_norms[k])
+                    } else {
+                        0.0
+                    }
+                };
                 Ok(PathPoint {
                     epoch,
                     lr: self.lrs[i],
                     pc1: x,
                     pc2: y,
                     distance,
-                    in_plane_pct: if distance > 0.0 { 100.0 * (x * x + y * y) / (distance * distance) } else { 100.0 },
+                    in_plane_pct: if distance > 0.0 {
+                        100.0 * (x * x + y * y) / (distance * distance)
+                    } else {
+                        100.0
+                    },
                     true_train_loss: true_loss,
                     projected_train_loss: projected_loss,
                     random_cos1: cos(0),
@@ -249,8 +325,18 @@ impl TrajectoryJob<'_> {
 fn flatten_over(direction: &Direction, layout: &ParamLayout, segs: &[Segment]) -> Vec<f32> {
     let mut out = Vec::new();
     for seg in segs {
-        let i = layout.entries().iter().position(|e| e.name == seg.name).expect("segment of this layout");
-        let values: Vec<f32> = direction.tensors[i].as_ref().expect("in scope").to_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
+        let i = layout
+            .entries()
+            .iter()
+            .position(|e| e.name == seg.name)
+            .expect("segment of this layout");
+        let values: Vec<f32> = direction.tensors[i]
+            .as_ref()
+            .expect("in scope")
+            .to_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32");
         out.extend_from_slice(&values[seg.start..seg.start + seg.len]);
     }
     out
@@ -278,18 +364,30 @@ impl PathPoint {
 
 /// Reads a finished trajectory directory.
 pub fn read(dir: &Path) -> Result<TrajectoryOutcome> {
-    let summary: PcaSummary = toml::from_str(&std::fs::read_to_string(dir.join("pca.toml")).with_context(|| format!("reading {}", dir.display()))?)
-        .with_context(|| format!("{}: pca.toml", dir.display()))?;
-    let text = std::fs::read_to_string(dir.join("path.csv")).with_context(|| format!("reading {}/path.csv", dir.display()))?;
+    let summary: PcaSummary = toml::from_str(
+        &std::fs::read_to_string(dir.join("pca.toml"))
+            .with_context(|| format!("reading {}", dir.display()))?,
+    )
+    .with_context(|| format!("{}: pca.toml", dir.display()))?;
+    let text = std::fs::read_to_string(dir.join("path.csv"))
+        .with_context(|| format!("reading {}/path.csv", dir.display()))?;
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
         bail!("{}/path.csv: unexpected header", dir.display());
     }
     let path = lines
         .map(|line| {
-            let f: Vec<f64> = line.split(',').map(|v| v.parse::<f64>()).collect::<std::result::Result<_, _>>().with_context(|| format!("{}/path.csv: `{line}`", dir.display()))?;
+            let f: Vec<f64> = line
+                .split(',')
+                .map(|v| v.parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .with_context(|| format!("{}/path.csv: `{line}`", dir.display()))?;
             if f.len() != 10 {
-                bail!("{}/path.csv: `{line}` has {} fields", dir.display(), f.len());
+                bail!(
+                    "{}/path.csv: `{line}` has {} fields",
+                    dir.display(),
+                    f.len()
+                );
             }
             Ok(PathPoint {
                 epoch: f[0] as u32,
@@ -305,5 +403,9 @@ pub fn read(dir: &Path) -> Result<TrajectoryOutcome> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(TrajectoryOutcome { dir: dir.to_path_buf(), summary, path })
+    Ok(TrajectoryOutcome {
+        dir: dir.to_path_buf(),
+        summary,
+        path,
+    })
 }

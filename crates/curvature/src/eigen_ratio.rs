@@ -1,0 +1,349 @@
+//! Eigen-ratio maps (the paper's figure 7): `abs(lambda_min / lambda_max)` of the Hessian of
+//! the mean training loss at every point of a 1-D or 2-D grid around a trained point, along the
+//! same filter-normalized directions as its loss surface (`Direction::random(base, Weights,
+//! Filter, Biasbn, seed, 2)` with the surface's seed gives the same plane).
+//!
+//! Like a surface: keyed by a content hash of everything that determines it (`eigratio-<hash>`),
+//! each finished point journaled at once (`points.<k>-of-<n>.csv`), resumable, splittable into
+//! shards that [`merge`] joins, and `ratio.csv` written when the grid is complete.
+
+use crate::hvp::{Batch, CurvatureScope, HvpOptions, LossHessian, LossModel};
+use crate::journal::{self, Journal, Row, same_f64};
+use crate::lanczos::extreme_eigenvalues;
+use anyhow::{Context, Result, bail};
+use landscape_core::hash::content_hash;
+use landscape_core::progress::Progress;
+use landscape_models::ParamSet;
+use landscape_models::graph::Layer;
+use landscape_surface::direction::{self, Direction, DirectionRecipe, displaced};
+use landscape_surface::grid::{Grid, Shard};
+use landscape_surface::surface::PointRef;
+use landscape_train::run::{read_toml, write_toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What determines an eigen-ratio map: `meta.toml`, and the source of its id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EigenRatioMeta {
+    /// [`crate::job::CURVATURE_VERSION`].
+    pub engine: u32,
+    /// The point at coordinates (0, 0).
+    pub base: PointRef,
+    /// How each direction was made (x first).
+    pub directions: Vec<DirectionRecipe>,
+    /// The grid.
+    pub grid: Grid,
+    /// Training examples (0: the run's training set).
+    pub train_examples: usize,
+    /// Which tensors the Hessian is over.
+    pub scope: CurvatureScope,
+    /// Lanczos steps at each point.
+    pub lanczos_steps: usize,
+    /// Central-difference step of the HVPs.
+    pub eps: f64,
+    /// Seed of the Lanczos start vector (the same at every point).
+    pub seed: u64,
+}
+
+impl EigenRatioMeta {
+    /// `eigratio-` and 12 hex digits of the content hash.
+    pub fn id(&self) -> String {
+        format!("eigratio-{}", content_hash(self).short())
+    }
+}
+
+/// The curvature at one grid point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatioRow {
+    /// Index along x.
+    pub ix: usize,
+    /// Index along y (0 for 1-D).
+    pub iy: usize,
+    /// Coordinate along the first direction.
+    pub x: f64,
+    /// Coordinate along the second direction.
+    pub y: f64,
+    /// Mean training loss there.
+    pub loss: f64,
+    /// Largest eigenvalue.
+    pub lambda_max: f64,
+    /// Smallest eigenvalue.
+    pub lambda_min: f64,
+    /// `abs(lambda_min / lambda_max)`.
+    pub ratio: f64,
+    /// Lanczos residual bound of lambda_max.
+    pub residual_max: f64,
+    /// Lanczos residual bound of lambda_min.
+    pub residual_min: f64,
+}
+
+impl Row for RatioRow {
+    const HEADER: &'static str =
+        "ix,iy,x,y,loss,lambda_max,lambda_min,ratio,residual_max,residual_min";
+
+    fn to_line(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            self.ix,
+            self.iy,
+            self.x,
+            self.y,
+            self.loss,
+            self.lambda_max,
+            self.lambda_min,
+            self.ratio,
+            self.residual_max,
+            self.residual_min
+        )
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 10 {
+            return None;
+        }
+        Some(Self {
+            ix: f[0].parse().ok()?,
+            iy: f[1].parse().ok()?,
+            x: f[2].parse().ok()?,
+            y: f[3].parse().ok()?,
+            loss: f[4].parse().ok()?,
+            lambda_max: f[5].parse().ok()?,
+            lambda_min: f[6].parse().ok()?,
+            ratio: f[7].parse().ok()?,
+            residual_max: f[8].parse().ok()?,
+            residual_min: f[9].parse().ok()?,
+        })
+    }
+
+    fn index(&self) -> (usize, usize) {
+        (self.ix, self.iy)
+    }
+
+    fn same(&self, o: &Self) -> bool {
+        self.ix == o.ix
+            && self.iy == o.iy
+            && [
+                (self.loss, o.loss),
+                (self.lambda_max, o.lambda_max),
+                (self.lambda_min, o.lambda_min),
+                (self.ratio, o.ratio),
+            ]
+            .iter()
+            .all(|(a, b)| same_f64(*a, *b))
+    }
+}
+
+/// An eigen-ratio map ready to compute.
+pub struct EigenRatioJob<'a> {
+    /// What determines it.
+    pub meta: EigenRatioMeta,
+    /// The network's layer graph.
+    pub layers: &'a [Layer],
+    /// The base point.
+    pub base: ParamSet,
+    /// One direction per grid axis.
+    pub directions: Vec<Direction>,
+    /// Training data on the device.
+    pub batches: &'a [Batch],
+    /// Examples per backward pass (memory only).
+    pub micro_batch: usize,
+}
+
+/// What a call to [`EigenRatioJob::run`] left.
+#[derive(Clone, Debug)]
+pub struct EigenRatioOutcome {
+    /// The map's directory.
+    pub dir: PathBuf,
+    /// Points known (all shards).
+    pub points_done: usize,
+    /// Whether every point is known and `ratio.csv` is written.
+    pub complete: bool,
+}
+
+impl EigenRatioJob<'_> {
+    /// Computes the points of `shard` no journal has yet, then writes `ratio.csv` when the
+    /// whole grid is known. Returns at once for a finished map.
+    pub fn run(&self, workdir: &Path, shard: Shard, label: &str) -> Result<EigenRatioOutcome> {
+        let expected = 1 + self.meta.grid.y.is_some() as usize;
+        if self.directions.len() != expected || self.meta.directions.len() != expected {
+            bail!(
+                "a {expected}-D grid needs {expected} directions, got {}",
+                self.directions.len()
+            );
+        }
+        let dir = workdir.join(self.meta.id());
+        let csv = dir.join("ratio.csv");
+        let total = self.meta.grid.len();
+        if csv.exists() {
+            return Ok(EigenRatioOutcome {
+                dir,
+                points_done: total,
+                complete: true,
+            });
+        }
+        prepare_dir(&dir, &self.meta)?;
+        let directions_file = dir.join("directions.safetensors");
+        if !directions_file.exists() {
+            direction::save(
+                &directions_file,
+                self.base.layout(),
+                &self.directions,
+                &self.meta.base.to_string(),
+            )?;
+        }
+        let nx = self.meta.grid.x.points;
+        let mut points = journal::read_journals::<RatioRow>(&dir, nx)?;
+        let todo: Vec<usize> = (0..total)
+            .filter(|k| shard.owns(*k) && !points.contains_key(k))
+            .collect();
+        if !todo.is_empty() {
+            let mine = (0..total).filter(|k| shard.owns(*k)).count();
+            let progress = Progress::new(label, mine as u64, (mine - todo.len()) as u64);
+            let mut journal = Journal::open(
+                &journal::journal_path(&dir, shard.index, shard.count),
+                RatioRow::HEADER,
+            )?;
+            let model = LossModel::new(
+                self.layers,
+                self.base.clone(),
+                self.meta.scope,
+                self.batches,
+                self.micro_batch.max(1),
+            )?;
+            for (i, &k) in todo.iter().enumerate() {
+                let row = self.point(&model, k)?;
+                journal.append(&row)?;
+                progress.update(
+                    (mine - todo.len() + i + 1) as u64,
+                    format!("({:.3}, {:.3}) ratio {:.4}", row.x, row.y, row.ratio),
+                );
+                points.insert(k, row);
+            }
+            progress.finish(format!("{mine} points"));
+            points = journal::read_journals(&dir, nx)?;
+        }
+        let complete = points.len() == total;
+        if complete {
+            journal::write_table(&csv, &points)?;
+        }
+        Ok(EigenRatioOutcome {
+            dir,
+            points_done: points.len(),
+            complete,
+        })
+    }
+
+    /// The curvature at grid point `k`.
+    fn point(&self, model: &LossModel, k: usize) -> Result<RatioRow> {
+        let p = self.meta.grid.point(k);
+        let coords = [p.x, p.y];
+        let tensors = displaced(
+            &self.base,
+            &self.directions,
+            &coords[..self.directions.len()],
+        );
+        let here = model.at(ParamSet::new(self.base.layout().clone(), tensors)?);
+        let loss = here.evaluate(&here.point()).loss;
+        let op = LossHessian::new(
+            &here,
+            HvpOptions {
+                eps: self.meta.eps,
+                ..HvpOptions::default()
+            },
+        )?;
+        let e = extreme_eigenvalues(&op, 1, self.meta.lanczos_steps, self.meta.seed)
+            .with_context(|| format!("eigenvalues at ({}, {})", p.x, p.y))?;
+        Ok(RatioRow {
+            ix: p.ix,
+            iy: p.iy,
+            x: p.x,
+            y: p.y,
+            loss,
+            lambda_max: e.top[0],
+            lambda_min: e.lambda_min,
+            ratio: e.ratio(),
+            residual_max: e.top_residuals[0],
+            residual_min: e.lambda_min_residual,
+        })
+    }
+}
+
+fn prepare_dir(dir: &Path, meta: &EigenRatioMeta) -> Result<()> {
+    let path = dir.join("meta.toml");
+    if path.exists() {
+        let existing: EigenRatioMeta = read_toml(&path)?;
+        if &existing != meta {
+            bail!(
+                "{}: describes a different eigen-ratio map than its id says (edited by hand?); move it away",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_toml(&path, meta)
+}
+
+/// The rows of a finished map's `ratio.csv` (or of its journals so far).
+pub fn read_map(dir: &Path) -> Result<Vec<RatioRow>> {
+    let csv = dir.join("ratio.csv");
+    if csv.exists() {
+        return journal::read_rows(&csv);
+    }
+    let meta: EigenRatioMeta = read_toml(&dir.join("meta.toml"))?;
+    Ok(journal::read_journals::<RatioRow>(dir, meta.grid.x.points)?
+        .into_values()
+        .collect())
+}
+
+/// Joins the points of eigen-ratio directories computed elsewhere (shards) into `into`,
+/// refusing other maps or disagreeing points; writes `ratio.csv` when the grid is complete.
+pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
+    let meta: EigenRatioMeta = read_toml(&into.join("meta.toml"))
+        .with_context(|| format!("{} is not an eigen-ratio map", into.display()))?;
+    let nx = meta.grid.x.points;
+    let mut points = journal::read_journals::<RatioRow>(into, nx)?;
+    for other in others {
+        let theirs: EigenRatioMeta = read_toml(&other.join("meta.toml"))
+            .with_context(|| format!("{} is not an eigen-ratio map", other.display()))?;
+        if theirs != meta {
+            bail!(
+                "{} holds map {}, not {}: refusing to merge",
+                other.display(),
+                theirs.id(),
+                meta.id()
+            );
+        }
+        let mut new_rows = Vec::new();
+        for (k, row) in journal::read_journals::<RatioRow>(other, nx)? {
+            match points.get(&k) {
+                Some(mine) if !mine.same(&row) => bail!(
+                    "{}: point ({}, {}) disagrees with {}",
+                    other.display(),
+                    row.ix,
+                    row.iy,
+                    into.display()
+                ),
+                Some(_) => {}
+                None => new_rows.push((k, row)),
+            }
+        }
+        if !new_rows.is_empty() {
+            let name = format!(
+                "points.merged-{}.csv",
+                content_hash(&other.canonicalize()?.to_string_lossy()).short()
+            );
+            let mut journal = Journal::open(&into.join(name), RatioRow::HEADER)?;
+            for (k, row) in new_rows {
+                journal.append(&row)?;
+                points.insert(k, row);
+            }
+        }
+    }
+    let complete = points.len() == meta.grid.len();
+    if complete {
+        journal::write_table(&into.join("ratio.csv"), &points)?;
+    }
+    Ok((points.len(), complete))
+}

@@ -1,0 +1,282 @@
+//! Figures 8 and 9: optimizer paths. Figure 9 draws each run's path on the plane of the first
+//! two PCA components of its iterates over the loss there (batch 128 left, large batch right;
+//! a row per optimizer and weight decay), with dots where the learning rate decays and the
+//! components' shares of variance on the axes. Figure 8 draws the same paths projected on two
+//! random filter-normalized directions, which see almost none of the motion. Checks paper.md
+//! claim 8.
+
+use crate::Product;
+use crate::collect::{Collected, RunResult, SurfaceResult};
+use crate::report::{Check, Table, Verdict, num};
+use anyhow::{Context, Result};
+use landscape_figures::{
+    ContourPanel, Figure, Labels, LinePanel, Panel, PathOverlay, Series, paper_levels,
+};
+use landscape_trajectory::trajectory::TrajectoryOutcome;
+use std::path::Path;
+
+/// The runs with a trajectory, ordered as the paper's rows (optimizer, weight decay) and columns
+/// (batch size).
+fn ordered(c: &Collected) -> Vec<(&RunResult, &SurfaceResult, &TrajectoryOutcome)> {
+    let mut runs: Vec<_> = c
+        .surfaces
+        .iter()
+        .filter_map(|s| Some((c.run(&s.runs[0])?, s, s.trajectory.as_ref()?)))
+        .collect();
+    runs.sort_by(|a, b| {
+        let key = |r: &RunResult| {
+            (
+                r.record.config.train.optimizer as u8,
+                (r.record.config.train.weight_decay * 1e6) as u64,
+                r.batch_size(),
+            )
+        };
+        key(a.0).cmp(&key(b.0))
+    });
+    runs
+}
+
+fn label(run: &RunResult) -> String {
+    let t = &run.record.config.train;
+    format!(
+        "{:?} lr={}, WD={}, BS={}",
+        t.optimizer,
+        t.lr,
+        t.weight_decay,
+        run.batch_size()
+    )
+    .replace("Sgd", "SGD")
+}
+
+/// Epochs (indices into the path) where the learning rate changed.
+fn decays(path: &TrajectoryOutcome) -> Vec<usize> {
+    path.path
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].lr != w[0].lr)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Builds figure 9's panels, summary and checks.
+pub fn build_figure9(c: &Collected, out: &Path) -> Result<Product> {
+    let runs = ordered(c);
+    let mut panels: Vec<Panel> = Vec::new();
+    let mut summary = Table::new(&[
+        "optimizer",
+        "lr",
+        "batch_size",
+        "weight_decay",
+        "test_error_pct",
+        "pc1_pct",
+        "pc2_pct",
+        "pc12_pct",
+        "mean_in_plane_pct",
+        "max_projection_loss_gap",
+    ]);
+    let mut checks = Vec::new();
+    for (run, surface, path) in &runs {
+        let pct = &path.summary.explained_pct;
+        let grid = surface.loss_grid().context("the PCA-plane surface")?;
+        let overlay = PathOverlay {
+            points: path.path.iter().map(|p| (p.pc1, p.pc2)).collect(),
+            markers: decays(path),
+            label: "path (dots: lr decays)".into(),
+        };
+        let labels = Labels::new(
+            label(run),
+            format!("PC1: {:.1} %", pct[0]),
+            format!("PC2: {:.1} %", pct[1]),
+        );
+        panels.push(
+            ContourPanel::lines(labels, grid, paper_levels())
+                .with_path(overlay)
+                .into(),
+        );
+        let in_plane = path
+            .path
+            .iter()
+            .filter(|p| p.distance > 0.0)
+            .map(|p| p.in_plane_pct)
+            .sum::<f64>()
+            / path.path.iter().filter(|p| p.distance > 0.0).count().max(1) as f64;
+        let gap = path
+            .path
+            .iter()
+            .map(|p| (p.true_train_loss - p.projected_train_loss).abs())
+            .fold(0.0, f64::max);
+        let t = &run.record.config.train;
+        summary.push(vec![
+            format!("{:?}", t.optimizer).to_lowercase(),
+            t.lr.to_string(),
+            run.batch_size().to_string(),
+            t.weight_decay.to_string(),
+            num(run.test_error()),
+            num(pct[0]),
+            num(pct[1]),
+            num(pct[0] + pct[1]),
+            num(in_plane),
+            num(gap),
+        ]);
+        checks.push(Check {
+            claim: "claim 8".into(),
+            check: format!(
+                "{}: two PCA components explain 40-90 % of the path's variance",
+                label(run)
+            ),
+            measured: format!("{:.1} % ({:.1} + {:.1})", pct[0] + pct[1], pct[0], pct[1]),
+            paper: "40-90 %".into(),
+            verdict: Verdict::of((40.0..=90.0).contains(&(pct[0] + pct[1]))),
+        });
+    }
+    let cols = if runs
+        .iter()
+        .any(|r| r.0.batch_size() != runs[0].0.batch_size())
+    {
+        2
+    } else {
+        1
+    };
+    let rows = runs.len().div_ceil(cols).max(1);
+    Figure::grid(rows, cols, panels)
+        .with_title(
+            "Figure 9: optimizer paths on their PCA plane (small batch left, large batch right)",
+        )
+        .save(&out.join("figure9"))?;
+    Ok(Product {
+        summary,
+        checks,
+        measures: vec![
+            (
+                "pc1_pct, pc2_pct",
+                "share of the variance of the mean-centred rows theta_e - theta_final (one per saved epoch, biases and BatchNorm left out) explained by each principal component, computed exactly through the Gram matrix of the checkpoints",
+            ),
+            (
+                "mean_in_plane_pct",
+                "mean over epochs of the share of ||theta_e - theta_final||^2 that the plane of the first two components captures",
+            ),
+            (
+                "max_projection_loss_gap",
+                "largest difference between the training loss at an iterate and at its projection on the PCA plane (what the contour plot shows there)",
+            ),
+        ],
+        figures: vec!["figure9.png".into(), "figure9.svg".into()],
+    })
+}
+
+/// Builds figure 8's panels, summary and checks.
+pub fn build_figure8(c: &Collected, out: &Path) -> Result<Product> {
+    let runs = ordered(c);
+    let mut panels: Vec<Panel> = Vec::new();
+    let mut summary = Table::new(&[
+        "optimizer",
+        "batch_size",
+        "weight_decay",
+        "dimensions",
+        "mean_abs_cos_random",
+        "expected_abs_cos",
+        "random_plane_pct",
+        "pca_plane_pct",
+    ]);
+    let mut checks = Vec::new();
+    for (run, _, path) in &runs {
+        let moving: Vec<_> = path.path.iter().filter(|p| p.distance > 0.0).collect();
+        let random_plane = 100.0
+            * moving
+                .iter()
+                .map(|p| p.random_cos1.powi(2) + p.random_cos2.powi(2))
+                .sum::<f64>()
+            / moving.len().max(1) as f64;
+        let pca_plane =
+            moving.iter().map(|p| p.in_plane_pct).sum::<f64>() / moving.len().max(1) as f64;
+        let random: Vec<(f64, f64)> = path
+            .path
+            .iter()
+            .map(|p| (p.random_cos1 * p.distance, p.random_cos2 * p.distance))
+            .collect();
+        let series = vec![
+            Series::new(
+                "on 2 random directions",
+                random.iter().map(|p| p.0).collect(),
+                random.iter().map(|p| p.1).collect(),
+            )
+            .colour(0),
+            Series::new(
+                "on the 2 PCA directions",
+                path.path.iter().map(|p| p.pc1).collect(),
+                path.path.iter().map(|p| p.pc2).collect(),
+            )
+            .dashed()
+            .colour(1),
+        ];
+        panels.push(
+            LinePanel::new(
+                Labels::new(label(run), "direction 1", "direction 2"),
+                series,
+            )
+            .into(),
+        );
+        let s = &path.summary;
+        let t = &run.record.config.train;
+        summary.push(vec![
+            format!("{:?}", t.optimizer).to_lowercase(),
+            run.batch_size().to_string(),
+            t.weight_decay.to_string(),
+            s.dimensions.to_string(),
+            format!("{:.3e}", s.random_cos_mean),
+            format!("{:.3e}", s.random_cos_expected),
+            num(random_plane),
+            num(pca_plane),
+        ]);
+        checks.push(Check {
+            claim: "claim 8".into(),
+            check: format!("{}: random directions capture almost none of the path (< 1 % of its squared length)", label(run)),
+            measured: format!("random plane {random_plane:.3} % vs PCA plane {pca_plane:.1} %"),
+            paper: "random directions explain almost nothing".into(),
+            verdict: Verdict::of(random_plane < 1.0),
+        });
+        checks.push(Check {
+            claim: "figure 8".into(),
+            check: format!(
+                "{}: abs(cos) with a random direction is of the order sqrt(2/(pi n))",
+                label(run)
+            ),
+            measured: format!("{:.2e} (n = {})", s.random_cos_mean, s.dimensions),
+            paper: format!("sqrt(2/(pi n)) = {:.2e}", s.random_cos_expected),
+            verdict: Verdict::of(s.random_cos_mean < 5.0 * s.random_cos_expected),
+        });
+    }
+    let cols = if runs
+        .iter()
+        .any(|r| r.0.batch_size() != runs[0].0.batch_size())
+    {
+        2
+    } else {
+        1
+    };
+    let rows = runs.len().div_ceil(cols).max(1);
+    Figure::grid(rows, cols, panels).with_title("Figure 8: the same paths on random directions (solid) and on their PCA directions (dashed)").save(&out.join("figure8"))?;
+    Ok(Product {
+        summary,
+        checks,
+        measures: vec![
+            (
+                "mean_abs_cos_random",
+                "mean over epochs and two random filter-normalized directions of |cos(theta_e - theta_final, d)|",
+            ),
+            (
+                "expected_abs_cos",
+                "sqrt(2 / (pi n)), the expected |cosine| between a fixed vector and a random Gaussian direction in n dimensions",
+            ),
+            (
+                "random_plane_pct",
+                "mean over epochs of the share of ||theta_e - theta_final||^2 in the plane of the two random directions (cos1^2 + cos2^2)",
+            ),
+            (
+                "pca_plane_pct",
+                "the same share for the plane of the first two PCA components",
+            ),
+        ],
+        figures: vec!["figure8.png".into(), "figure8.svg".into()],
+    })
+}
