@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use landscape_core::device::DeviceKind;
+use landscape_curvature::cli_glue::{EigenRatioArgs, HessianArgs, SharpnessArgs};
 use landscape_data::DatasetName;
 use landscape_models::ParamScope;
 use landscape_spec::Scale;
@@ -64,7 +65,16 @@ pub enum Command {
     /// PCA of a run's optimization path (checkpoints of every epoch), the path on the plane of
     /// the first two components over the loss there, and the random-direction baseline.
     Trajectory(TrajectoryArgs),
-    /// Join surface shards computed separately into the first directory.
+    /// Curvature at a trained run's minimum: top Hessian eigenvalues and lambda_min (Lanczos),
+    /// trace (Hutchinson, Hutch++), spectral density; hessian-<hash>/hessian.toml.
+    Hessian(HessianArgs),
+    /// Sharpness of a trained run's minimum: Keskar, adaptive average and worst case,
+    /// PAC-Bayes flatness, lambda_max; sharpness-<hash>/sharpness.csv.
+    Sharpness(SharpnessArgs),
+    /// abs(lambda_min / lambda_max) over a surface's plane (the paper's figure 7);
+    /// eigratio-<hash>/ratio.csv, shardable like surfaces.
+    EigenRatio(EigenRatioArgs),
+    /// Join surface (or eigen-ratio) shards computed separately into the first directory.
     Merge(MergeArgs),
     /// Reproduce a figure of the paper: train (cached), analyse (cached), draw, check the claims,
     /// and write results/<figure>/ (summary.csv, findings.md, figures).

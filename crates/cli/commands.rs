@@ -65,6 +65,56 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", path.dir.join("path.csv").display());
             Ok(report(&plane))
         }
+        Command::Hessian(args) => {
+            let outcome = landscape_pipeline::curvature::hessian(
+                &context()?,
+                &mut DataCache::default(),
+                &args.run,
+                args.epoch,
+                args.subset,
+                args.micro_batch,
+                &args.options(),
+            )
+            .with_context(|| format!("Hessian of run {}", args.run))?;
+            print!(
+                "{}",
+                landscape_curvature::cli_glue::hessian_summary(&outcome)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sharpness(args) => {
+            let outcome = landscape_pipeline::curvature::sharpness(
+                &context()?,
+                &mut DataCache::default(),
+                &args.run,
+                args.epoch,
+                args.subset,
+                args.micro_batch,
+                &args.options(),
+            )
+            .with_context(|| format!("sharpness of run {}", args.run))?;
+            print!(
+                "{}",
+                landscape_curvature::cli_glue::sharpness_summary(&outcome)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EigenRatio(args) => {
+            let outcome = landscape_pipeline::curvature::eigen_ratio(
+                &context()?,
+                &mut DataCache::default(),
+                &args.run,
+                args.epoch,
+                &args.request(),
+                args.shard,
+            )
+            .with_context(|| format!("eigen-ratio map around run {}", args.run))?;
+            print!(
+                "{}",
+                landscape_curvature::cli_glue::eigen_ratio_summary(&outcome)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reproduce(args) => {
             let mut options = ReproduceOptions::new(&args.figure, args.scale);
             options.dataset = args.dataset;
@@ -108,14 +158,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Merge(args) => {
-            let (points, complete) = merge(&args.into, &args.others)?;
+            let eigen_ratio = args
+                .into
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("eigratio-"));
+            let (points, complete) = if eigen_ratio {
+                landscape_curvature::eigen_ratio::merge(&args.into, &args.others)?
+            } else {
+                merge(&args.into, &args.others)?
+            };
+            let table = if eigen_ratio {
+                "ratio.csv"
+            } else {
+                "surface.csv"
+            };
             println!(
                 "{}: {points} points{}",
                 args.into.display(),
                 if complete {
-                    ", complete: surface.csv written"
+                    format!(", complete: {table} written")
                 } else {
-                    ", incomplete"
+                    ", incomplete".to_string()
                 }
             );
             Ok(ExitCode::SUCCESS)
@@ -168,7 +231,7 @@ fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool) -> Result<ExitCod
             "{:<10} {:<40} {}",
             a.analysis,
             a.runs.join(" -> "),
-            a.outcome.dir.display()
+            a.dir.display()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,8 @@
 //!
 //! - [`atomic`]: files appear whole or not at all (temporary file, then rename);
 //! - [`hash`]: content hashes that key every artifact by everything that determines it;
+//! - [`linalg`]: eigen-decompositions of small dense symmetric matrices (Lanczos tridiagonals,
+//!   Gram matrices of optimizer paths);
 //! - [`progress`]: progress with an ETA, a bar on a terminal and plain lines elsewhere;
 //! - [`tensor_file`]: named f32 tensors in safetensors files (checkpoints, directions) that
 //!   Python opens too;
@@ -21,5 +23,6 @@
 pub mod atomic;
 pub mod device;
 pub mod hash;
+pub mod linalg;
 pub mod progress;
 pub mod tensor_file;

@@ -3,6 +3,7 @@
 //! structs in its `Command` enum and calls [`crate::job::hessian`], [`crate::job::sharpness`]
 //! and [`crate::eigen_ratio::EigenRatioJob::run`] after opening the run and its data.
 
+use crate::eigen_ratio::{EigenRatioOutcome, EigenRatioRequest};
 use crate::hvp::{CurvatureScope, HvpOptions};
 use crate::job::{HessianOptions, HessianReport, Outcome, SharpnessOptions, SharpnessReport};
 use crate::lanczos::DensityOptions;
@@ -10,9 +11,7 @@ use clap::Args;
 use landscape_surface::grid::{AxisRange, Shard};
 use std::path::PathBuf;
 
-/// Default number of training examples the curvature commands average over: PyHessian found
-/// about 4,096 samples give stable top eigenvalues on CIFAR-10 (128 varied 10x between runs).
-pub const DEFAULT_SUBSET: usize = 4096;
+pub use crate::spec::DEFAULT_SUBSET;
 
 /// `landscape hessian ...`
 #[derive(Args, Debug, Clone)]
@@ -210,6 +209,36 @@ pub struct EigenRatioArgs {
     /// Compute only part k of n of the grid (join the parts with `landscape merge`).
     #[arg(long, default_value = "1/1")]
     pub shard: Shard,
+}
+
+impl EigenRatioArgs {
+    /// The map these arguments ask for.
+    pub fn request(&self) -> EigenRatioRequest {
+        EigenRatioRequest {
+            x: self.x,
+            y: self.y,
+            seed: self.seed,
+            directions: self.directions.clone(),
+            lanczos_steps: self.lanczos_steps,
+            scope: self.scope,
+            eps: self.eps,
+            subset: self.subset,
+            micro_batch: self.micro_batch,
+        }
+    }
+}
+
+/// The line `landscape eigen-ratio` prints.
+pub fn eigen_ratio_summary(outcome: &EigenRatioOutcome) -> String {
+    if outcome.complete {
+        format!("{}\n", outcome.dir.join("ratio.csv").display())
+    } else {
+        format!(
+            "{}: {} points so far; run the other shards, then `landscape merge`\n",
+            outcome.dir.display(),
+            outcome.points_done
+        )
+    }
 }
 
 /// The lines `landscape hessian` prints.

@@ -8,19 +8,101 @@
 //! shards that [`merge`] joins, and `ratio.csv` written when the grid is complete.
 
 use crate::hvp::{Batch, CurvatureScope, HvpOptions, LossHessian, LossModel};
+use crate::job::{CURVATURE_VERSION, CurvatureInput};
 use crate::journal::{self, Journal, Row, same_f64};
 use crate::lanczos::extreme_eigenvalues;
 use anyhow::{Context, Result, bail};
 use landscape_core::hash::content_hash;
 use landscape_core::progress::Progress;
-use landscape_models::ParamSet;
 use landscape_models::graph::Layer;
-use landscape_surface::direction::{self, Direction, DirectionRecipe, displaced};
-use landscape_surface::grid::{Grid, Shard};
+use landscape_models::{ParamScope, ParamSet};
+use landscape_surface::direction::{self, DirNorm, Direction, DirectionRecipe, Ignore, displaced};
+use landscape_surface::grid::{AxisRange, Grid, Shard};
 use landscape_surface::surface::PointRef;
 use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// An eigen-ratio map around a point, as a command or a spec block asks for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EigenRatioRequest {
+    /// First axis.
+    pub x: AxisRange,
+    /// Second axis (2-D).
+    pub y: Option<AxisRange>,
+    /// Seed of the random filter-normalized directions and of the Lanczos start vector.
+    pub seed: u64,
+    /// Directions from a file (a surface's `directions.safetensors`) instead of random ones.
+    pub directions: Option<PathBuf>,
+    /// Lanczos steps at each point.
+    pub lanczos_steps: usize,
+    /// Which tensors the Hessian is over.
+    pub scope: CurvatureScope,
+    /// Central-difference step of the HVPs.
+    pub eps: f64,
+    /// Training examples (the run's fixed subset; 0: all): for whoever loads the data.
+    pub subset: usize,
+    /// Examples per backward pass: for whoever builds the [`CurvatureInput`].
+    pub micro_batch: usize,
+}
+
+/// Computes (or finds, or resumes) the map `request` around `input`'s point: the directions are
+/// `Direction::random(base, Weights, Filter, Biasbn, seed, 1 or 2)`, exactly those of a loss
+/// surface with the same seed and the defaults (`--norm filter --ignore biasbn --dir-type
+/// weights`), or read from `request.directions`.
+pub fn compute(
+    workdir: &Path,
+    input: &CurvatureInput<'_>,
+    request: &EigenRatioRequest,
+    shard: Shard,
+    label: &str,
+) -> Result<EigenRatioOutcome> {
+    let count = 1 + request.y.is_some() as usize;
+    let directions = match &request.directions {
+        Some(path) => {
+            let loaded = direction::load(path, input.params.layout(), &input.params.device())?;
+            if loaded.len() < count {
+                bail!(
+                    "{}: holds {} direction(s), a {count}-D map needs {count}",
+                    path.display(),
+                    loaded.len()
+                );
+            }
+            loaded.into_iter().take(count).collect()
+        }
+        None => Direction::random(
+            &input.params,
+            ParamScope::Weights,
+            DirNorm::Filter,
+            Ignore::Biasbn,
+            request.seed,
+            count,
+        ),
+    };
+    let meta = EigenRatioMeta {
+        engine: CURVATURE_VERSION,
+        base: input.point.clone(),
+        directions: directions.iter().map(|d| d.recipe.clone()).collect(),
+        grid: Grid {
+            x: request.x,
+            y: request.y,
+        },
+        train_examples: input.train_examples,
+        scope: request.scope,
+        lanczos_steps: request.lanczos_steps,
+        eps: request.eps,
+        seed: request.seed,
+    };
+    let job = EigenRatioJob {
+        meta,
+        layers: input.layers,
+        base: input.params.clone(),
+        directions,
+        batches: input.batches,
+        micro_batch: input.micro_batch,
+    };
+    job.run(workdir, shard, label)
+}
 
 /// What determines an eigen-ratio map: `meta.toml`, and the source of its id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

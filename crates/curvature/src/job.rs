@@ -648,3 +648,20 @@ pub fn read_sharpness(csv: &Path) -> Result<SharpnessReport> {
         rows,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_keep_nan_through_toml() {
+        let t = TraceEstimate {
+            trace: 1.5,
+            stderr: f64::NAN,
+            products: 3,
+        };
+        let text = toml::to_string(&t).unwrap();
+        let back: TraceEstimate = toml::from_str(&text).unwrap();
+        assert!(back.stderr.is_nan() && back.trace == 1.5, "{text}");
+    }
+}

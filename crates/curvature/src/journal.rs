@@ -126,13 +126,13 @@ pub fn read_journals<R: Row>(dir: &Path, nx: usize) -> Result<BTreeMap<usize, R>
         for row in read_rows::<R>(&path)? {
             let (ix, iy) = row.index();
             let k = iy * nx + ix;
-            if let Some(old) = points.get(&k) {
-                if !row.same(old) {
-                    bail!(
-                        "{}: point ({ix}, {iy}) disagrees with another journal",
-                        path.display()
-                    );
-                }
+            if let Some(old) = points.get(&k)
+                && !row.same(old)
+            {
+                bail!(
+                    "{}: point ({ix}, {iy}) disagrees with another journal",
+                    path.display()
+                );
             }
             points.insert(k, row);
         }

@@ -6,9 +6,9 @@
 //! `steps` parameter vectors. The tridiagonal matrix is diagonalized on the host in f64.
 
 use crate::operator::HessianOperator;
-use crate::symeig::tridiagonal_eigen;
 use crate::vector::{ParamVec, orthogonalize, rng};
 use anyhow::{Result, bail};
+use landscape_core::linalg::tridiagonal_eigen;
 use serde::{Deserialize, Serialize};
 
 /// A Lanczos run: the tridiagonal matrix `T` (diagonal `alpha`, off-diagonal `beta`) of the

@@ -15,7 +15,7 @@
 //! - [`eigen_ratio`]: `abs(lambda_min / lambda_max)` maps over a surface's plane (figure 7),
 //!   resumable and sharded like surfaces;
 //! - [`job`]: `landscape hessian` and `landscape sharpness` as cached, content-hashed reports;
-//!   [`cli_glue`]: their command-line arguments.
+//!   [`cli_glue`]: their command-line arguments; [`spec`]: their `[[analysis]]` blocks.
 //!
 //! Everything random is drawn on the host from ChaCha8 streams and uploaded, so a seed gives
 //! the same numbers on every device.
@@ -40,7 +40,7 @@ pub mod lanczos;
 pub mod operator;
 pub mod power;
 pub mod sharpness;
-pub mod symeig;
+pub mod spec;
 pub mod trace;
 pub mod vector;
 

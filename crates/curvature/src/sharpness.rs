@@ -13,6 +13,9 @@
 //! PAC-Bayes flatness in 1/(parameter units)^2. Every random draw comes from a ChaCha8 stream
 //! seeded by the options (host side: the same numbers on every device).
 
+// `!(x > 0.0)` on purpose: it rejects NaN settings too.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use crate::hvp::LossModel;
 use crate::vector::{ParamVec, VecShape, rng};
 use anyhow::{Result, bail};

@@ -1,7 +1,6 @@
 //! The trace of a Hessian from products alone: Hutchinson's estimator and Hutch++.
 
 use crate::operator::HessianOperator;
-use crate::symeig::symmetric_eigen;
 use crate::vector::{ParamVec, orthogonalize, rng};
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -93,19 +92,6 @@ pub fn hutch_plus_plus<O: HessianOperator + ?Sized>(
         stderr,
         products: k + q.len() + rest,
     })
-}
-
-/// The exact trace of the projection of `op` on an orthonormal set (a helper for checks).
-pub fn projected_spectrum<O: HessianOperator + ?Sized>(op: &O, basis: &[ParamVec]) -> Vec<f64> {
-    let n = basis.len();
-    let mut m = vec![0.0; n * n];
-    for (j, v) in basis.iter().enumerate() {
-        let hv = op.apply(v);
-        for (i, d) in hv.dots(basis).into_iter().enumerate() {
-            m[i * n + j] = d;
-        }
-    }
-    symmetric_eigen(&m, n).values
 }
 
 fn mean_and_stderr(samples: &[f64]) -> (f64, f64) {

@@ -280,8 +280,8 @@ fn read(t: Tensor<1>) -> Vec<f64> {
         .expect("float tensor")
 }
 
-/// Orthonormalizes `v` against the orthonormal `basis` (classical Gram-Schmidt, twice, which is
-/// enough in floating point) and returns it with its norm before the final scaling.
+/// `v` with its components along the orthonormal `basis` removed (classical Gram-Schmidt,
+/// twice, which is enough in floating point); not normalized.
 pub fn orthogonalize(v: &ParamVec, basis: &[ParamVec]) -> ParamVec {
     let mut v = v.clone();
     for _ in 0..2 {

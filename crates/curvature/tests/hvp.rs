@@ -6,8 +6,8 @@ mod common;
 
 use burn::tensor::DType;
 use common::{rel, relu_net, softmax_regression};
+use landscape_core::linalg::symmetric_eigen;
 use landscape_curvature::lanczos::extreme_eigenvalues;
-use landscape_curvature::symeig::symmetric_eigen;
 use landscape_curvature::vector::rng;
 use landscape_curvature::{
     CurvatureScope, HessianOperator, HvpOptions, LossHessian, LossModel, ParamVec,

@@ -92,7 +92,7 @@ impl DataCache {
 
     /// The run's training examples (its fixed subset, then the first `subset` of them) and its
     /// test examples, on the device.
-    fn batches(
+    pub(crate) fn batches(
         &mut self,
         ctx: &Context,
         run: &OpenRun,
@@ -339,19 +339,40 @@ pub fn trajectory(
     Ok((outcome, plane))
 }
 
+/// What an analysis left on disk.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Artifact {
+    /// A surface or an interpolation: `surface.csv` in its directory.
+    Surface,
+    /// A trajectory (`path`: its directory); the output's directory is the surface on its PCA
+    /// plane.
+    Trajectory {
+        /// The trajectory's directory (`path.csv`, `pca.toml`, `directions.safetensors`).
+        path: PathBuf,
+    },
+    /// A Hessian report (`hessian.toml`, `spectrum.csv`).
+    Hessian,
+    /// A sharpness table (`sharpness.csv`).
+    Sharpness,
+    /// An eigen-ratio map (`ratio.csv`).
+    EigenRatio,
+}
+
 /// One computed analysis of a spec.
 #[derive(Clone, Debug)]
 pub struct AnalysisOutput {
     /// The analysis's name in the spec.
     pub analysis: String,
-    /// The runs it covers (one for a surface; from and to for an interpolation).
+    /// The runs it covers (one; or from and to for an interpolation).
     pub runs: Vec<String>,
     /// The swept values that identify it (`weight_decay = 0.0` for an interpolation pair).
     pub sweep: BTreeMap<String, String>,
-    /// What was computed (for a trajectory: the surface on its PCA plane).
-    pub outcome: SurfaceOutcome,
-    /// The trajectory's directory, for trajectory analyses.
-    pub trajectory: Option<PathBuf>,
+    /// What it left.
+    pub artifact: Artifact,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Whether it is finished (a sharded surface may not be).
+    pub complete: bool,
 }
 
 /// Computes every analysis of `spec` over its trained runs (diverged runs are skipped).
@@ -392,8 +413,9 @@ pub fn run_all(
                         analysis: analysis.name.clone(),
                         runs: vec![id.clone()],
                         sweep: run.planned.record.sweep.clone(),
-                        outcome,
-                        trajectory: None,
+                        artifact: Artifact::Surface,
+                        dir: outcome.dir,
+                        complete: outcome.complete,
                     });
                 }
             }
@@ -412,8 +434,69 @@ pub fn run_all(
                         analysis: analysis.name.clone(),
                         runs: vec![id.clone()],
                         sweep: run.planned.record.sweep.clone(),
-                        outcome,
-                        trajectory: Some(path.dir),
+                        artifact: Artifact::Trajectory { path: path.dir },
+                        dir: outcome.dir,
+                        complete: outcome.complete,
+                    });
+                }
+            }
+            AnalysisKind::Hessian(h) => {
+                for run in selected {
+                    let id = &run.planned.record.id;
+                    let done = crate::curvature::hessian(
+                        ctx,
+                        cache,
+                        id,
+                        None,
+                        h.subset,
+                        h.micro_batch,
+                        &h.options(),
+                    )?;
+                    outputs.push(AnalysisOutput {
+                        analysis: analysis.name.clone(),
+                        runs: vec![id.clone()],
+                        sweep: run.planned.record.sweep.clone(),
+                        artifact: Artifact::Hessian,
+                        dir: done.dir,
+                        complete: true,
+                    });
+                }
+            }
+            AnalysisKind::Sharpness(s) => {
+                for run in selected {
+                    let id = &run.planned.record.id;
+                    let done = crate::curvature::sharpness(
+                        ctx,
+                        cache,
+                        id,
+                        None,
+                        s.subset,
+                        s.micro_batch,
+                        &s.options(),
+                    )?;
+                    outputs.push(AnalysisOutput {
+                        analysis: analysis.name.clone(),
+                        runs: vec![id.clone()],
+                        sweep: run.planned.record.sweep.clone(),
+                        artifact: Artifact::Sharpness,
+                        dir: done.dir,
+                        complete: true,
+                    });
+                }
+            }
+            AnalysisKind::EigenRatio(r) => {
+                let request = r.request();
+                for run in selected {
+                    let id = &run.planned.record.id;
+                    let done =
+                        crate::curvature::eigen_ratio(ctx, cache, id, None, &request, shard)?;
+                    outputs.push(AnalysisOutput {
+                        analysis: analysis.name.clone(),
+                        runs: vec![id.clone()],
+                        sweep: run.planned.record.sweep.clone(),
+                        artifact: Artifact::EigenRatio,
+                        dir: done.dir,
+                        complete: done.complete,
                     });
                 }
             }
@@ -463,8 +546,9 @@ pub fn run_all(
                         analysis: analysis.name.clone(),
                         runs: vec![from.planned.record.id.clone(), to.planned.record.id.clone()],
                         sweep,
-                        outcome,
-                        trajectory: None,
+                        artifact: Artifact::Surface,
+                        dir: outcome.dir,
+                        complete: outcome.complete,
                     });
                 }
             }

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod analyses;
+pub mod curvature;
 pub mod data;
 pub mod runs;
 

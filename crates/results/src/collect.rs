@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use landscape_figures::Grid2d;
 use landscape_models::{Network, NetworkSpec, ParamKind, checkpoint};
 use landscape_pipeline::SpecOutcome;
+use landscape_pipeline::analyses::Artifact;
 use landscape_surface::journal::{PointRow, read_rows};
 use landscape_surface::surface::{SurfaceMeta, read_meta};
 use landscape_train::metrics::{self, EpochMetrics};
@@ -159,24 +160,27 @@ impl Collected {
         let surfaces = outcome
             .analyses
             .iter()
+            .filter(|a| matches!(a.artifact, Artifact::Surface | Artifact::Trajectory { .. }))
             .map(|a| {
-                if !a.outcome.complete {
+                if !a.complete {
                     bail!(
                         "analysis {} of {} is incomplete",
                         a.analysis,
                         a.runs.join(" -> ")
                     );
                 }
+                let trajectory = match &a.artifact {
+                    Artifact::Trajectory { path } => {
+                        Some(landscape_trajectory::trajectory::read(path)?)
+                    }
+                    _ => None,
+                };
                 Ok(SurfaceResult {
                     analysis: a.analysis.clone(),
                     runs: a.runs.clone(),
-                    meta: read_meta(&a.outcome.dir)?,
-                    rows: read_rows(&a.outcome.dir.join("surface.csv"))?,
-                    trajectory: a
-                        .trajectory
-                        .as_deref()
-                        .map(landscape_trajectory::trajectory::read)
-                        .transpose()?,
+                    meta: read_meta(&a.dir)?,
+                    rows: read_rows(&a.dir.join("surface.csv"))?,
+                    trajectory,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

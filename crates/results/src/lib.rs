@@ -198,8 +198,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
                 .analyses
                 .iter()
                 .map(|a| {
-                    a.outcome
-                        .dir
+                    a.dir
                         .file_name()
                         .unwrap_or_default()
                         .to_string_lossy()

@@ -2,6 +2,7 @@
 
 use crate::{SweepRun, deserialize_at};
 use anyhow::{Result, bail};
+use landscape_curvature::spec::{EigenRatioAnalysis, HessianAnalysis, SharpnessAnalysis};
 use landscape_models::ParamScope;
 use landscape_surface::direction::{DirNorm, Ignore};
 use landscape_surface::grid::AxisRange;
@@ -114,6 +115,12 @@ pub enum AnalysisKind {
     Interpolate(InterpolateAnalysis),
     /// A path PCA and its plane per run.
     Trajectory(TrajectoryAnalysis),
+    /// Hessian eigenvalues, trace and spectral density per run (`hessian-<hash>/`).
+    Hessian(HessianAnalysis),
+    /// Sharpness measures per run (`sharpness-<hash>/sharpness.csv`).
+    Sharpness(SharpnessAnalysis),
+    /// An abs(lambda_min / lambda_max) map per run (`eigratio-<hash>/ratio.csv`, figure 7).
+    EigenRatio(EigenRatioAnalysis),
 }
 
 /// One `[[analysis]]` block.
@@ -158,7 +165,9 @@ impl Analysis {
         let kind = match table.remove("kind") {
             Some(Value::String(k)) => k,
             Some(_) => bail!("{at}.kind: expected a string"),
-            None => bail!("{at}.kind: missing (surface, interpolate or trajectory)"),
+            None => bail!(
+                "{at}.kind: missing (surface, interpolate, trajectory, hessian, sharpness or eigen_ratio)"
+            ),
         };
         let filter = match table.remove("runs") {
             Some(Value::Table(t)) => t.into_iter().collect::<BTreeMap<_, _>>(),
@@ -215,8 +224,11 @@ impl Analysis {
                 }
                 AnalysisKind::Trajectory(t)
             }
+            "hessian" => AnalysisKind::Hessian(deserialize_at(Value::Table(table), &at)?),
+            "sharpness" => AnalysisKind::Sharpness(deserialize_at(Value::Table(table), &at)?),
+            "eigen_ratio" => AnalysisKind::EigenRatio(deserialize_at(Value::Table(table), &at)?),
             other => bail!(
-                "{at}.kind: unknown kind `{other}`, expected surface, interpolate or trajectory"
+                "{at}.kind: unknown kind `{other}`, expected surface, interpolate, trajectory, hessian, sharpness or eigen_ratio"
             ),
         };
         Ok(Self {

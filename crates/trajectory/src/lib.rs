@@ -7,12 +7,12 @@
 //! - [`trajectory`]: a run's path: components saved as directions, coordinates of each
 //!   iterate, the true loss beside the loss of its projection, cosines with random directions.
 //!
-//! ```
-//! use landscape_trajectory::eigen::symmetric_eigen;
-//! let (values, _) = symmetric_eigen(&[2.0, 1.0, 1.0, 2.0], 2);
-//! assert!((values[0] - 3.0).abs() < 1e-12 && (values[1] - 1.0).abs() < 1e-12);
+//! ```no_run
+//! # fn demo(job: landscape_trajectory::trajectory::TrajectoryJob) -> anyhow::Result<()> {
+//! let outcome = job.run(std::path::Path::new("runs"))?;
+//! println!("PC1 explains {:.1} %", outcome.summary.explained_pct[0]);
+//! # Ok(()) }
 //! ```
 
-pub mod eigen;
 pub mod pca;
 pub mod trajectory;

@@ -8,8 +8,8 @@
 //! accumulated slice by slice of the parameters, reading each slice from every checkpoint
 //! (safetensors headers say where), so memory is `E` times the slice, never `E x P`.
 
-use crate::eigen::symmetric_eigen;
 use anyhow::{Result, bail};
+use landscape_core::linalg::symmetric_eigen;
 use landscape_core::tensor_file::TensorIndex;
 use rayon::prelude::*;
 
@@ -170,7 +170,13 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
     let centred: Vec<f64> = (0..e * e)
         .map(|k| gram[k] - row_mean[k / e] - row_mean[k % e] + all_mean)
         .collect();
-    let (values, vectors) = symmetric_eigen(&centred, e);
+    // Ascending from the solver; largest first here.
+    let eigen = symmetric_eigen(&centred, e);
+    let values: Vec<f64> = eigen.values.iter().rev().copied().collect();
+    let vectors: Vec<Vec<f64>> = (0..e)
+        .rev()
+        .map(|j| (0..e).map(|i| eigen.vector(i, j)).collect())
+        .collect();
     let total: f64 = values.iter().filter(|v| **v > 0.0).sum();
     if total <= 0.0 {
         bail!("the path does not move: every saved point is the same");
