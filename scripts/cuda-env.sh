@@ -94,7 +94,11 @@ _landscape_cuda_prepare() (
     )
     local pkg="llvm-$major-dev" version deb
     version="${LANDSCAPE_LLVM_DEB_VERSION:-}"
-    if [ -z "$version" ] || ! ls "$cache/debs/${pkg}_"*.deb >/dev/null 2>&1; then
+    if [ -z "$version" ] && ls "$cache/debs/${pkg}_"*_amd64.deb >/dev/null 2>&1; then
+        # Re-lay the prefix from the cached .deb, without the network.
+        version="$(dpkg-deb -f "$(ls "$cache/debs/${pkg}_"*_amd64.deb | head -1)" Version)"
+    fi
+    if [ -z "$version" ] || [ ! -s "$cache/debs/${pkg}_${version#*:}_amd64.deb" ]; then
         log "apt-get update (private state, suites: $suites)"
         apt-get "${aptopts[@]}" update -qq >&2
         [ -n "$version" ] || version="$(apt-cache "${aptopts[@]}" policy "$pkg" | awk '/Candidate:/ {print $2}')"
@@ -108,7 +112,9 @@ _landscape_cuda_prepare() (
         log "downloading $pkg=$version"
         rm -f "$cache/debs/${pkg}_"*.deb
         (cd "$cache/debs" && apt-get "${aptopts[@]}" download "$pkg=$version" >&2)
-        mv "$cache/debs/${pkg}_"*"${version#*:}"*.deb "$deb"
+        local got
+        got="$(ls "$cache/debs/${pkg}_"*"${version#*:}"*.deb | head -1)"
+        [ "$got" = "$deb" ] || mv "$got" "$deb"
         rm -rf "$apt/lists" "$apt/archives"   # ~30 MB of indexes, not needed again
     fi
 

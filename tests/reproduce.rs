@@ -117,7 +117,7 @@ fn figure2_smoke() {
 
 #[test]
 fn figure3_smoke() {
-    reproduce("figure3", 4, &["figure3.png", "figure3.svg"]);
+    reproduce("figure3", 4, &["figure3.png", "figure3.svg", "sharpness.csv"]);
 }
 
 #[test]
@@ -133,4 +133,9 @@ fn figure8_smoke() {
 #[test]
 fn figure9_smoke() {
     reproduce("figure9", 8, &["figure9.png", "figure9.svg"]);
+}
+
+#[test]
+fn figure7_smoke() {
+    reproduce("figure7", 4, &["figure7.png", "figure7.svg"]);
 }

@@ -5,13 +5,14 @@ use anyhow::{Context, Result, bail};
 use landscape_figures::Grid2d;
 use landscape_models::{Network, NetworkSpec, ParamKind, checkpoint};
 use landscape_pipeline::SpecOutcome;
+use landscape_curvature::eigen_ratio::{RatioRow, read_map};
+use landscape_curvature::job::{SharpnessReport, read_sharpness};
 use landscape_pipeline::analyses::Artifact;
 use landscape_surface::journal::{PointRow, read_rows};
 use landscape_surface::surface::{SurfaceMeta, read_meta};
 use landscape_train::metrics::{self, EpochMetrics};
 use landscape_train::{RunDir, RunRecord, RunStatus};
 use landscape_trajectory::trajectory::TrajectoryOutcome;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One trained run.
@@ -134,12 +135,34 @@ impl SurfaceResult {
     }
 }
 
+/// A curvature analysis of one run.
+#[derive(Clone, Debug)]
+pub struct CurvatureResult {
+    /// The analysis's name in the spec.
+    pub analysis: String,
+    /// The run.
+    pub run: String,
+    /// What was measured.
+    pub measured: Curvature,
+}
+
+/// The kinds of curvature results the figures use.
+#[derive(Clone, Debug)]
+pub enum Curvature {
+    /// A sharpness table.
+    Sharpness(SharpnessReport),
+    /// An eigen-ratio map, in grid order.
+    EigenRatio(Vec<RatioRow>),
+}
+
 /// Everything a reproduction gathered.
 pub struct Collected {
     /// The runs, in sweep order.
     pub runs: Vec<RunResult>,
-    /// The analyses' results, in spec order.
+    /// The analyses' surfaces (and trajectories), in spec order.
     pub surfaces: Vec<SurfaceResult>,
+    /// The analyses' curvature results, in spec order.
+    pub curvature: Vec<CurvatureResult>,
 }
 
 impl Collected {
@@ -184,7 +207,22 @@ impl Collected {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { runs, surfaces })
+        let curvature = outcome
+            .analyses
+            .iter()
+            .filter_map(|a| {
+                let measured = match a.artifact {
+                    Artifact::Sharpness => read_sharpness(&a.dir.join("sharpness.csv")).map(Curvature::Sharpness),
+                    Artifact::EigenRatio => read_map(&a.dir).map(|mut rows| {
+                        rows.sort_by_key(|r| (r.iy, r.ix));
+                        Curvature::EigenRatio(rows)
+                    }),
+                    _ => return None,
+                };
+                Some(measured.map(|measured| CurvatureResult { analysis: a.analysis.clone(), run: a.runs[0].clone(), measured }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { runs, surfaces, curvature })
     }
 
     /// The run with this id.
@@ -200,20 +238,19 @@ impl Collected {
             .find(|s| s.analysis == name && s.runs.first().is_some_and(|r| r == id))
     }
 
-    /// Runs grouped by the swept values other than `key`, each group's runs in sweep order.
-    pub fn groups_without(&self, key: &str) -> BTreeMap<String, Vec<&RunResult>> {
-        let mut groups: BTreeMap<String, Vec<&RunResult>> = BTreeMap::new();
-        for run in &self.runs {
-            let label = run
-                .record
-                .sweep
-                .iter()
-                .filter(|(k, _)| *k != key)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            groups.entry(label).or_default().push(run);
-        }
-        groups
+    /// The sharpness report of run `id`.
+    pub fn sharpness(&self, id: &str) -> Option<&SharpnessReport> {
+        self.curvature.iter().find_map(|c| match &c.measured {
+            Curvature::Sharpness(r) if c.run == id => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The eigen-ratio map of run `id`.
+    pub fn ratio_map(&self, id: &str) -> Option<&[RatioRow]> {
+        self.curvature.iter().find_map(|c| match &c.measured {
+            Curvature::EigenRatio(rows) if c.run == id => Some(rows.as_slice()),
+            _ => None,
+        })
     }
 }

@@ -185,6 +185,7 @@ pub fn build(c: &Collected, workdir: &Path, out: &Path) -> Result<Product> {
                 "share of epochs in which the weight norm did not decrease",
             ),
         ],
+        tables: Vec::new(),
         figures: vec!["figure2.png".into(), "figure2.svg".into()],
     })
 }

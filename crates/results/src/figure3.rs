@@ -121,6 +121,10 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             verdict: Verdict::of(lb_worse && l.width < s.width && l.curvature > s.curvature),
         });
     }
+    let tables = match sharpness_table(c, &runs, &mut checks) {
+        Some(table) => vec![("sharpness.csv", table)],
+        None => Vec::new(),
+    };
     Ok(Product {
         summary,
         checks,
@@ -142,6 +146,43 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
                 "share of interior 2-D grid points whose finite-difference Hessian has lambda_min < -0.1 |lambda_max|",
             ),
         ],
+        tables,
         figures: vec!["figure3.png".into(), "figure3.svg".into()],
     })
+}
+
+/// `sharpness.csv` for the four minima (when the spec measured sharpness), and the check that
+/// Keskar's epsilon-sharpness separates small and large batch without weight decay.
+fn sharpness_table(c: &Collected, runs: &[&RunResult], checks: &mut Vec<Check>) -> Option<Table> {
+    let mut table = Table::new(&["batch_size", "weight_decay", "measure", "setting", "value", "units", "scale_invariant"]);
+    let mut keskar = Vec::new();
+    for run in runs {
+        let report = c.sharpness(&run.record.id)?;
+        for row in &report.rows {
+            table.push(vec![
+                run.batch_size().to_string(),
+                run.record.config.train.weight_decay.to_string(),
+                row.measure.clone(),
+                row.setting.clone(),
+                num(row.value),
+                row.units.clone(),
+                row.scale_invariant.to_string(),
+            ]);
+        }
+        let first = report.rows.iter().find(|r| r.measure.starts_with("keskar") && !r.setting.contains("subspace"))?;
+        keskar.push((run.record.config.train.weight_decay, run.batch_size(), first.setting.clone(), first.value));
+    }
+    for wd in [0.0, 5e-4] {
+        let pair: Vec<_> = keskar.iter().filter(|k| k.0 == wd).collect();
+        let [small, large] = pair[..] else { continue };
+        let ratio = large.3 / small.3;
+        checks.push(Check {
+            claim: "Keskar et al.".into(),
+            check: format!("WD={wd}: epsilon-sharpness ({}) of the large-batch minimum over the small-batch one", small.2),
+            measured: format!("SB {:.3} / LB {:.3}: ratio {ratio:.1}", small.3, large.3),
+            paper: if wd == 0.0 { "10-100x (Keskar: 8.7 vs 925 on CIFAR-10 C2)".into() } else { "not reported with weight decay".into() },
+            verdict: Verdict::of(if wd == 0.0 { ratio >= 10.0 } else { ratio > 1.0 }),
+        });
+    }
+    Some(table)
 }

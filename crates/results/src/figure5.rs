@@ -140,6 +140,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
                 "share of the 2-D grid where the training loss is within 1.0 of its value at the centre",
             ),
         ],
+        tables: Vec::new(),
         figures: vec!["figure5.png".into(), "figure5.svg".into()],
     })
 }

@@ -160,6 +160,7 @@ pub fn build_figure9(c: &Collected, out: &Path) -> Result<Product> {
                 "largest difference between the training loss at an iterate and at its projection on the PCA plane (what the contour plot shows there)",
             ),
         ],
+        tables: Vec::new(),
         figures: vec!["figure9.png".into(), "figure9.svg".into()],
     })
 }
@@ -277,6 +278,7 @@ pub fn build_figure8(c: &Collected, out: &Path) -> Result<Product> {
                 "the same share for the plane of the first two PCA components",
             ),
         ],
+        tables: Vec::new(),
         figures: vec!["figure8.png".into(), "figure8.svg".into()],
     })
 }

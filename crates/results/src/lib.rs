@@ -22,6 +22,7 @@ pub mod diff;
 pub mod figure2;
 pub mod figure3;
 pub mod figure5;
+pub mod figure7;
 pub mod figure9;
 pub mod measures;
 mod panels;
@@ -48,6 +49,8 @@ pub struct Product {
     pub measures: Vec<(&'static str, &'static str)>,
     /// The figure files written.
     pub figures: Vec<String>,
+    /// More tables to write beside `summary.csv` (file name, table).
+    pub tables: Vec<(&'static str, Table)>,
 }
 
 /// The paper's test error (percent) of VGG-9 at weight decay `wd`, small (`true`) or large batch.
@@ -139,14 +142,18 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             "figure2" => figure2::build(&collected, &ctx.workdir, &staging)?,
             "figure3" => figure3::build(&collected, &staging)?,
             "figure5" => figure5::build(&collected, &staging)?,
+            "figure7" => figure7::build(&collected, &staging)?,
             "figure8" => figure9::build_figure8(&collected, &staging)?,
             "figure9" => figure9::build_figure9(&collected, &staging)?,
             other => bail!(
-                "`{other}` has no figure builder yet (figure2, figure3, figure5, figure8 and figure9 do)"
+                "`{other}` has no figure builder yet (figure2, figure3, figure5, figure7, figure8 and figure9 do)"
             ),
         };
         write_surfaces(&collected, &staging)?;
         product.summary.write(&staging.join("summary.csv"))?;
+        for (name, table) in &product.tables {
+            table.write(&staging.join(name))?;
+        }
         let data = &outcome.data;
         let mut conditions = vec![
             format!(
