@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use landscape_core::device::DeviceKind;
 use landscape_curvature::cli_glue::{EigenRatioArgs, HessianArgs, SharpnessArgs};
 use landscape_data::DatasetName;
-use landscape_models::ParamScope;
+use landscape_models::{Arch, ParamScope};
 use landscape_spec::Scale;
 use landscape_surface::direction::{DirNorm, Ignore};
 use landscape_surface::grid::{AxisRange, Shard};
@@ -81,6 +81,34 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Compare two result tables or result folders; exit 1 when a cell differs beyond tolerance.
     Diff(DiffArgs),
+    /// Measure inference, training-step and grid-point throughput on the chosen device.
+    Bench(BenchArgs),
+}
+
+/// `landscape bench ...`
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Networks to measure.
+    #[arg(long, value_delimiter = ',', default_value = "resnet20,resnet56,vgg9")]
+    pub models: Vec<Arch>,
+    /// Width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Images per grid point and per inference measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub images: usize,
+    /// Inference batch sizes (the last one is used for grid points).
+    #[arg(long, value_delimiter = ',', default_value = "128,500")]
+    pub eval_batch: Vec<usize>,
+    /// Training batch size.
+    #[arg(long, default_value_t = 128)]
+    pub train_batch: usize,
+    /// Timed repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// `landscape reproduce ...`

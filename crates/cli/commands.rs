@@ -8,6 +8,7 @@ use landscape_models::{Arch, Network, NetworkSpec};
 use landscape_pipeline::analyses::{
     self, DataCache, InterpolationRequest, SurfaceRequest, TrajectoryRequest,
 };
+use landscape_pipeline::bench::BenchPlan;
 use landscape_pipeline::{Context, data, run_spec};
 use landscape_results::diff::{self, Tolerance};
 use landscape_results::{ReproduceOptions, reproduce};
@@ -156,6 +157,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 Ok(ExitCode::FAILURE)
             }
+        }
+        Command::Bench(args) => {
+            let plan = BenchPlan {
+                models: args.models.clone(),
+                width: args.width,
+                images: args.images,
+                eval_batches: args.eval_batch.clone(),
+                train_batch: args.train_batch,
+                repeats: args.repeats,
+            };
+            let results = landscape_pipeline::bench::run(&plan, &cli.device.device()?)?;
+            if let Some(path) = &args.json {
+                landscape_core::atomic::write_atomic(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Merge(args) => {
             let eigen_ratio = args

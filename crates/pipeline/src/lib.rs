@@ -11,6 +11,7 @@
 //! ```
 
 pub mod analyses;
+pub mod bench;
 pub mod curvature;
 pub mod data;
 pub mod runs;

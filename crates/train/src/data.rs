@@ -10,10 +10,6 @@ use landscape_models::eval::DeviceBatches;
 /// the same examples for their comparison to mean anything.
 pub const SUBSET_SEED: u64 = 0;
 
-/// Images per evaluation batch: large enough to keep the CPU's cores busy, small enough for
-/// any GPU.
-pub const EVAL_BATCH: usize = 500;
-
 /// The fixed subset of `n` examples of `set` (`0`: all of them, in order).
 pub fn fixed_subset(set: &ImageSet, n: usize) -> ImageSet {
     if n == 0 {
@@ -23,7 +19,8 @@ pub fn fixed_subset(set: &ImageSet, n: usize) -> ImageSet {
     }
 }
 
-/// Uploads `set`, normalized and without augmentation, in batches of [`EVAL_BATCH`].
+/// Uploads `set`, normalized and without augmentation, in batches of
+/// [`landscape_core::device::eval_batch`] images.
 pub fn upload(
     set: &ImageSet,
     normalization: &Normalization,
@@ -32,7 +29,7 @@ pub fn upload(
     let indices: Vec<usize> = (0..set.len()).collect();
     let mut values = Vec::new();
     fill_batch(set, &indices, normalization, None, &mut values);
-    DeviceBatches::upload(&values, &set.labels, EVAL_BATCH, device)
+    DeviceBatches::upload(&values, &set.labels, landscape_core::device::eval_batch(device), device)
 }
 
 /// A run's data: training subset on the host, test subset on the device.

@@ -1,0 +1,144 @@
+//! `landscape bench`: throughput of the three things landscape spends its time on, on any
+//! device: inference (images/s, the cost of a landscape), a training step (images/s), and grid
+//! points of a surface (points/s over N images, with a fresh parameter point each time).
+//! Each measurement is warmed up first (GPU kernels compile and autotune on first use of a
+//! shape) and synchronized by reading a scalar back.
+
+use anyhow::Result;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use landscape_models::eval::{DeviceBatches, Evaluator};
+use landscape_models::{Arch, Network, NetworkSpec, ParamScope};
+use landscape_surface::direction::{DirNorm, Direction, Ignore, displaced};
+use landscape_train::optimizer::Optimizer;
+use landscape_train::{TrainConfig, train_step};
+use serde::Serialize;
+use std::time::Instant;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    /// The networks.
+    pub models: Vec<Arch>,
+    /// Their width multiplier.
+    pub width: f64,
+    /// Images per grid point (and per inference measurement).
+    pub images: usize,
+    /// Inference batch sizes to try.
+    pub eval_batches: Vec<usize>,
+    /// Training batch size.
+    pub train_batch: usize,
+    /// Timed repetitions of each measurement (after one warm-up).
+    pub repeats: usize,
+}
+
+/// One measured number.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// The network.
+    pub model: String,
+    /// Its width multiplier.
+    pub width: f64,
+    /// `eval` (folded inference), `train_step` or `grid_point`.
+    pub measure: String,
+    /// Batch size used.
+    pub batch: usize,
+    /// Images per second.
+    pub images_per_s: f64,
+    /// Grid points per second over `images` images (for `grid_point`).
+    pub points_per_s: Option<f64>,
+    /// Multiply-adds per second of the forward pass, in units of 1e9.
+    pub gmacs_per_s: f64,
+}
+
+fn random_images(n: usize, device: &Device) -> DeviceBatchesSource {
+    device.seed(0);
+    let x = Tensor::<4>::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), device);
+    let images: Vec<f32> = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
+    let labels: Vec<u16> = (0..n).map(|i| (i % 10) as u16).collect();
+    DeviceBatchesSource { images, labels }
+}
+
+struct DeviceBatchesSource {
+    images: Vec<f32>,
+    labels: Vec<u16>,
+}
+
+/// Median seconds of `repeats` timed calls of `f`, after one untimed warm-up call.
+fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> f64 {
+    std::hint::black_box(f());
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Runs the plan on `device`, printing each result as it comes.
+pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
+    let source = random_images(plan.images, device);
+    let mut results = Vec::new();
+    for &arch in &plan.models {
+        let net = Network::new(NetworkSpec { arch, width: plan.width, classes: 10 })?;
+        let macs = net.macs_per_image() as f64;
+        let base = net.init(0, device);
+        let evaluator = Evaluator::new(net.layers());
+        let mut record = |measure: &str, batch: usize, images_per_s: f64, points_per_s: Option<f64>| {
+            let r = BenchResult {
+                model: arch.to_string(),
+                width: plan.width,
+                measure: measure.into(),
+                batch,
+                images_per_s,
+                points_per_s,
+                gmacs_per_s: images_per_s * macs / 1e9,
+            };
+            eprintln!(
+                "{:<18} {:<11} batch {:>5}: {:>10.0} images/s{}",
+                r.model,
+                r.measure,
+                batch,
+                images_per_s,
+                points_per_s.map_or(String::new(), |p| format!(", {p:.3} grid points/s over {} images", plan.images))
+            );
+            results.push(r);
+        };
+        for &batch in &plan.eval_batches {
+            let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
+            let seconds = time(plan.repeats, || evaluator.evaluate(base.tensors(), &data));
+            record("eval", batch, plan.images as f64 / seconds, None);
+        }
+        let batch = *plan.eval_batches.last().unwrap_or(&500);
+        let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
+        let dirs = Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 1, 2);
+        let mut t = 0.0;
+        let seconds = time(plan.repeats, || {
+            t += 0.01;
+            evaluator.evaluate(&displaced(&base, &dirs, &[t, -t]), &data)
+        });
+        record("grid_point", batch, plan.images as f64 / seconds, Some(1.0 / seconds));
+        let config: TrainConfig = toml::from_str(&format!(
+            "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = {}\nweight_decay = 5e-4",
+            plan.width, plan.train_batch
+        ))?;
+        let b = plan.train_batch.min(plan.images);
+        let x = Tensor::<4>::from_data(TensorData::new(source.images[..b * 3072].to_vec(), [b, 3, 32, 32]), device);
+        let labels: Vec<i64> = source.labels[..b].iter().map(|&l| l as i64).collect();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
+        let mut optimizer = Optimizer::new(&config, net.layout());
+        let mut params = base.clone();
+        let steps = 5;
+        let seconds = time(plan.repeats, || {
+            for _ in 0..steps {
+                let (next, stats) = train_step(&net, &params, &mut optimizer, std::iter::once((x.clone(), y.clone())), b, 0.1);
+                params = next;
+                std::hint::black_box(stats);
+            }
+        });
+        record("train_step", b, (steps * b) as f64 / seconds, None);
+    }
+    Ok(results)
+}
