@@ -109,6 +109,10 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Instead of timing, check that the device computes what the CPU computes (inference and a
+    /// training step on the same parameters and images); exit 1 when it does not.
+    #[arg(long)]
+    pub compare_cpu: bool,
 }
 
 /// `landscape reproduce ...`

@@ -167,7 +167,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 train_batch: args.train_batch,
                 repeats: args.repeats,
             };
-            let results = landscape_pipeline::bench::run(&plan, &cli.device.device()?)?;
+            let device = cli.device.device()?;
+            if args.compare_cpu {
+                let agreements = landscape_pipeline::bench::compare_with_cpu(&plan, &device)?;
+                if let Some(path) = &args.json {
+                    landscape_core::atomic::write_atomic(path, serde_json::to_string_pretty(&agreements)?.as_bytes())?;
+                }
+                let all = agreements.iter().all(|a| a.agrees());
+                println!("{}", if all { "the device agrees with the CPU" } else { "the device DIFFERS from the CPU" });
+                return Ok(if all { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            let results = landscape_pipeline::bench::run(&plan, &device)?;
             if let Some(path) = &args.json {
                 landscape_core::atomic::write_atomic(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
             }

@@ -142,3 +142,76 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
     }
     Ok(results)
 }
+
+/// How far a device's numbers are from the CPU's for one network.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceAgreement {
+    /// The network.
+    pub model: String,
+    /// Inference loss on the CPU and on the device, same parameters and images.
+    pub loss: (f64, f64),
+    /// Inference accuracy on both.
+    pub accuracy: (f64, f64),
+    /// Largest relative difference of any parameter after one identical training step,
+    /// relative to the parameter vector's largest magnitude.
+    pub step_relative: f64,
+}
+
+impl DeviceAgreement {
+    /// Whether the device agrees with the CPU within float tolerance: losses within 1e-3
+    /// relative, accuracies within 0.5 points, a training step within 1e-3.
+    pub fn agrees(&self) -> bool {
+        (self.loss.0 - self.loss.1).abs() <= 1e-3 * self.loss.0.abs().max(1.0)
+            && (self.accuracy.0 - self.accuracy.1).abs() <= 0.5
+            && self.step_relative <= 1e-3
+    }
+}
+
+/// Evaluates and trains the same parameters on the same images on the CPU and on `device`.
+pub fn compare_with_cpu(plan: &BenchPlan, device: &Device) -> Result<Vec<DeviceAgreement>> {
+    let cpu = Device::flex();
+    let source = random_images(plan.images.min(2048), &cpu);
+    let mut out = Vec::new();
+    for &arch in &plan.models {
+        let net = Network::new(NetworkSpec { arch, width: plan.width, classes: 10 })?;
+        let host = net.init(0, &cpu).to_host();
+        let on = |d: &Device| landscape_models::ParamSet::from_host(net.layout().clone(), host.clone(), d);
+        let (p_cpu, p_dev) = (on(&cpu)?, on(device)?);
+        let evaluator = Evaluator::new(net.layers());
+        let batch = *plan.eval_batches.last().unwrap_or(&500);
+        let e_cpu = evaluator.evaluate(p_cpu.tensors(), &DeviceBatches::upload(&source.images, &source.labels, batch, &cpu)?);
+        let e_dev = evaluator.evaluate(p_dev.tensors(), &DeviceBatches::upload(&source.images, &source.labels, batch, device)?);
+        let config: TrainConfig = toml::from_str(&format!(
+            "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = 64\nweight_decay = 5e-4",
+            plan.width
+        ))?;
+        let step = |p: &landscape_models::ParamSet, d: &Device| {
+            let x = Tensor::<4>::from_data(TensorData::new(source.images[..64 * 3072].to_vec(), [64, 3, 32, 32]), d);
+            let labels: Vec<i64> = source.labels[..64].iter().map(|&l| l as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [64]), d);
+            let mut optimizer = Optimizer::new(&config, net.layout());
+            train_step(&net, p, &mut optimizer, std::iter::once((x, y)), 64, 0.1).0.to_host()
+        };
+        let (a, b) = (step(&p_cpu, &cpu), step(&p_dev, device));
+        let scale = a.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        let diff = a.iter().flatten().zip(b.iter().flatten()).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) as f64;
+        let agreement = DeviceAgreement {
+            model: arch.to_string(),
+            loss: (e_cpu.loss, e_dev.loss),
+            accuracy: (e_cpu.accuracy, e_dev.accuracy),
+            step_relative: diff / scale.max(f64::MIN_POSITIVE),
+        };
+        eprintln!(
+            "{:<18} loss cpu {:.6} / device {:.6}; accuracy {:.2} / {:.2}; training step max rel. diff {:.2e}: {}",
+            agreement.model,
+            agreement.loss.0,
+            agreement.loss.1,
+            agreement.accuracy.0,
+            agreement.accuracy.1,
+            agreement.step_relative,
+            if agreement.agrees() { "agrees" } else { "DIFFERS" }
+        );
+        out.push(agreement);
+    }
+    Ok(out)
+}
