@@ -9,7 +9,7 @@
 
 use crate::hvp::{Batch, CurvatureScope, HvpOptions, LossHessian, LossModel};
 use crate::job::{CURVATURE_VERSION, CurvatureInput};
-use crate::journal::{self, Journal, Row, same_f64};
+use landscape_surface::journal::{self, Journal, Row, same_f64};
 use crate::lanczos::extreme_eigenvalues;
 use anyhow::{Context, Result, bail};
 use landscape_core::hash::content_hash;

@@ -35,7 +35,6 @@ pub mod cli_glue;
 pub mod eigen_ratio;
 pub mod hvp;
 pub mod job;
-pub mod journal;
 pub mod lanczos;
 pub mod operator;
 pub mod power;

@@ -8,7 +8,7 @@ use landscape_pipeline::SpecOutcome;
 use landscape_curvature::eigen_ratio::{RatioRow, read_map};
 use landscape_curvature::job::{SharpnessReport, read_sharpness};
 use landscape_pipeline::analyses::Artifact;
-use landscape_surface::journal::{PointRow, read_rows};
+use landscape_surface::journal::{PointRow, read_points};
 use landscape_surface::surface::{SurfaceMeta, read_meta};
 use landscape_train::metrics::{self, EpochMetrics};
 use landscape_train::{RunDir, RunRecord, RunStatus};
@@ -202,7 +202,7 @@ impl Collected {
                     analysis: a.analysis.clone(),
                     runs: a.runs.clone(),
                     meta: read_meta(&a.dir)?,
-                    rows: read_rows(&a.dir.join("surface.csv"))?,
+                    rows: read_points(&a.dir.join("surface.csv"))?,
                     trajectory,
                 })
             })

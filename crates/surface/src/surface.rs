@@ -4,7 +4,7 @@
 
 use crate::direction::{self, Direction, DirectionRecipe, displaced};
 use crate::grid::{Grid, Shard};
-use crate::journal::{self, Journal, PointRow};
+use crate::journal::{self, HEADER, Journal, PointRow, Row};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Tensor;
 use landscape_core::hash::content_hash;
@@ -136,7 +136,7 @@ impl SurfaceJob<'_> {
             )?;
         }
         let nx = self.meta.grid.x.points;
-        let mut points = journal::read_journals(&dir, nx)?;
+        let mut points = journal::read_journals::<PointRow>(&dir, nx)?;
         let todo: Vec<usize> = (0..total)
             .filter(|k| shard.owns(*k) && !points.contains_key(k))
             .collect();
@@ -144,7 +144,7 @@ impl SurfaceJob<'_> {
             let mine = (0..total).filter(|k| shard.owns(*k)).count();
             let progress = Progress::new(label, mine as u64, (mine - todo.len()) as u64);
             let mut journal =
-                Journal::open(&journal::journal_path(&dir, shard.index, shard.count))?;
+                Journal::open(&journal::journal_path(&dir, shard.index, shard.count), HEADER)?;
             let evaluator = Evaluator::new(self.network.layers());
             for (i, &k) in todo.iter().enumerate() {
                 let row = self.point(&evaluator, k);
@@ -161,7 +161,7 @@ impl SurfaceJob<'_> {
         }
         let complete = points.len() == total;
         if complete {
-            journal::write_surface(&csv, &points)?;
+            journal::write_table(&csv, &points)?;
         }
         Ok(SurfaceOutcome {
             dir,
@@ -245,7 +245,7 @@ pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
     let meta = read_meta(into)
         .with_context(|| format!("{} is not a surface directory", into.display()))?;
     let nx = meta.grid.x.points;
-    let mut points = journal::read_journals(into, nx)?;
+    let mut points = journal::read_journals::<PointRow>(into, nx)?;
     for other in others {
         let theirs = read_meta(other)
             .with_context(|| format!("{} is not a surface directory", other.display()))?;
@@ -258,11 +258,11 @@ pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
                 into.display()
             );
         }
-        let incoming = journal::read_journals(other, nx)?;
+        let incoming = journal::read_journals::<PointRow>(other, nx)?;
         let mut new_rows = Vec::new();
         for (k, row) in incoming {
             match points.get(&k) {
-                Some(mine) if !journal::same_point(mine, &row) => bail!(
+                Some(mine) if !mine.same(&row) => bail!(
                     "{}: point ({}, {}) disagrees with {}: refusing to merge",
                     other.display(),
                     row.ix,
@@ -278,7 +278,7 @@ pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
                 "points.merged-{}.csv",
                 content_hash(&other.canonicalize()?.to_string_lossy()).short()
             );
-            let mut journal = Journal::open(&into.join(name))?;
+            let mut journal = Journal::open(&into.join(name), HEADER)?;
             for (k, row) in new_rows {
                 journal.append(&row)?;
                 points.insert(k, row);
@@ -287,7 +287,7 @@ pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
     }
     let complete = points.len() == meta.grid.len();
     if complete {
-        journal::write_surface(&into.join("surface.csv"), &points)?;
+        journal::write_table(&into.join("surface.csv"), &points)?;
     }
     Ok((points.len(), complete))
 }

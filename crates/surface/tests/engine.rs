@@ -7,7 +7,7 @@ use landscape_models::eval::{DeviceBatches, Evaluator};
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamScope, ParamSet};
 use landscape_surface::direction::{DirNorm, Direction, Ignore};
 use landscape_surface::grid::{Grid, Shard};
-use landscape_surface::journal::read_rows;
+use landscape_surface::journal::read_points as read_rows;
 use landscape_surface::surface::{PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, merge};
 
 fn network() -> Network {
