@@ -208,6 +208,10 @@ pub struct SurfaceArgs {
     /// Use the directions in this safetensors file (written by an earlier surface).
     #[arg(long)]
     pub directions: Option<PathBuf>,
+    /// The plane through this run and two others: `--plane RUN_B RUN_C` puts RUN_B at (1, 0) and
+    /// RUN_C at (0, 1) (directions over --dir-type, unnormalized).
+    #[arg(long, num_args = 2, value_names = ["RUN_B", "RUN_C"], conflicts_with = "directions")]
+    pub plane: Option<Vec<String>>,
     /// Evaluate on a fixed subset of this many training examples (default: all).
     #[arg(long, default_value_t = 0)]
     pub subset: usize,

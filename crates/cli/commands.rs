@@ -333,6 +333,7 @@ fn surface(ctx: &Context, args: &SurfaceArgs) -> Result<ExitCode> {
         scope: args.dir_type,
         seed: args.seed,
         directions: args.directions.clone(),
+        plane: args.plane.clone().map(|p| [p[0].clone(), p[1].clone()]),
         subset: args.subset,
         test: args.test,
     };

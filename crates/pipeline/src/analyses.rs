@@ -38,6 +38,9 @@ pub struct SurfaceRequest {
     pub seed: u64,
     /// Directions from a file instead of random ones.
     pub directions: Option<PathBuf>,
+    /// The plane through the run and two other runs: x points to the first (at x = 1), y to
+    /// the second, instead of random directions.
+    pub plane: Option<[String; 2]>,
     /// Training examples per point (0: the run's training set).
     pub subset: usize,
     /// Measure test loss and accuracy too.
@@ -149,8 +152,23 @@ pub fn surface(
     let run = OpenRun::open(&ctx.workdir, run_id)?;
     let base = run.params(epoch, &ctx.device)?;
     let count = 1 + request.y.is_some() as usize;
-    let directions = match &request.directions {
-        Some(path) => {
+    let directions = match (&request.directions, &request.plane) {
+        (Some(_), Some(_)) => bail!("give directions from a file or a plane through runs, not both"),
+        (None, Some(through)) => {
+            if count != 2 {
+                bail!("a plane through three runs needs a 2-D grid (--y)");
+            }
+            let base_name = format!("{run_id}@{}", epoch.unwrap_or(run.epochs_done));
+            through
+                .iter()
+                .map(|other| {
+                    let theirs = OpenRun::open(&ctx.workdir, other)?;
+                    let point = theirs.params(None, &ctx.device)?;
+                    Direction::difference(&base, &point, request.scope, &base_name, &format!("{other}@{}", theirs.epochs_done))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        (Some(path), None) => {
             let loaded = direction::load(path, run.network.layout(), &ctx.device)?;
             if loaded.len() < count {
                 bail!(
@@ -161,7 +179,7 @@ pub fn surface(
             }
             loaded.into_iter().take(count).collect()
         }
-        None => Direction::random(
+        (None, None) => Direction::random(
             &base,
             request.scope,
             request.norm,
@@ -332,6 +350,7 @@ pub fn trajectory(
         scope: request.scope,
         seed: request.seed,
         directions: Some(outcome.dir.join("directions.safetensors")),
+        plane: None,
         subset: request.subset,
         test: false,
     };
@@ -403,6 +422,7 @@ pub fn run_all(
                     scope: s.dir_type,
                     seed: s.seed,
                     directions: None,
+                    plane: None,
                     subset: s.subset,
                     test: s.test,
                 };
