@@ -77,6 +77,9 @@ def parse_args(argv=None):
                          "other processes < 0.1 core); default 0 = do not wait")
     ap.add_argument("--max-total-wait", type=float, default=1800.0, metavar="SECONDS",
                     help="stop waiting for quiet once this much waiting was done in all (default 1800)")
+    ap.add_argument("--skip-busy", action="store_true",
+                    help="once the wait budget is spent, skip (list as skipped) measurements that would "
+                         "start on a busy machine instead of running them noisy")
     ap.add_argument("--retries", type=int, default=2,
                     help="redo a measurement disturbed by other processes up to this many times (default 2)")
     ap.add_argument("--seed", type=int, default=0)
@@ -329,7 +332,8 @@ class FusedEvaluator:
                 fl = fused_by_name[name]
                 if fl.bias is None:
                     fl.bias = nn.Parameter(torch.zeros(fl.out_features if isinstance(fl, nn.Linear)
-                                                       else fl.out_channels))
+                                                       else fl.out_channels,
+                                                       device=fl.weight.device, dtype=fl.weight.dtype))
                 self._replace(leaves_src[i + 1][0], nn.Identity())
                 self.pairs.append((m, nxt, fl))
                 i += 2
@@ -455,10 +459,11 @@ def timeit(fn, warmup, repeats):
 
 
 class Recorder:
-    def __init__(self, peak_mm, peak_fma, max_wait=0.0, retries=0):
+    def __init__(self, peak_mm, peak_fma, max_wait=0.0, retries=0, skip_busy=False):
         self.peak_mm, self.peak_fma = peak_mm, peak_fma
         self.peak = peak_fma or peak_mm   # denominator of mac_fraction
-        self.max_wait, self.retries = max_wait, retries
+        self.max_wait, self.retries, self.skip_busy = max_wait, retries, skip_busy
+        self.skipped = []
         self.results = []
 
     def measure(self, fn):
@@ -466,6 +471,10 @@ class Recorder:
         machine; redo it, up to `retries` times, when other processes disturbed it."""
         for attempt in range(self.retries + 1):
             waited = wait_quiet(self.max_wait)
+            if self.skip_busy and (build_processes() or other_load(0.5) >= OTHER_CORES_QUIET):
+                self.skipped.append(getattr(fn, "label", "?"))
+                print("  ... skipped %s: machine busy and wait budget spent" % getattr(fn, "label", "?"), flush=True)
+                return None
             c0 = cpu_counters()
             kw = fn()
             dist = disturbance(c0, cpu_counters())
@@ -522,7 +531,7 @@ class Recorder:
 def header():
     print("%-9s %5s  %-14s %5s %10s %8s %9s %7s %7s" % (
         "model", "width", "measure", "batch", "images/s", "points/s", "GMAC/s", "%peak", "%mm"))
-    print("-" * 86)
+    print("-" * 86, flush=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -596,7 +605,9 @@ def run_config(rec, name, width, measures, a):
 
     for bs in (128, 512):
         if "eval_b%d" % bs in measures:
-            rec.measure(lambda bs=bs: eval_fwd(bs))
+            f = lambda bs=bs: eval_fwd(bs)  # noqa: E731
+            f.label = "%s:%g:eval_b%d" % (name, width, bs)
+            rec.measure(f)
 
     def train():
         net = copy.deepcopy(model).train()
@@ -617,6 +628,7 @@ def run_config(rec, name, width, measures, a):
                     mac_note="3x forward MACs (fwd + input-grad + weight-grad)", **info)
 
     if "train_b128" in measures:
+        train.label = "%s:%g:%s" % (name, width, "train_b128")
         rec.measure(train)
 
     if not any(m.startswith("surface") for m in measures):
@@ -653,6 +665,7 @@ def run_config(rec, name, width, measures, a):
                     **info)
 
     if "surface_ref" in measures:
+        surface_ref.label = "%s:%g:%s" % (name, width, "surface_ref")
         rec.measure(surface_ref)
 
     def surface_tuned():
@@ -698,6 +711,7 @@ def run_config(rec, name, width, measures, a):
                     per="point", images=N, times=ts, macs_img=macs, points=True, **extra, **info)
 
     if "surface_tuned" in measures:
+        surface_tuned.label = "%s:%g:%s" % (name, width, "surface_tuned")
         rec.measure(surface_tuned)
 
 
@@ -801,7 +815,7 @@ def main(a):
           % ("measured AVX-512 FMA peak" if fma else "torch.mm rate"))
     header()
 
-    rec = Recorder(peak, fma, a.wait_quiet, a.retries)
+    rec = Recorder(peak, fma, a.wait_quiet, a.retries, a.skip_busy)
     for name, width, measures in configs:
         run_config(rec, name, width, measures, a)
 
@@ -824,6 +838,8 @@ def main(a):
     print("\ntotal %.0f s; %d of %d measurements quiet (< %.2f cores used by other processes)%s" % (
         elapsed, len(rec.results) - len(noisy), len(rec.results), OTHER_CORES_QUIET,
         ("; NOISY: " + ", ".join(noisy)) if noisy else ""))
+    if rec.skipped:
+        print("skipped (machine busy): " + ", ".join(rec.skipped))
     doc = {
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -857,6 +873,7 @@ def main(a):
         },
         "settings": {"images": a.images, "points": a.points, "repeats": a.repeats, "quick": a.quick,
                      "configs": a.configs, "seed": a.seed},
+        "skipped": rec.skipped,
         "quiet": {"all_quiet": not noisy and p0["quiet"]["quiet"] and p1["quiet"]["quiet"], "noisy": noisy, "threshold_other_cores": OTHER_CORES_QUIET,
                   "peaks_start": p0["quiet"], "peaks_end": p1["quiet"],
                   "note": "per result: other_cores = CPU used by other processes during the measurement "
