@@ -171,15 +171,32 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if args.compare_cpu {
                 let agreements = landscape_pipeline::bench::compare_with_cpu(&plan, &device)?;
                 if let Some(path) = &args.json {
-                    landscape_core::atomic::write_atomic(path, serde_json::to_string_pretty(&agreements)?.as_bytes())?;
+                    landscape_core::atomic::write_atomic(
+                        path,
+                        serde_json::to_string_pretty(&agreements)?.as_bytes(),
+                    )?;
                 }
                 let all = agreements.iter().all(|a| a.agrees());
-                println!("{}", if all { "the device agrees with the CPU" } else { "the device DIFFERS from the CPU" });
-                return Ok(if all { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                println!(
+                    "{}",
+                    if all {
+                        "the device agrees with the CPU"
+                    } else {
+                        "the device DIFFERS from the CPU"
+                    }
+                );
+                return Ok(if all {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
             let results = landscape_pipeline::bench::run(&plan, &device)?;
             if let Some(path) = &args.json {
-                landscape_core::atomic::write_atomic(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+                landscape_core::atomic::write_atomic(
+                    path,
+                    serde_json::to_string_pretty(&results)?.as_bytes(),
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -51,7 +51,9 @@ fn cuda_device() -> Result<Device> {
     // SAFETY: dlopen with a valid C string; the handle is closed again right away.
     let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
     if handle.is_null() {
-        bail!("--device cuda: the NVIDIA driver library libcuda.so.1 is not available on this machine (no GPU driver installed?)");
+        bail!(
+            "--device cuda: the NVIDIA driver library libcuda.so.1 is not available on this machine (no GPU driver installed?)"
+        );
     }
     // SAFETY: the handle came from dlopen above.
     unsafe { libc::dlclose(handle) };

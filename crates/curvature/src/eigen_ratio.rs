@@ -9,7 +9,6 @@
 
 use crate::hvp::{Batch, CurvatureScope, HvpOptions, LossHessian, LossModel};
 use crate::job::{CURVATURE_VERSION, CurvatureInput};
-use landscape_surface::journal::{self, Journal, Row, same_f64};
 use crate::lanczos::extreme_eigenvalues;
 use anyhow::{Context, Result, bail};
 use landscape_core::hash::content_hash;
@@ -18,6 +17,7 @@ use landscape_models::graph::Layer;
 use landscape_models::{ParamScope, ParamSet};
 use landscape_surface::direction::{self, DirNorm, Direction, DirectionRecipe, Ignore, displaced};
 use landscape_surface::grid::{AxisRange, Grid, Shard};
+use landscape_surface::journal::{self, Journal, Row, same_f64};
 use landscape_surface::surface::PointRef;
 use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};

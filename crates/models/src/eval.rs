@@ -1,11 +1,23 @@
 //! Inference over a data set held on the device: mean cross-entropy and accuracy of a parameter
 //! point, with BatchNorm folded into the convolutions and no host round trip until the end.
+//!
+//! On the CPU (burn's flex device) the evaluator runs the folded graph through the kernels of
+//! [`crate::cpu`] instead of burn's operations: the images are converted to NHWC once per data
+//! set and kept beside the device tensors, the folded tensors are downloaded and packed once
+//! per point, and the loss and accuracy are summed on the host in f64. Setting the environment
+//! variable `LANDSCAPE_CPU_KERNELS=off` (or [`Evaluator::without_cpu_kernels`]) keeps burn's
+//! path everywhere.
 
+use crate::cpu::{CpuNet, CpuPoint, nchw_to_nhwc};
 use crate::fold::FoldedGraph;
 use crate::forward::{BatchNormMode, Forward, correct_count, per_sample_loss};
 use crate::graph::Layer;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The shape of every image [`DeviceBatches`] holds.
+const IMAGE_SHAPE: [usize; 3] = [3, 32, 32];
 
 /// Images and labels on the device, cut into batches of one fixed size (the last batch may be
 /// smaller) so every point of a landscape reuses the same tensors.
@@ -13,6 +25,24 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 pub struct DeviceBatches {
     batches: Vec<(Tensor<4>, Tensor<1, Int>)>,
     count: usize,
+    /// Whether the tensors live on the CPU (flex) device.
+    on_cpu: bool,
+    /// The images in NHWC and the labels on the host, made on first use by the CPU kernels and
+    /// shared by clones.
+    host: Arc<OnceLock<HostData>>,
+}
+
+/// A data set on the host, as the CPU kernels read it.
+struct HostData {
+    /// `n x 32 x 32 x 3`.
+    images: Vec<f32>,
+    labels: Vec<usize>,
+}
+
+impl std::fmt::Debug for HostData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostData({} images)", self.labels.len())
+    }
 }
 
 impl DeviceBatches {
@@ -47,6 +77,32 @@ impl DeviceBatches {
         Ok(Self {
             batches,
             count: labels.len(),
+            on_cpu: device.clone().without_autodiff() == Device::flex(),
+            host: Arc::default(),
+        })
+    }
+
+    /// The data on the host in NHWC (downloaded and converted on first use).
+    fn host(&self) -> &HostData {
+        self.host.get_or_init(|| {
+            let [c, h, w] = IMAGE_SHAPE;
+            let mut images = Vec::with_capacity(self.count * c * h * w);
+            let mut labels = Vec::with_capacity(self.count);
+            for (x, y) in &self.batches {
+                let x = x
+                    .to_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("float images");
+                images.extend(nchw_to_nhwc(&x, c, h, w));
+                let y = y
+                    .to_data()
+                    .convert::<i64>()
+                    .try_into_vec::<i64>()
+                    .expect("integer labels");
+                labels.extend(y.iter().map(|&l| l as usize));
+            }
+            HostData { images, labels }
         })
     }
 
@@ -75,23 +131,55 @@ pub struct Evaluation {
     pub accuracy: f64,
 }
 
-/// Evaluates parameter points of one graph: the BatchNorm folding is planned once.
+/// Evaluates parameter points of one graph: the BatchNorm folding is planned once, and so is
+/// the CPU kernels' plan.
 #[derive(Clone, Debug)]
 pub struct Evaluator {
     folded: FoldedGraph,
+    /// The folded graph compiled for the CPU kernels (None: burn's operations everywhere).
+    cpu: Option<Arc<CpuNet>>,
+    /// Packed points and activation buffers to reuse, one per evaluation in flight.
+    points: Arc<Mutex<Vec<CpuPoint>>>,
 }
 
 impl Evaluator {
     /// An evaluator for the graph `layers`.
     pub fn new(layers: &[Layer]) -> Self {
+        let folded = FoldedGraph::plan(layers);
+        let wanted = !matches!(
+            std::env::var("LANDSCAPE_CPU_KERNELS").as_deref(),
+            Ok("off" | "0" | "false" | "no")
+        );
+        let cpu = wanted
+            .then(|| CpuNet::new(folded.layers(), IMAGE_SHAPE).ok())
+            .flatten()
+            .map(Arc::new);
         Self {
-            folded: FoldedGraph::plan(layers),
+            folded,
+            cpu,
+            points: Arc::default(),
         }
+    }
+
+    /// The same evaluator running burn's operations on every device.
+    pub fn without_cpu_kernels(mut self) -> Self {
+        self.cpu = None;
+        self
+    }
+
+    /// Whether [`Evaluator::evaluate`] on `data` runs the CPU kernels.
+    pub fn uses_cpu_kernels(&self, data: &DeviceBatches) -> bool {
+        self.cpu.is_some() && data.on_cpu
     }
 
     /// Loss and accuracy of the point `params` (one flat tensor per layout entry, running
     /// statistics included) over `data`, BatchNorm in inference mode.
     pub fn evaluate(&self, params: &[Tensor<1>], data: &DeviceBatches) -> Evaluation {
+        if let Some(cpu) = &self.cpu
+            && data.on_cpu
+        {
+            return self.evaluate_cpu(cpu, params, data);
+        }
         let tensors = self.folded.tensors(params);
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut correct: Option<Tensor<1, Int>> = None;
@@ -114,6 +202,35 @@ impl Evaluator {
         let correct = correct.map_or(0, |c| c.into_scalar::<i64>());
         Evaluation {
             loss: loss / n,
+            accuracy: 100.0 * correct as f64 / n,
+        }
+    }
+
+    /// [`Evaluator::evaluate`] through the CPU kernels.
+    fn evaluate_cpu(&self, cpu: &CpuNet, params: &[Tensor<1>], data: &DeviceBatches) -> Evaluation {
+        let host = data.host();
+        let taken = self.points.lock().expect("point pool").pop();
+        let mut point = taken.unwrap_or_else(|| cpu.point());
+        cpu.load(&mut point, &self.folded.tensors(params));
+        let classes = cpu.classes();
+        let mut logits = vec![0.0f32; host.labels.len() * classes];
+        cpu.logits(&point, &host.images, &mut logits);
+        self.points.lock().expect("point pool").push(point);
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        for (row, &label) in logits.chunks_exact(classes).zip(&host.labels) {
+            assert!(label < classes, "label {label} of {classes} classes");
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+            let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+            loss += max + sum.ln() - row[label] as f64;
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+            correct += (best == label) as usize;
+        }
+        let n = data.len().max(1) as f64;
+        Evaluation {
+            loss: if data.is_empty() { f64::NAN } else { loss / n },
             accuracy: 100.0 * correct as f64 / n,
         }
     }

@@ -15,6 +15,7 @@
 
 pub mod arch;
 pub mod checkpoint;
+pub mod cpu;
 pub mod eval;
 pub mod fold;
 pub mod forward;

@@ -153,7 +153,9 @@ pub fn surface(
     let base = run.params(epoch, &ctx.device)?;
     let count = 1 + request.y.is_some() as usize;
     let directions = match (&request.directions, &request.plane) {
-        (Some(_), Some(_)) => bail!("give directions from a file or a plane through runs, not both"),
+        (Some(_), Some(_)) => {
+            bail!("give directions from a file or a plane through runs, not both")
+        }
         (None, Some(through)) => {
             if count != 2 {
                 bail!("a plane through three runs needs a 2-D grid (--y)");
@@ -164,7 +166,13 @@ pub fn surface(
                 .map(|other| {
                     let theirs = OpenRun::open(&ctx.workdir, other)?;
                     let point = theirs.params(None, &ctx.device)?;
-                    Direction::difference(&base, &point, request.scope, &base_name, &format!("{other}@{}", theirs.epochs_done))
+                    Direction::difference(
+                        &base,
+                        &point,
+                        request.scope,
+                        &base_name,
+                        &format!("{other}@{}", theirs.epochs_done),
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?
         }

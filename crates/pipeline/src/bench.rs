@@ -53,7 +53,11 @@ pub struct BenchResult {
 fn random_images(n: usize, device: &Device) -> DeviceBatchesSource {
     device.seed(0);
     let x = Tensor::<4>::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), device);
-    let images: Vec<f32> = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
+    let images: Vec<f32> = x
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 images");
     let labels: Vec<u16> = (0..n).map(|i| (i % 10) as u16).collect();
     DeviceBatchesSource { images, labels }
 }
@@ -82,30 +86,38 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
     let source = random_images(plan.images, device);
     let mut results = Vec::new();
     for &arch in &plan.models {
-        let net = Network::new(NetworkSpec { arch, width: plan.width, classes: 10 })?;
+        let net = Network::new(NetworkSpec {
+            arch,
+            width: plan.width,
+            classes: 10,
+        })?;
         let macs = net.macs_per_image() as f64;
         let base = net.init(0, device);
         let evaluator = Evaluator::new(net.layers());
-        let mut record = |measure: &str, batch: usize, images_per_s: f64, points_per_s: Option<f64>| {
-            let r = BenchResult {
-                model: arch.to_string(),
-                width: plan.width,
-                measure: measure.into(),
-                batch,
-                images_per_s,
-                points_per_s,
-                gmacs_per_s: images_per_s * macs / 1e9,
+        let mut record =
+            |measure: &str, batch: usize, images_per_s: f64, points_per_s: Option<f64>| {
+                let r = BenchResult {
+                    model: arch.to_string(),
+                    width: plan.width,
+                    measure: measure.into(),
+                    batch,
+                    images_per_s,
+                    points_per_s,
+                    gmacs_per_s: images_per_s * macs / 1e9,
+                };
+                eprintln!(
+                    "{:<18} {:<11} batch {:>5}: {:>10.0} images/s{}",
+                    r.model,
+                    r.measure,
+                    batch,
+                    images_per_s,
+                    points_per_s.map_or(String::new(), |p| format!(
+                        ", {p:.3} grid points/s over {} images",
+                        plan.images
+                    ))
+                );
+                results.push(r);
             };
-            eprintln!(
-                "{:<18} {:<11} batch {:>5}: {:>10.0} images/s{}",
-                r.model,
-                r.measure,
-                batch,
-                images_per_s,
-                points_per_s.map_or(String::new(), |p| format!(", {p:.3} grid points/s over {} images", plan.images))
-            );
-            results.push(r);
-        };
         for &batch in &plan.eval_batches {
             let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
             let seconds = time(plan.repeats, || evaluator.evaluate(base.tensors(), &data));
@@ -113,19 +125,34 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
         }
         let batch = *plan.eval_batches.last().unwrap_or(&500);
         let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
-        let dirs = Direction::random(&base, ParamScope::Weights, DirNorm::Filter, Ignore::Biasbn, 1, 2);
+        let dirs = Direction::random(
+            &base,
+            ParamScope::Weights,
+            DirNorm::Filter,
+            Ignore::Biasbn,
+            1,
+            2,
+        );
         let mut t = 0.0;
         let seconds = time(plan.repeats, || {
             t += 0.01;
             evaluator.evaluate(&displaced(&base, &dirs, &[t, -t]), &data)
         });
-        record("grid_point", batch, plan.images as f64 / seconds, Some(1.0 / seconds));
+        record(
+            "grid_point",
+            batch,
+            plan.images as f64 / seconds,
+            Some(1.0 / seconds),
+        );
         let config: TrainConfig = toml::from_str(&format!(
             "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = {}\nweight_decay = 5e-4",
             plan.width, plan.train_batch
         ))?;
         let b = plan.train_batch.min(plan.images);
-        let x = Tensor::<4>::from_data(TensorData::new(source.images[..b * 3072].to_vec(), [b, 3, 32, 32]), device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(source.images[..b * 3072].to_vec(), [b, 3, 32, 32]),
+            device,
+        );
         let labels: Vec<i64> = source.labels[..b].iter().map(|&l| l as i64).collect();
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
         let mut optimizer = Optimizer::new(&config, net.layout());
@@ -133,7 +160,14 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
         let steps = 5;
         let seconds = time(plan.repeats, || {
             for _ in 0..steps {
-                let (next, stats) = train_step(&net, &params, &mut optimizer, std::iter::once((x.clone(), y.clone())), b, 0.1);
+                let (next, stats) = train_step(
+                    &net,
+                    &params,
+                    &mut optimizer,
+                    std::iter::once((x.clone(), y.clone())),
+                    b,
+                    0.1,
+                );
                 params = next;
                 std::hint::black_box(stats);
             }
@@ -173,28 +207,49 @@ pub fn compare_with_cpu(plan: &BenchPlan, device: &Device) -> Result<Vec<DeviceA
     let source = random_images(plan.images.min(2048), &cpu);
     let mut out = Vec::new();
     for &arch in &plan.models {
-        let net = Network::new(NetworkSpec { arch, width: plan.width, classes: 10 })?;
+        let net = Network::new(NetworkSpec {
+            arch,
+            width: plan.width,
+            classes: 10,
+        })?;
         let host = net.init(0, &cpu).to_host();
-        let on = |d: &Device| landscape_models::ParamSet::from_host(net.layout().clone(), host.clone(), d);
+        let on = |d: &Device| {
+            landscape_models::ParamSet::from_host(net.layout().clone(), host.clone(), d)
+        };
         let (p_cpu, p_dev) = (on(&cpu)?, on(device)?);
         let evaluator = Evaluator::new(net.layers());
         let batch = *plan.eval_batches.last().unwrap_or(&500);
-        let e_cpu = evaluator.evaluate(p_cpu.tensors(), &DeviceBatches::upload(&source.images, &source.labels, batch, &cpu)?);
-        let e_dev = evaluator.evaluate(p_dev.tensors(), &DeviceBatches::upload(&source.images, &source.labels, batch, device)?);
+        let e_cpu = evaluator.evaluate(
+            p_cpu.tensors(),
+            &DeviceBatches::upload(&source.images, &source.labels, batch, &cpu)?,
+        );
+        let e_dev = evaluator.evaluate(
+            p_dev.tensors(),
+            &DeviceBatches::upload(&source.images, &source.labels, batch, device)?,
+        );
         let config: TrainConfig = toml::from_str(&format!(
             "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = 64\nweight_decay = 5e-4",
             plan.width
         ))?;
         let step = |p: &landscape_models::ParamSet, d: &Device| {
-            let x = Tensor::<4>::from_data(TensorData::new(source.images[..64 * 3072].to_vec(), [64, 3, 32, 32]), d);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(source.images[..64 * 3072].to_vec(), [64, 3, 32, 32]),
+                d,
+            );
             let labels: Vec<i64> = source.labels[..64].iter().map(|&l| l as i64).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [64]), d);
             let mut optimizer = Optimizer::new(&config, net.layout());
-            train_step(&net, p, &mut optimizer, std::iter::once((x, y)), 64, 0.1).0.to_host()
+            train_step(&net, p, &mut optimizer, std::iter::once((x, y)), 64, 0.1)
+                .0
+                .to_host()
         };
         let (a, b) = (step(&p_cpu, &cpu), step(&p_dev, device));
         let scale = a.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
-        let diff = a.iter().flatten().zip(b.iter().flatten()).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) as f64;
+        let diff = a
+            .iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) as f64;
         let agreement = DeviceAgreement {
             model: arch.to_string(),
             loss: (e_cpu.loss, e_dev.loss),
@@ -209,7 +264,11 @@ pub fn compare_with_cpu(plan: &BenchPlan, device: &Device) -> Result<Vec<DeviceA
             agreement.accuracy.0,
             agreement.accuracy.1,
             agreement.step_relative,
-            if agreement.agrees() { "agrees" } else { "DIFFERS" }
+            if agreement.agrees() {
+                "agrees"
+            } else {
+                "DIFFERS"
+            }
         );
         out.push(agreement);
     }

@@ -2,11 +2,11 @@
 //! metrics and final weights, each analysis's points, in forms the figures and findings use.
 
 use anyhow::{Context, Result, bail};
+use landscape_curvature::eigen_ratio::{RatioRow, read_map};
+use landscape_curvature::job::{SharpnessReport, read_sharpness};
 use landscape_figures::Grid2d;
 use landscape_models::{Network, NetworkSpec, ParamKind, checkpoint};
 use landscape_pipeline::SpecOutcome;
-use landscape_curvature::eigen_ratio::{RatioRow, read_map};
-use landscape_curvature::job::{SharpnessReport, read_sharpness};
 use landscape_pipeline::analyses::Artifact;
 use landscape_surface::journal::{PointRow, read_points};
 use landscape_surface::surface::{SurfaceMeta, read_meta};
@@ -212,17 +212,27 @@ impl Collected {
             .iter()
             .filter_map(|a| {
                 let measured = match a.artifact {
-                    Artifact::Sharpness => read_sharpness(&a.dir.join("sharpness.csv")).map(Curvature::Sharpness),
+                    Artifact::Sharpness => {
+                        read_sharpness(&a.dir.join("sharpness.csv")).map(Curvature::Sharpness)
+                    }
                     Artifact::EigenRatio => read_map(&a.dir).map(|mut rows| {
                         rows.sort_by_key(|r| (r.iy, r.ix));
                         Curvature::EigenRatio(rows)
                     }),
                     _ => return None,
                 };
-                Some(measured.map(|measured| CurvatureResult { analysis: a.analysis.clone(), run: a.runs[0].clone(), measured }))
+                Some(measured.map(|measured| CurvatureResult {
+                    analysis: a.analysis.clone(),
+                    run: a.runs[0].clone(),
+                    measured,
+                }))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { runs, surfaces, curvature })
+        Ok(Self {
+            runs,
+            surfaces,
+            curvature,
+        })
     }
 
     /// The run with this id.

@@ -154,7 +154,15 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
 /// `sharpness.csv` for the four minima (when the spec measured sharpness), and the check that
 /// Keskar's epsilon-sharpness separates small and large batch without weight decay.
 fn sharpness_table(c: &Collected, runs: &[&RunResult], checks: &mut Vec<Check>) -> Option<Table> {
-    let mut table = Table::new(&["batch_size", "weight_decay", "measure", "setting", "value", "units", "scale_invariant"]);
+    let mut table = Table::new(&[
+        "batch_size",
+        "weight_decay",
+        "measure",
+        "setting",
+        "value",
+        "units",
+        "scale_invariant",
+    ]);
     let mut keskar = Vec::new();
     for run in runs {
         let report = c.sharpness(&run.record.id)?;
@@ -169,8 +177,16 @@ fn sharpness_table(c: &Collected, runs: &[&RunResult], checks: &mut Vec<Check>) 
                 row.scale_invariant.to_string(),
             ]);
         }
-        let first = report.rows.iter().find(|r| r.measure.starts_with("keskar") && !r.setting.contains("subspace"))?;
-        keskar.push((run.record.config.train.weight_decay, run.batch_size(), first.setting.clone(), first.value));
+        let first = report
+            .rows
+            .iter()
+            .find(|r| r.measure.starts_with("keskar") && !r.setting.contains("subspace"))?;
+        keskar.push((
+            run.record.config.train.weight_decay,
+            run.batch_size(),
+            first.setting.clone(),
+            first.value,
+        ));
     }
     for wd in [0.0, 5e-4] {
         let pair: Vec<_> = keskar.iter().filter(|k| k.0 == wd).collect();

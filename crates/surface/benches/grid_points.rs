@@ -1,6 +1,8 @@
 //! Grid points per second of the landscape engine: one point is a full inference pass over N
 //! images at a perturbed parameter point. `engine` is what `landscape surface` does (BatchNorm
-//! folded into the convolutions, batches of 500 resident on the device); `plain_b128` is the
+//! folded into the convolutions, batches of 500 resident on the device, run by the CPU kernels
+//! of `landscape_models::cpu`); `folded_burn` is the same folded graph through burn's
+//! operations (what the kernels buy); `plain_b128` is the
 //! reference code's method on the same backend (unfolded inference-mode forward at batch 128),
 //! the baseline measured in the same run. Run with `just bench`; criterion's "elem/s" is grid
 //! points per second.
@@ -62,6 +64,14 @@ fn grid_points(c: &mut Criterion) {
             b.iter(|| {
                 t += 0.01;
                 evaluator.evaluate(&displaced(&base, &dirs, &[t, -t]), &engine_data)
+            })
+        });
+        let burn_ops = evaluator.clone().without_cpu_kernels();
+        group.bench_function(BenchmarkId::new("folded_burn", &label), |b| {
+            let mut t = 0.0;
+            b.iter(|| {
+                t += 0.01;
+                burn_ops.evaluate(&displaced(&base, &dirs, &[t, -t]), &engine_data)
             })
         });
         group.bench_function(BenchmarkId::new("plain_b128", &label), |b| {

@@ -247,7 +247,6 @@ impl Row for PointRow {
     }
 }
 
-
 /// The points of a surface journal or `surface.csv`.
 pub fn read_points(path: &Path) -> Result<Vec<PointRow>> {
     read_rows(path)

@@ -143,8 +143,10 @@ impl SurfaceJob<'_> {
         if !todo.is_empty() {
             let mine = (0..total).filter(|k| shard.owns(*k)).count();
             let progress = Progress::new(label, mine as u64, (mine - todo.len()) as u64);
-            let mut journal =
-                Journal::open(&journal::journal_path(&dir, shard.index, shard.count), HEADER)?;
+            let mut journal = Journal::open(
+                &journal::journal_path(&dir, shard.index, shard.count),
+                HEADER,
+            )?;
             let evaluator = Evaluator::new(self.network.layers());
             for (i, &k) in todo.iter().enumerate() {
                 let row = self.point(&evaluator, k);

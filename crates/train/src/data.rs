@@ -29,7 +29,12 @@ pub fn upload(
     let indices: Vec<usize> = (0..set.len()).collect();
     let mut values = Vec::new();
     fill_batch(set, &indices, normalization, None, &mut values);
-    DeviceBatches::upload(&values, &set.labels, landscape_core::device::eval_batch(device), device)
+    DeviceBatches::upload(
+        &values,
+        &set.labels,
+        landscape_core::device::eval_batch(device),
+        device,
+    )
 }
 
 /// A run's data: training subset on the host, test subset on the device.
