@@ -269,39 +269,107 @@ fn surfaces_in_shards_merge_to_the_whole() {
 /// The final test loss of a run, from its metrics.
 fn final_test_loss(workdir: &Path, id: &str) -> f64 {
     let text = std::fs::read_to_string(workdir.join(id).join("metrics.csv")).unwrap();
-    text.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap()
+    text.lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn a_plane_through_three_runs_passes_through_each() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &SPEC.replace("epochs = 6", "epochs = 1").replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]"));
+    let spec = write_spec(
+        dir.path(),
+        &SPEC
+            .replace("epochs = 6", "epochs = 1")
+            .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]"),
+    );
     let work = dir.path().join("work");
     let out = run_ok(landscape(&work).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]));
-    let ids: Vec<String> = out.lines().skip(1).map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    let ids: Vec<String> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 3);
     let csv = run_ok(landscape(&work).args([
-        "surface", "--run", &ids[0], "--plane", &ids[1], &ids[2], "--x", "0:1:2", "--y", "0:1:2", "--dir-type", "states", "--test",
+        "surface",
+        "--run",
+        &ids[0],
+        "--plane",
+        &ids[1],
+        &ids[2],
+        "--x",
+        "0:1:2",
+        "--y",
+        "0:1:2",
+        "--dir-type",
+        "states",
+        "--test",
     ]));
-    let rows: Vec<Vec<String>> = std::fs::read_to_string(csv.trim()).unwrap().lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
-    let at = |ix: &str, iy: &str| rows.iter().find(|r| r[0] == ix && r[1] == iy).unwrap()[6].parse::<f64>().unwrap();
-    for ((ix, iy), id) in [(("0", "0"), &ids[0]), (("1", "0"), &ids[1]), (("0", "1"), &ids[2])] {
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(csv.trim())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let at = |ix: &str, iy: &str| {
+        rows.iter().find(|r| r[0] == ix && r[1] == iy).unwrap()[6]
+            .parse::<f64>()
+            .unwrap()
+    };
+    for ((ix, iy), id) in [
+        (("0", "0"), &ids[0]),
+        (("1", "0"), &ids[1]),
+        (("0", "1"), &ids[2]),
+    ] {
         let (on_plane, own) = (at(ix, iy), final_test_loss(&work, id));
-        assert!((on_plane - own).abs() <= 1e-4 * own.max(1.0), "({ix}, {iy}): {on_plane} vs run {id}'s {own}");
+        assert!(
+            (on_plane - own).abs() <= 1e-4 * own.max(1.0),
+            "({ix}, {iy}): {on_plane} vs run {id}'s {own}"
+        );
     }
 }
 
 #[test]
 fn a_diverging_run_is_marked_and_the_sweep_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &SPEC.replace("lr = 0.05", "lr = [0.05, 1e12]").replace("epochs = 6", "epochs = 2"));
+    let spec = write_spec(
+        dir.path(),
+        &SPEC
+            .replace("lr = 0.05", "lr = [0.05, 1e12]")
+            .replace("epochs = 6", "epochs = 2"),
+    );
     let work = dir.path().join("work");
-    let out = landscape(&work).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = landscape(&work)
+        .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("diverged") && stdout.contains("complete"), "{stdout}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("diverged at epoch"), "no clear message");
-    let diverged = stdout.lines().find(|l| l.contains("diverged")).unwrap().split_whitespace().next().unwrap();
+    assert!(
+        stdout.contains("diverged") && stdout.contains("complete"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("diverged at epoch"),
+        "no clear message"
+    );
+    let diverged = stdout
+        .lines()
+        .find(|l| l.contains("diverged"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     let metrics = std::fs::read_to_string(work.join(diverged).join("metrics.csv")).unwrap();
     let last = metrics.lines().last().unwrap();
     assert!(last.contains("NaN") || last.contains("inf"), "{last}");

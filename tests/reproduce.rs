@@ -117,7 +117,11 @@ fn figure2_smoke() {
 
 #[test]
 fn figure3_smoke() {
-    reproduce("figure3", 4, &["figure3.png", "figure3.svg", "sharpness.csv"]);
+    reproduce(
+        "figure3",
+        4,
+        &["figure3.png", "figure3.svg", "sharpness.csv"],
+    );
 }
 
 #[test]
