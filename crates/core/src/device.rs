@@ -18,7 +18,8 @@ use burn::tensor::Device;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
-    /// The CPU through burn's flex backend (pure Rust, gemm + rayon): measured fastest here.
+    /// The CPU: burn's flex backend (pure Rust, gemm + rayon; measured fastest here) for
+    /// training, landscape's own kernels for inference (surfaces).
     #[default]
     Cpu,
     /// The first NVIDIA GPU through burn-cuda (needs the `cuda` cargo feature).
