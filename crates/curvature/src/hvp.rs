@@ -37,12 +37,15 @@
 use crate::vector::{ParamVec, VecShape};
 use anyhow::{Result, bail};
 use burn::tensor::{Int, Tensor};
+use landscape_core::progress::Progress;
 use landscape_models::fold::FoldedGraph;
 use landscape_models::forward::{BatchNormMode, Forward, Gates, correct_count, per_sample_loss};
 use landscape_models::graph::Layer;
 use landscape_models::{ParamKind, ParamSet};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Examples on the device in batches, as [`landscape_models::eval::DeviceBatches::batches`]
 /// holds them: images `[n, c, h, w]` and labels `[n]`.
@@ -99,7 +102,29 @@ pub struct LossModel {
     selected: Vec<usize>,
     batches: Vec<Batch>,
     count: usize,
+    meter: WorkMeter,
 }
+
+/// Work done by a [`LossModel`], in passes over its data (an inference pass counts 1, a
+/// gradient 3: forward and two backward products), reported to an optional progress bar.
+#[derive(Default)]
+struct WorkMeter {
+    passes: AtomicU64,
+    /// The reporter and the position it had when this model started.
+    progress: Option<(Arc<Progress>, u64)>,
+}
+
+impl WorkMeter {
+    fn add(&self, passes: u64) {
+        let done = self.passes.fetch_add(passes, Ordering::Relaxed) + passes;
+        if let Some((progress, start)) = &self.progress {
+            progress.update(start + done, "passes over the data");
+        }
+    }
+}
+
+/// Passes over the data a gradient costs, in the units of [`LossModel::passes`].
+pub const GRADIENT_PASSES: u64 = 3;
 
 impl LossModel {
     /// The loss of the graph `layers` over `batches`, varying the tensors of `scope` around
@@ -150,7 +175,24 @@ impl LossModel {
             selected,
             batches: cut,
             count,
+            meter: WorkMeter::default(),
         })
+    }
+
+    /// The same model reporting its work to `progress`, whose position is `start` now (in
+    /// passes over the data: see [`LossModel::passes`]).
+    pub fn reporting_to(mut self, progress: Arc<Progress>, start: u64) -> Self {
+        self.meter = WorkMeter {
+            passes: AtomicU64::new(0),
+            progress: Some((progress, start)),
+        };
+        self
+    }
+
+    /// Passes over the data made so far: an evaluation or a recording of the gates counts 1,
+    /// a gradient [`GRADIENT_PASSES`].
+    pub fn passes(&self) -> u64 {
+        self.meter.passes.load(Ordering::Relaxed)
     }
 
     /// The same loss around another base point (same network, scope and data).
@@ -162,6 +204,7 @@ impl LossModel {
             selected: self.selected.clone(),
             batches: self.batches.clone(),
             count: self.count,
+            meter: WorkMeter::default(),
         }
     }
 
@@ -239,6 +282,7 @@ impl LossModel {
             .try_into_vec::<f64>()
             .expect("float")[0];
         let correct = correct.expect("data").into_scalar::<i64>() as f64;
+        self.meter.add(1);
         LossError {
             loss: loss / n,
             error: 1.0 - correct / n,
@@ -260,9 +304,11 @@ impl LossModel {
     /// The ReLU masks and max-pool choices of every batch at `w`.
     pub fn record_gates(&self, w: &ParamVec) -> Vec<Gates> {
         let full = self.full(w);
-        (0..self.batches.len())
+        let gates = (0..self.batches.len())
             .map(|b| self.record_batch(&full, b))
-            .collect()
+            .collect();
+        self.meter.add(1);
+        gates
     }
 
     fn record_batch(&self, full: &[Tensor<1>], b: usize) -> Gates {
@@ -302,6 +348,8 @@ impl LossModel {
             .convert::<f64>()
             .try_into_vec::<f64>()
             .expect("float")[0];
+        let recorded = matches!(gates, Some(GateSource::Record(_))) as u64;
+        self.meter.add(GRADIENT_PASSES + recorded);
         (loss, ParamVec::new(total.expect("data")))
     }
 

@@ -3,7 +3,7 @@
 //! everything that determines it (point, data subset, settings, engine version), and finds it
 //! there next time instead of computing again.
 
-use crate::hvp::{Batch, CurvatureScope, HvpOptions, LossHessian, LossModel};
+use crate::hvp::{Batch, CurvatureScope, GRADIENT_PASSES, HvpOptions, LossHessian, LossModel};
 use crate::lanczos::{DensityOptions, ExtremeEigen, extreme_eigenvalues, spectral_density};
 use crate::power::{PowerResult, power_iteration};
 use crate::sharpness::{
@@ -13,6 +13,7 @@ use crate::trace::{TraceEstimate, hutch_plus_plus, hutchinson};
 use anyhow::{Context, Result, bail};
 use landscape_core::atomic::write_atomic_with;
 use landscape_core::hash::content_hash;
+use landscape_core::progress::Progress;
 use landscape_models::ParamSet;
 use landscape_models::graph::Layer;
 use landscape_surface::surface::PointRef;
@@ -20,6 +21,7 @@ use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Bumped whenever what the curvature commands compute changes (cached reports are then
@@ -189,13 +191,19 @@ pub fn hessian(
     }
     let started = Instant::now();
     prepare_dir(&dir, &meta)?;
+    let progress = Arc::new(Progress::new(
+        format!("hessian {}", input.point.run),
+        hessian_passes(options),
+        0,
+    ));
     let model = LossModel::new(
         input.layers,
         input.params.clone(),
         options.scope,
         input.batches,
         input.micro_batch.max(1),
-    )?;
+    )?
+    .reporting_to(progress.clone(), 0);
     let at = model.evaluate(&model.point());
     let op = LossHessian::new(
         &model,
@@ -255,11 +263,24 @@ pub fn hessian(
         seconds: started.elapsed().as_secs_f64(),
     };
     write_toml(&report_path, &report)?;
+    progress.finish(format!("{} Hessian-vector products", report.products));
     Ok(Outcome {
         dir,
         report,
         cached: false,
     })
+}
+
+/// Estimated passes over the data ([`LossModel::passes`]) of a Hessian report, for its
+/// progress bar: a Hessian-vector product is two replayed gradients.
+fn hessian_passes(options: &HessianOptions) -> u64 {
+    let density = options.density.as_ref().map_or(0, |d| d.probes * d.steps);
+    let products = options.lanczos_steps
+        + options.power_iterations
+        + options.trace_probes
+        + options.hutchpp_products
+        + density;
+    2 + 2 * GRADIENT_PASSES * products as u64
 }
 
 fn prepare_dir<M: Serialize + serde::de::DeserializeOwned + PartialEq>(
@@ -412,165 +433,36 @@ pub fn sharpness(
         });
     }
     prepare_dir(&dir, &meta)?;
+    let steps = sharpness_steps(options);
+    let journal = dir.join("partial.toml");
+    let mut done: SharpnessJournal = if journal.exists() {
+        read_toml(&journal)?
+    } else {
+        SharpnessJournal::default()
+    };
+    let total: u64 = 1 + steps.iter().map(|s| s.passes).sum::<u64>();
+    let finished: u64 = steps.iter().take(done.steps).map(|s| s.passes).sum();
+    let progress = Arc::new(Progress::new(
+        format!("sharpness {}", input.point.run),
+        total,
+        finished,
+    ));
     let model = LossModel::new(
         input.layers,
         input.params.clone(),
         options.scope,
         input.batches,
         input.micro_batch.max(1),
-    )?;
+    )?
+    .reporting_to(progress.clone(), finished);
     let at = model.evaluate(&model.point());
-    let mut rows = Vec::new();
-    let row = |measure: &str,
-               setting: String,
-               value: f64,
-               stderr: Option<f64>,
-               units: &str,
-               invariant: bool,
-               evaluations: usize| SharpnessRow {
-        measure: measure.into(),
-        setting,
-        value,
-        stderr,
-        units: units.into(),
-        scale_invariant: invariant,
-        evaluations,
-    };
-    for &eps in &options.keskar_eps {
-        let k = KeskarOptions {
-            eps,
-            subspace: None,
-            iterations: options.keskar_iterations,
-            seed: options.seed,
-            ..KeskarOptions::default()
-        };
-        let r = sharpness::keskar(&model, &k)?;
-        rows.push(row(
-            "keskar",
-            format!("eps={eps}"),
-            r.value,
-            None,
-            "percent",
-            false,
-            r.evaluations,
-        ));
-        if options.keskar_subspace > 0 {
-            let p = options.keskar_subspace.min(model.shape().numel());
-            let r = sharpness::keskar(
-                &model,
-                &KeskarOptions {
-                    subspace: Some(p),
-                    ..k
-                },
-            )?;
-            rows.push(row(
-                "keskar_subspace",
-                format!("eps={eps};p={p}"),
-                r.value,
-                None,
-                "percent",
-                false,
-                r.evaluations,
-            ));
-        }
+    for step in steps.iter().skip(done.steps) {
+        done.rows.extend((step.run)(&model)?);
+        done.steps += 1;
+        write_toml(&journal, &done)?;
     }
-    for &rho in &options.average_rho {
-        for (scaling, name, invariant) in [
-            (Scaling::Adaptive, "average_adaptive", true),
-            (Scaling::Plain, "average_plain", false),
-        ] {
-            let r = sharpness::average_case(
-                &model,
-                &AverageOptions {
-                    rho,
-                    scaling,
-                    samples: options.average_samples,
-                    seed: options.seed,
-                },
-            )?;
-            rows.push(row(
-                name,
-                format!("rho={rho}"),
-                r.value,
-                Some(r.stderr),
-                "nats",
-                invariant,
-                r.evaluations,
-            ));
-        }
-    }
-    for &rho in &options.worst_rho {
-        let r = sharpness::worst_case_adaptive(
-            &model,
-            &WorstCaseOptions {
-                rho,
-                steps: options.worst_steps,
-                ..WorstCaseOptions::default()
-            },
-        )?;
-        rows.push(row(
-            "worst_adaptive",
-            format!("rho={rho}"),
-            r.value,
-            None,
-            "nats",
-            true,
-            r.evaluations,
-        ));
-    }
-    if options.pac_bayes {
-        let base = PacBayesOptions {
-            samples: options.pac_bayes_samples,
-            depth: options.pac_bayes_depth,
-            seed: options.seed,
-            ..PacBayesOptions::default()
-        };
-        let r = sharpness::pac_bayes(&model, &base)?;
-        rows.push(row(
-            "pacbayes_flatness",
-            format!("sigma={}", r.sigma),
-            r.flatness,
-            None,
-            "1/param^2",
-            false,
-            r.evaluations,
-        ));
-        let r = sharpness::pac_bayes(
-            &model,
-            &PacBayesOptions {
-                magnitude_eps: Some(1e-3),
-                ..base
-            },
-        )?;
-        rows.push(row(
-            "pacbayes_mag_flatness",
-            format!("sigma={}", r.sigma),
-            r.flatness,
-            None,
-            "1/relative^2",
-            false,
-            r.evaluations,
-        ));
-    }
-    if options.lambda_max_steps > 0 {
-        let op = LossHessian::new(
-            &model,
-            HvpOptions {
-                eps: options.eps,
-                ..HvpOptions::default()
-            },
-        )?;
-        let e = extreme_eigenvalues(&op, 1, options.lambda_max_steps, options.seed)?;
-        rows.push(row(
-            "lambda_max",
-            String::new(),
-            e.top[0],
-            Some(e.top_residuals[0]),
-            "nats/param^2",
-            false,
-            e.products,
-        ));
-    }
+    let rows = done.rows;
+    progress.finish(format!("{} measures", rows.len()));
     write_toml(
         &dir.join("point.toml"),
         &PointValues {
@@ -595,6 +487,7 @@ pub fn sharpness(
         }
         Ok(())
     })?;
+    std::fs::remove_file(&journal).with_context(|| format!("removing {}", journal.display()))?;
     Ok(Outcome {
         dir,
         report: SharpnessReport {
@@ -604,6 +497,216 @@ pub fn sharpness(
         },
         cached: false,
     })
+}
+
+/// The sharpness rows finished so far (`partial.toml`): a killed computation resumes after
+/// the last finished measure. Every measure draws from its own seeded stream, so a resumed
+/// table equals an uninterrupted one.
+#[derive(Default, Serialize, Deserialize)]
+struct SharpnessJournal {
+    /// Measures done, in the order of [`sharpness_steps`].
+    steps: usize,
+    /// Their rows.
+    rows: Vec<SharpnessRow>,
+}
+
+/// One measure of a sharpness table (one or two rows) and its estimated cost.
+struct SharpnessStep<'o> {
+    /// Estimated passes over the data ([`LossModel::passes`]), for the progress bar.
+    passes: u64,
+    /// Computes the rows.
+    run: Box<dyn Fn(&LossModel) -> Result<Vec<SharpnessRow>> + 'o>,
+}
+
+/// A row of `sharpness.csv`.
+fn sharpness_row(
+    measure: &str,
+    setting: String,
+    value: f64,
+    stderr: Option<f64>,
+    units: &str,
+    scale_invariant: bool,
+    evaluations: usize,
+) -> SharpnessRow {
+    SharpnessRow {
+        measure: measure.into(),
+        setting,
+        value,
+        stderr,
+        units: units.into(),
+        scale_invariant,
+        evaluations,
+    }
+}
+
+/// The measures `options` asks for, in table order.
+fn sharpness_steps(options: &SharpnessOptions) -> Vec<SharpnessStep<'_>> {
+    let mut steps = Vec::new();
+    let gradients = |n: usize| (n as u64 + 1) * GRADIENT_PASSES + 1;
+    for &eps in &options.keskar_eps {
+        let k = KeskarOptions {
+            eps,
+            subspace: None,
+            iterations: options.keskar_iterations,
+            seed: options.seed,
+            ..KeskarOptions::default()
+        };
+        steps.push(SharpnessStep {
+            passes: gradients(options.keskar_iterations),
+            run: Box::new(move |model| {
+                let r = sharpness::keskar(model, &k)?;
+                Ok(vec![sharpness_row(
+                    "keskar",
+                    format!("eps={eps}"),
+                    r.value,
+                    None,
+                    "percent",
+                    false,
+                    r.evaluations,
+                )])
+            }),
+        });
+        if options.keskar_subspace > 0 {
+            steps.push(SharpnessStep {
+                passes: gradients(options.keskar_iterations),
+                run: Box::new(move |model| {
+                    let p = options.keskar_subspace.min(model.shape().numel());
+                    let r = sharpness::keskar(
+                        model,
+                        &KeskarOptions {
+                            subspace: Some(p),
+                            ..k
+                        },
+                    )?;
+                    Ok(vec![sharpness_row(
+                        "keskar_subspace",
+                        format!("eps={eps};p={p}"),
+                        r.value,
+                        None,
+                        "percent",
+                        false,
+                        r.evaluations,
+                    )])
+                }),
+            });
+        }
+    }
+    for &rho in &options.average_rho {
+        steps.push(SharpnessStep {
+            passes: 2 * (options.average_samples as u64 + 1),
+            run: Box::new(move |model| {
+                [
+                    (Scaling::Adaptive, "average_adaptive", true),
+                    (Scaling::Plain, "average_plain", false),
+                ]
+                .into_iter()
+                .map(|(scaling, name, invariant)| {
+                    let r = sharpness::average_case(
+                        model,
+                        &AverageOptions {
+                            rho,
+                            scaling,
+                            samples: options.average_samples,
+                            seed: options.seed,
+                        },
+                    )?;
+                    Ok(sharpness_row(
+                        name,
+                        format!("rho={rho}"),
+                        r.value,
+                        Some(r.stderr),
+                        "nats",
+                        invariant,
+                        r.evaluations,
+                    ))
+                })
+                .collect()
+            }),
+        });
+    }
+    for &rho in &options.worst_rho {
+        steps.push(SharpnessStep {
+            passes: gradients(options.worst_steps),
+            run: Box::new(move |model| {
+                let r = sharpness::worst_case_adaptive(
+                    model,
+                    &WorstCaseOptions {
+                        rho,
+                        steps: options.worst_steps,
+                        ..WorstCaseOptions::default()
+                    },
+                )?;
+                Ok(vec![sharpness_row(
+                    "worst_adaptive",
+                    format!("rho={rho}"),
+                    r.value,
+                    None,
+                    "nats",
+                    true,
+                    r.evaluations,
+                )])
+            }),
+        });
+    }
+    if options.pac_bayes {
+        let base = PacBayesOptions {
+            samples: options.pac_bayes_samples,
+            depth: options.pac_bayes_depth,
+            seed: options.seed,
+            ..PacBayesOptions::default()
+        };
+        for (name, units, magnitude_eps) in [
+            ("pacbayes_flatness", "1/param^2", None),
+            ("pacbayes_mag_flatness", "1/relative^2", Some(1e-3)),
+        ] {
+            steps.push(SharpnessStep {
+                passes: (options.pac_bayes_samples * options.pac_bayes_depth) as u64 + 1,
+                run: Box::new(move |model| {
+                    let r = sharpness::pac_bayes(
+                        model,
+                        &PacBayesOptions {
+                            magnitude_eps,
+                            ..base
+                        },
+                    )?;
+                    Ok(vec![sharpness_row(
+                        name,
+                        format!("sigma={}", r.sigma),
+                        r.flatness,
+                        None,
+                        units,
+                        false,
+                        r.evaluations,
+                    )])
+                }),
+            });
+        }
+    }
+    if options.lambda_max_steps > 0 {
+        steps.push(SharpnessStep {
+            passes: 1 + 2 * GRADIENT_PASSES * options.lambda_max_steps as u64,
+            run: Box::new(move |model| {
+                let op = LossHessian::new(
+                    model,
+                    HvpOptions {
+                        eps: options.eps,
+                        ..HvpOptions::default()
+                    },
+                )?;
+                let e = extreme_eigenvalues(&op, 1, options.lambda_max_steps, options.seed)?;
+                Ok(vec![sharpness_row(
+                    "lambda_max",
+                    String::new(),
+                    e.top[0],
+                    Some(e.top_residuals[0]),
+                    "nats/param^2",
+                    false,
+                    e.products,
+                )])
+            }),
+        });
+    }
+    steps
 }
 
 #[derive(Serialize, Deserialize)]

@@ -189,6 +189,34 @@ fn sharpness_table_is_written_and_then_found() {
     let second = sharpness(dir.path(), &input, &options).unwrap();
     assert!(second.cached);
     assert_eq!(second.report, first.report);
+
+    // Killed after the first two measures: the journal's rows are kept (marked here by a value
+    // no computation gives), the rest computed again equal the uninterrupted table.
+    std::fs::remove_file(first.dir.join("sharpness.csv")).unwrap();
+    let kept: String = first.report.rows[..2]
+        .iter()
+        .map(|r| {
+            format!(
+                "[[rows]]\nmeasure = \"{}\"\nsetting = \"{}\"\nvalue = 1234.5\nunits = \"{}\"\nscale_invariant = {}\nevaluations = {}\n",
+                r.measure, r.setting, r.units, r.scale_invariant, r.evaluations
+            )
+        })
+        .collect();
+    std::fs::write(first.dir.join("partial.toml"), format!("steps = 2\n{kept}")).unwrap();
+    let resumed = sharpness(dir.path(), &input, &options).unwrap();
+    assert!(!resumed.cached);
+    let rows = &resumed.report.rows;
+    assert_eq!(rows.len(), first.report.rows.len());
+    assert!(
+        rows[..2].iter().all(|r| r.value == 1234.5),
+        "journal rows kept"
+    );
+    assert_eq!(
+        rows[2..],
+        first.report.rows[2..],
+        "the rest as uninterrupted"
+    );
+    assert!(!first.dir.join("partial.toml").exists(), "journal removed");
 }
 
 fn ratio_job<'a>(
@@ -422,34 +450,4 @@ fn zoo_networks_replay_exactly_with_batchnorm_pools_and_skips() {
             "{arch}: folded {loss} vs unfolded {l}"
         );
     }
-}
-
-/// Cost of one Hessian-vector product on the paper's ResNet-20 (run by hand:
-/// `cargo test -p landscape-curvature --release --test jobs -- --ignored --nocapture`).
-#[test]
-#[ignore = "minutes of CPU: a cost measurement, run by hand"]
-fn hvp_cost_on_resnet20() {
-    let net = Network::new(NetworkSpec {
-        arch: "resnet20".parse().unwrap(),
-        width: 1.0,
-        classes: 10,
-    })
-    .unwrap();
-    let params = net.init(0, &Device::flex());
-    let batches = cifar_like(128, 0);
-    let model =
-        LossModel::new(net.layers(), params, CurvatureScope::Weights, &batches, 128).unwrap();
-    let started = std::time::Instant::now();
-    let (_, g) = model.loss_and_gradient(&model.point());
-    let grad_s = started.elapsed().as_secs_f64();
-    let started = std::time::Instant::now();
-    let op = LossHessian::new(&model, HvpOptions::default()).unwrap();
-    let record_s = started.elapsed().as_secs_f64();
-    let started = std::time::Instant::now();
-    let hv = op.apply(&g);
-    let hvp_s = started.elapsed().as_secs_f64();
-    println!(
-        "resnet20, 128 images: gradient {grad_s:.2} s, recording the gates {record_s:.2} s, one HVP {hvp_s:.2} s (|Hg| = {:.3e})",
-        hv.norm()
-    );
 }
