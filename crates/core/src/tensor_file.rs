@@ -87,7 +87,7 @@ impl TensorFile {
         }
         let mut text = crate::hash::canonical_json(&serde_json::Value::Object(header)).into_bytes();
         // Pad with spaces so the data starts 8-byte aligned, as safetensors writers do.
-        while (8 + text.len()) % 8 != 0 {
+        while !(8 + text.len()).is_multiple_of(8) {
             text.push(b' ');
         }
         let mut bytes = Vec::with_capacity(8 + text.len() + offset);

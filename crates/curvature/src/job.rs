@@ -515,8 +515,11 @@ struct SharpnessStep<'o> {
     /// Estimated passes over the data ([`LossModel::passes`]), for the progress bar.
     passes: u64,
     /// Computes the rows.
-    run: Box<dyn Fn(&LossModel) -> Result<Vec<SharpnessRow>> + 'o>,
+    run: MeasureFn<'o>,
 }
+
+/// Computes one measure's rows of a sharpness table.
+type MeasureFn<'o> = Box<dyn Fn(&LossModel) -> Result<Vec<SharpnessRow>> + 'o>;
 
 /// A row of `sharpness.csv`.
 fn sharpness_row(

@@ -77,9 +77,8 @@ impl DataCache {
 
     fn dataset(&mut self, ctx: &Context, run: &OpenRun) -> Result<&Dataset> {
         let identity = &run.record.config.data;
-        if !self.datasets.contains_key(&identity.name) {
-            self.datasets
-                .insert(identity.name, data::load(identity.name, &ctx.locations)?);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.datasets.entry(identity.name) {
+            e.insert(data::load(identity.name, &ctx.locations)?);
         }
         let ds = &self.datasets[&identity.name];
         if ds.fingerprint != identity.fingerprint {

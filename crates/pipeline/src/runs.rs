@@ -78,11 +78,8 @@ pub fn train_all(
     for (i, run) in planned.iter().enumerate() {
         let train = &run.record.config.train;
         let key = (train.train_subset, train.test_subset);
-        if !prepared.contains_key(&key) {
-            prepared.insert(
-                key,
-                RunData::prepare(&data.dataset, key.0, key.1, &ctx.device)?,
-            );
+        if let std::collections::hash_map::Entry::Vacant(e) = prepared.entry(key) {
+            e.insert(RunData::prepare(&data.dataset, key.0, key.1, &ctx.device)?);
         }
         let label = format!(
             "[{}/{}] {} {} {}",

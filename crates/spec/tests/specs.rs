@@ -211,7 +211,7 @@ fn lists_of_tables_sweep_linked_settings() {
             .all(|r| r.config.lr == 0.1)
     );
     // The same run written without a variant has the same settings (so the same run id).
-    let plain = parse(&BASE, Scale::Paper, &[]).unwrap();
+    let plain = parse(BASE, Scale::Paper, &[]).unwrap();
     assert!(plain.runs.iter().any(|p| p.config == spec.runs[0].config));
     let e = error(
         &text.replace("lr = 1e-3 }", "batch_size = 64 }"),

@@ -318,10 +318,10 @@ pub fn displaced(base: &ParamSet, directions: &[Direction], coords: &[f64]) -> V
         .map(|(i, theta)| {
             let mut t = theta.clone();
             for (dir, &c) in directions.iter().zip(coords) {
-                if let Some(d) = &dir.tensors[i] {
-                    if c != 0.0 {
-                        t = t + d.clone().mul_scalar(c);
-                    }
+                if let Some(d) = &dir.tensors[i]
+                    && c != 0.0
+                {
+                    t = t + d.clone().mul_scalar(c);
                 }
             }
             t

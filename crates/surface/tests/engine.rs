@@ -355,7 +355,7 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     let s1 = job().run(m1.path(), "1/2".parse().unwrap(), "s1").unwrap();
     let s2 = job().run(m2.path(), "2/2".parse().unwrap(), "s2").unwrap();
     assert!(!s1.complete && !s2.complete && s1.points_done == 6);
-    let (n, complete) = merge(&s1.dir, &[s2.dir.clone()]).unwrap();
+    let (n, complete) = merge(&s1.dir, std::slice::from_ref(&s2.dir)).unwrap();
     assert!(complete && n == 12);
     assert_eq!(
         std::fs::read_to_string(s1.dir.join("surface.csv")).unwrap(),

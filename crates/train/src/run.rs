@@ -177,10 +177,9 @@ impl RunDir {
                 if let Some(e) = name
                     .strip_prefix("epoch_")
                     .and_then(|s| s.strip_suffix(".safetensors"))
+                    && let Ok(e) = e.parse()
                 {
-                    if let Ok(e) = e.parse() {
-                        epochs.push(e);
-                    }
+                    epochs.push(e);
                 }
             }
         }

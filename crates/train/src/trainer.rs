@@ -122,10 +122,10 @@ pub fn train_run(
                 dir.record_path().display()
             );
         }
-        if let Some(status) = dir.read_status()? {
-            if status.state != RunState::Running {
-                return Ok(status);
-            }
+        if let Some(status) = dir.read_status()?
+            && status.state != RunState::Running
+        {
+            return Ok(status);
         }
     } else {
         dir.write_record(record)?;
@@ -350,7 +350,7 @@ impl<'a> Session<'a> {
     /// and on resume metrics rows past it are dropped.
     fn save_epoch(&mut self, epoch: u32) -> Result<()> {
         let train = &self.record.config.train;
-        if epoch % train.save_every == 0 || epoch == train.epochs {
+        if epoch.is_multiple_of(train.save_every) || epoch == train.epochs {
             checkpoint::save(
                 &self.dir.checkpoint_path(epoch),
                 &self.params,

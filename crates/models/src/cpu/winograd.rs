@@ -11,6 +11,9 @@
 //! and the ReLU fused into the store. The transforms' coefficients are 0, +-1 and +-1/2, so
 //! the rounding error stays at the level of the direct convolution's.
 
+// The transforms index tiles by (row, column) as the formulas write them.
+#![allow(clippy::needless_range_loop)]
+
 use super::buffer::Aligned;
 use super::conv::{ConvGeom, ConvPlan, zero_border};
 
