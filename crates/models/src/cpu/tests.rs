@@ -84,27 +84,38 @@ fn check_conv(g: ConvGeom, avx512: bool, seed: u64) {
                 relu,
             )
         };
-        let y = y.as_slice();
-        for co in 0..g.cout {
-            for oy in 0..g.ho + 2 {
-                for ox in 0..g.wo + 2 {
-                    let got = y[(oy * (g.wo + 2) + ox) * g.cout + co] as f64;
-                    let border = oy == 0 || ox == 0 || oy == g.ho + 1 || ox == g.wo + 1;
-                    let expect = if border {
-                        0.0
-                    } else {
-                        let i = (co * g.ho + oy - 1) * g.wo + ox - 1;
-                        let mut v = want[i];
-                        if with_res {
-                            v += res[i] as f64;
-                        }
-                        if relu { v.max(0.0) } else { v }
-                    };
-                    assert!(
-                        (got - expect).abs() <= 1e-4 * (1.0 + expect.abs()),
-                        "{g:?} avx512 {avx512} res {with_res} relu {relu}: ({co}, {oy}, {ox}) {got} vs {expect}"
-                    );
-                }
+        let residual = with_res.then_some(res.as_slice());
+        let what = format!("{g:?} avx512 {avx512} res {with_res} relu {relu}");
+        assert_conv_output(&g, y.as_slice(), &want, residual, relu, &what);
+    }
+}
+
+/// Asserts that the padded NHWC output `y` of a convolution is zero on its border and, inside,
+/// the textbook answer `want` (NCHW, bias included) plus `residual`, through the ReLU if `relu`.
+fn assert_conv_output(
+    g: &ConvGeom,
+    y: &[f32],
+    want: &[f64],
+    residual: Option<&[f32]>,
+    relu: bool,
+    what: &str,
+) {
+    for co in 0..g.cout {
+        for oy in 0..g.ho + 2 {
+            for ox in 0..g.wo + 2 {
+                let got = y[(oy * (g.wo + 2) + ox) * g.cout + co] as f64;
+                let border = oy == 0 || ox == 0 || oy == g.ho + 1 || ox == g.wo + 1;
+                let expect = if border {
+                    0.0
+                } else {
+                    let i = (co * g.ho + oy - 1) * g.wo + ox - 1;
+                    let v = want[i] + residual.map_or(0.0, |r| r[i] as f64);
+                    if relu { v.max(0.0) } else { v }
+                };
+                assert!(
+                    (got - expect).abs() <= 1e-4 * (1.0 + expect.abs()),
+                    "{what}: ({co}, {oy}, {ox}) {got} vs {expect}"
+                );
             }
         }
     }
@@ -212,29 +223,10 @@ fn check_winograd(g: ConvGeom, images: usize, avx512: bool, seed: u64) {
         };
         for i in 0..images {
             let want = reference(&g, &xs[i], &weight, &bias);
-            let y = ys[i].as_slice();
-            for co in 0..g.cout {
-                for oy in 0..g.ho + 2 {
-                    for ox in 0..g.wo + 2 {
-                        let got = y[(oy * (g.wo + 2) + ox) * g.cout + co] as f64;
-                        let border = oy == 0 || ox == 0 || oy == g.ho + 1 || ox == g.wo + 1;
-                        let expect = if border {
-                            0.0
-                        } else {
-                            let k = (co * g.ho + oy - 1) * g.wo + ox - 1;
-                            let mut v = want[k];
-                            if with_res {
-                                v += rs[i][k] as f64;
-                            }
-                            if relu { v.max(0.0) } else { v }
-                        };
-                        assert!(
-                            (got - expect).abs() <= 1e-4 * (1.0 + expect.abs()),
-                            "{g:?} x{images} avx512 {avx512} res {with_res} relu {relu}: image {i} ({co}, {oy}, {ox}) {got} vs {expect}"
-                        );
-                    }
-                }
-            }
+            let residual = with_res.then_some(rs[i].as_slice());
+            let what =
+                format!("{g:?} x{images} avx512 {avx512} res {with_res} relu {relu}: image {i}");
+            assert_conv_output(&g, ys[i].as_slice(), &want, residual, relu, &what);
         }
     }
 }
