@@ -3,8 +3,12 @@
 use crate::collect::{Curve, RunResult};
 use landscape_figures::{ContourPanel, Grid2d, Labels, LinePanel, Series, paper_levels};
 
-/// A 1-D plot as the paper draws it: loss on the left axis, accuracy on the right, train solid,
-/// test dashed.
+/// Top of the loss axis of 1-D plots, as in the paper's figures 2 and 3 (the tables keep every
+/// value; extrapolated BatchNorm statistics can send the loss to 1e19 at the ends).
+pub const LOSS_AXIS_MAX: f64 = 5.0;
+
+/// A 1-D plot as the paper draws it: loss on the left axis (0 to [`LOSS_AXIS_MAX`] at most),
+/// accuracy on the right, train solid, test dashed.
 pub fn curve_panel(title: &str, x_label: &str, curve: &Curve) -> LinePanel {
     let mut series =
         vec![Series::new("train loss", curve.x.clone(), curve.train_loss.clone()).colour(0)];
@@ -28,7 +32,9 @@ pub fn curve_panel(title: &str, x_label: &str, curve: &Curve) -> LinePanel {
                 .colour(1),
         );
     }
-    LinePanel::new(Labels::new(title, x_label, "loss"), series).with_right_label("accuracy (%)")
+    LinePanel::new(Labels::new(title, x_label, "loss"), series)
+        .with_right_label("accuracy (%)")
+        .with_left_max(LOSS_AXIS_MAX)
 }
 
 /// Contour lines at the paper's levels (0.1 to 10 in steps of 0.5).

@@ -113,6 +113,9 @@ pub struct LinePanel {
     pub markers: Vec<f64>,
     /// Legend text for the marker lines; empty keeps them out of the legend.
     pub marker_label: String,
+    /// Top of the left axis: curves on it above this leave the frame there (`None`: the
+    /// data's range).
+    pub left_max: Option<f64>,
 }
 
 impl LinePanel {
@@ -124,6 +127,16 @@ impl LinePanel {
             series,
             markers: Vec::new(),
             marker_label: String::new(),
+            left_max: None,
+        }
+    }
+
+    /// The same panel with the left axis ending at `max`, as the paper's 1-D plots end their
+    /// loss axis: a curve above it is drawn up to where it crosses the top of the frame.
+    pub fn with_left_max(self, max: f64) -> Self {
+        Self {
+            left_max: Some(max),
+            ..self
         }
     }
 
@@ -154,7 +167,17 @@ impl LinePanel {
                 s.y.len()
             );
         }
-        let runs: Vec<Vec<Vec<(f64, f64)>>> = self.series.iter().map(finite_runs).collect();
+        let runs: Vec<Vec<Vec<(f64, f64)>>> = self
+            .series
+            .iter()
+            .map(|s| {
+                let cap = match s.axis {
+                    YAxis::Left => self.left_max.unwrap_or(f64::INFINITY),
+                    YAxis::Right => f64::INFINITY,
+                };
+                finite_runs(s, cap)
+            })
+            .collect();
         let points = |axis| {
             let on_axis = self
                 .series
@@ -261,13 +284,37 @@ fn draw_series<'a, DB: Backend + 'a>(
 }
 
 /// The series split at non-finite points, so a diverged epoch shows as a gap.
-fn finite_runs(s: &Series) -> Vec<Vec<(f64, f64)>> {
+fn finite_runs(s: &Series, cap: f64) -> Vec<Vec<(f64, f64)>> {
     let points: Vec<(f64, f64)> = s.x.iter().zip(&s.y).map(|(&x, &y)| (x, y)).collect();
     points
         .split(|(x, y)| !(x.is_finite() && y.is_finite()))
+        .flat_map(|run| runs_below(run, cap))
         .filter(|run| !run.is_empty())
-        .map(<[_]>::to_vec)
         .collect()
+}
+
+/// The stretches of the polyline `points` at or below `cap`, each extended to where the line
+/// crosses `cap` (linear between points).
+fn runs_below(points: &[(f64, f64)], cap: f64) -> Vec<Vec<(f64, f64)>> {
+    let crossing =
+        |(x0, y0): (f64, f64), (x1, y1): (f64, f64)| (x0 + (x1 - x0) * (cap - y0) / (y1 - y0), cap);
+    let mut runs = vec![Vec::new()];
+    for (i, &p) in points.iter().enumerate() {
+        let previous = i.checked_sub(1).map(|j| points[j]);
+        let current = runs.last_mut().expect("a run");
+        match (previous, p.1 <= cap) {
+            (Some(q), true) if q.1 > cap => current.push(crossing(q, p)),
+            (Some(q), false) if q.1 <= cap => {
+                current.push(crossing(q, p));
+                runs.push(Vec::new());
+            }
+            _ => {}
+        }
+        if p.1 <= cap {
+            runs.last_mut().expect("a run").push(p);
+        }
+    }
+    runs
 }
 
 /// Draws `elements` against the left or the right y axis.
@@ -285,4 +332,23 @@ where
         YAxis::Left => chart.draw_series(elements)?,
         YAxis::Right => chart.draw_secondary_series(elements)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_below;
+
+    #[test]
+    fn curves_above_the_cap_end_where_they_cross_it() {
+        let points = [(0.0, 1.0), (1.0, 3.0), (2.0, 9.0), (3.0, 1.0), (4.0, 2.0)];
+        let runs = runs_below(&points, 5.0);
+        assert_eq!(
+            runs,
+            vec![
+                vec![(0.0, 1.0), (1.0, 3.0), (1.0 + 2.0 / 6.0, 5.0)],
+                vec![(2.0 + 4.0 / 8.0, 5.0), (3.0, 1.0), (4.0, 2.0)],
+            ]
+        );
+        assert_eq!(runs_below(&points, f64::INFINITY), vec![points.to_vec()]);
+    }
 }
