@@ -38,8 +38,8 @@ use crate::vector::{ParamVec, VecShape};
 use anyhow::{Result, bail};
 use burn::tensor::{Int, Tensor};
 use landscape_core::progress::Progress;
-use landscape_models::fold::FoldedGraph;
-use landscape_models::forward::{BatchNormMode, Forward, Gates, correct_count, per_sample_loss};
+use landscape_models::eval::{DeviceBatches, Evaluator};
+use landscape_models::forward::{BatchNormMode, Forward, Gates, per_sample_loss};
 use landscape_models::graph::Layer;
 use landscape_models::{ParamKind, ParamSet};
 use serde::{Deserialize, Serialize};
@@ -97,11 +97,13 @@ pub struct LossError {
 /// others (BatchNorm running statistics, excluded tensors) fixed at a base point.
 pub struct LossModel {
     layers: Vec<Layer>,
-    folded: FoldedGraph,
     base: ParamSet,
     selected: Vec<usize>,
     batches: Vec<Batch>,
     count: usize,
+    /// The batches again, as inference reads them.
+    data: DeviceBatches,
+    evaluator: Evaluator,
     meter: WorkMeter,
 }
 
@@ -170,9 +172,10 @@ impl LossModel {
         }
         Ok(Self {
             layers: layers.to_vec(),
-            folded: FoldedGraph::plan(layers),
             base,
             selected,
+            data: DeviceBatches::from_batches(batches.to_vec())?,
+            evaluator: Evaluator::new(layers),
             batches: cut,
             count,
             meter: WorkMeter::default(),
@@ -199,11 +202,12 @@ impl LossModel {
     pub fn at(&self, base: ParamSet) -> Self {
         Self {
             layers: self.layers.clone(),
-            folded: self.folded.clone(),
             base,
             selected: self.selected.clone(),
             batches: self.batches.clone(),
             count: self.count,
+            data: self.data.clone(),
+            evaluator: self.evaluator.clone(),
             meter: WorkMeter::default(),
         }
     }
@@ -261,31 +265,14 @@ impl LossModel {
         tensors
     }
 
-    /// Mean loss and error at `w` (BatchNorm folded, inference mode).
+    /// Mean loss and error at `w` (BatchNorm folded, inference mode; on the CPU through the
+    /// landscape engine's kernels).
     pub fn evaluate(&self, w: &ParamVec) -> LossError {
-        let tensors = self.folded.tensors(&self.full(w));
-        let mut loss: Option<Tensor<1>> = None;
-        let mut correct: Option<Tensor<1, Int>> = None;
-        for (x, y) in &self.batches {
-            let logits = Forward::new(&tensors, BatchNormMode::Running)
-                .logits(self.folded.layers(), x.clone());
-            let l = per_sample_loss(logits.clone(), y.clone()).sum();
-            let c = correct_count(logits, y.clone());
-            loss = Some(loss.map_or(l.clone(), |s| s + l));
-            correct = Some(correct.map_or(c.clone(), |s| s + c));
-        }
-        let n = self.count as f64;
-        let loss = loss
-            .expect("data")
-            .into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .expect("float")[0];
-        let correct = correct.expect("data").into_scalar::<i64>() as f64;
+        let e = self.evaluator.evaluate(&self.full(w), &self.data);
         self.meter.add(1);
         LossError {
-            loss: loss / n,
-            error: 1.0 - correct / n,
+            loss: e.loss,
+            error: 1.0 - e.accuracy / 100.0,
         }
     }
 

@@ -16,7 +16,8 @@ use anyhow::{Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The shape of every image [`DeviceBatches`] holds.
+/// The image shape of the data sets [`DeviceBatches::upload`] takes, and the one the CPU
+/// kernels are compiled for.
 const IMAGE_SHAPE: [usize; 3] = [3, 32, 32];
 
 /// Images and labels on the device, cut into batches of one fixed size (the last batch may be
@@ -25,6 +26,8 @@ const IMAGE_SHAPE: [usize; 3] = [3, 32, 32];
 pub struct DeviceBatches {
     batches: Vec<(Tensor<4>, Tensor<1, Int>)>,
     count: usize,
+    /// `[c, h, w]` of every image.
+    image: [usize; 3],
     /// Whether the tensors live on the CPU (flex) device.
     on_cpu: bool,
     /// The images in NHWC and the labels on the host, made on first use by the CPU kernels and
@@ -34,7 +37,7 @@ pub struct DeviceBatches {
 
 /// A data set on the host, as the CPU kernels read it.
 struct HostData {
-    /// `n x 32 x 32 x 3`.
+    /// `n x h x w x c`.
     images: Vec<f32>,
     labels: Vec<usize>,
 }
@@ -77,7 +80,37 @@ impl DeviceBatches {
         Ok(Self {
             batches,
             count: labels.len(),
+            image: IMAGE_SHAPE,
             on_cpu: device.clone().without_autodiff() == Device::flex(),
+            host: Arc::default(),
+        })
+    }
+
+    /// Batches already on one device (images `[n, c, h, w]`, the same `c, h, w` in all, and
+    /// labels `[n]`).
+    pub fn from_batches(batches: Vec<(Tensor<4>, Tensor<1, Int>)>) -> Result<Self> {
+        let Some((first, _)) = batches.first() else {
+            bail!("no batches");
+        };
+        let [_, c, h, w] = first.dims();
+        let mut count = 0;
+        for (x, y) in &batches {
+            let [n, bc, bh, bw] = x.dims();
+            if [bc, bh, bw] != [c, h, w] || y.dims() != [n] {
+                bail!(
+                    "batches of images {:?} and labels {:?} after images [_, {c}, {h}, {w}]",
+                    x.dims(),
+                    y.dims()
+                );
+            }
+            count += n;
+        }
+        let on_cpu = first.device().without_autodiff() == Device::flex();
+        Ok(Self {
+            batches,
+            count,
+            image: [c, h, w],
+            on_cpu,
             host: Arc::default(),
         })
     }
@@ -85,7 +118,7 @@ impl DeviceBatches {
     /// The data on the host in NHWC (downloaded and converted on first use).
     fn host(&self) -> &HostData {
         self.host.get_or_init(|| {
-            let [c, h, w] = IMAGE_SHAPE;
+            let [c, h, w] = self.image;
             let mut images = Vec::with_capacity(self.count * c * h * w);
             let mut labels = Vec::with_capacity(self.count);
             for (x, y) in &self.batches {
@@ -169,14 +202,14 @@ impl Evaluator {
 
     /// Whether [`Evaluator::evaluate`] on `data` runs the CPU kernels.
     pub fn uses_cpu_kernels(&self, data: &DeviceBatches) -> bool {
-        self.cpu.is_some() && data.on_cpu
+        self.cpu.is_some() && data.on_cpu && data.image == IMAGE_SHAPE
     }
 
     /// Loss and accuracy of the point `params` (one flat tensor per layout entry, running
     /// statistics included) over `data`, BatchNorm in inference mode.
     pub fn evaluate(&self, params: &[Tensor<1>], data: &DeviceBatches) -> Evaluation {
         if let Some(cpu) = &self.cpu
-            && data.on_cpu
+            && self.uses_cpu_kernels(data)
         {
             return self.evaluate_cpu(cpu, params, data);
         }
@@ -198,7 +231,13 @@ impl Evaluator {
             });
         }
         let n = data.len().max(1) as f64;
-        let loss = loss_sum.map_or(f64::NAN, |s| s.into_scalar::<f32>() as f64);
+        // Read in the tensors' own precision (f64 networks keep theirs).
+        let loss = loss_sum.map_or(f64::NAN, |s| {
+            s.into_data()
+                .convert::<f64>()
+                .try_into_vec::<f64>()
+                .expect("a float sum")[0]
+        });
         let correct = correct.map_or(0, |c| c.into_scalar::<i64>());
         Evaluation {
             loss: loss / n,
