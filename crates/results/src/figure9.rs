@@ -75,8 +75,39 @@ pub fn build_figure9(c: &Collected, out: &Path) -> Result<Product> {
         "max_projection_loss_gap",
     ]);
     let mut checks = Vec::new();
+    let mut loss_panels: Vec<Panel> = Vec::new();
+    let mut path_losses = Table::new(&[
+        "optimizer",
+        "lr",
+        "batch_size",
+        "weight_decay",
+        "epoch",
+        "lr_at_epoch",
+        "pc1",
+        "pc2",
+        "in_plane_pct",
+        "true_train_loss",
+        "projected_train_loss",
+    ]);
     for (run, surface, path) in &runs {
         let pct = &path.summary.explained_pct;
+        loss_panels.push(path_loss_panel(run, path).into());
+        let t = &run.record.config.train;
+        for p in &path.path {
+            path_losses.push(vec![
+                format!("{:?}", t.optimizer).to_lowercase(),
+                t.lr.to_string(),
+                run.batch_size().to_string(),
+                t.weight_decay.to_string(),
+                p.epoch.to_string(),
+                p.lr.to_string(),
+                num(p.pc1),
+                num(p.pc2),
+                num(p.in_plane_pct),
+                num(p.true_train_loss),
+                num(p.projected_train_loss),
+            ]);
+        }
         let grid = surface.loss_grid().context("the PCA-plane surface")?;
         let overlay = PathOverlay {
             points: path.path.iter().map(|p| (p.pc1, p.pc2)).collect(),
@@ -143,6 +174,11 @@ pub fn build_figure9(c: &Collected, out: &Path) -> Result<Product> {
             "Figure 9: optimizer paths on their PCA plane (small batch left, large batch right)",
         )
         .save(&out.join("figure9"))?;
+    Figure::grid(rows, cols, loss_panels)
+        .with_title(
+            "Figure 9, beside it: the training loss at each iterate and at its projection on the PCA plane",
+        )
+        .save(&out.join("figure9_path_loss"))?;
     Ok(Product {
         summary,
         checks,
@@ -160,9 +196,42 @@ pub fn build_figure9(c: &Collected, out: &Path) -> Result<Product> {
                 "largest difference between the training loss at an iterate and at its projection on the PCA plane (what the contour plot shows there)",
             ),
         ],
-        tables: Vec::new(),
-        figures: vec!["figure9.png".into(), "figure9.svg".into()],
+        tables: vec![("path_loss.csv", path_losses)],
+        figures: vec![
+            "figure9.png".into(),
+            "figure9.svg".into(),
+            "figure9_path_loss.png".into(),
+            "figure9_path_loss.svg".into(),
+        ],
     })
+}
+
+/// The training loss along a run's path per epoch: at the iterate (what training reached)
+/// and at its projection on the PCA plane (what the contour plot shows there), with the
+/// learning-rate decays marked.
+fn path_loss_panel(run: &RunResult, path: &TrajectoryOutcome) -> LinePanel {
+    let epochs: Vec<f64> = path.path.iter().map(|p| p.epoch as f64).collect();
+    let series = vec![
+        Series::new(
+            "at the iterate",
+            epochs.clone(),
+            path.path.iter().map(|p| p.true_train_loss).collect(),
+        )
+        .colour(0),
+        Series::new(
+            "at its projection on the plane",
+            epochs,
+            path.path.iter().map(|p| p.projected_train_loss).collect(),
+        )
+        .dashed()
+        .colour(1),
+    ];
+    let decays = decays(path)
+        .into_iter()
+        .map(|i| path.path[i + 1].epoch as f64)
+        .collect();
+    LinePanel::new(Labels::new(label(run), "epoch", "training loss"), series)
+        .with_markers(decays, "lr decays")
 }
 
 /// Builds figure 8's panels, summary and checks.
