@@ -27,7 +27,7 @@ stamp "PyTorch on the same card"
 timeout 150 python3 bench/pytorch_gpu.py --images 10000 --points 3 --json "$OUT/pytorch_gpu.json" > "$OUT/pytorch_gpu.txt" 2>&1
 echo "exit $?" >> "$OUT/pytorch_gpu.txt"; cat "$OUT/pytorch_gpu.txt"
 
-for figure in figure3 figure2 figure5; do
+for figure in figure3 figure2 figure5 figure7 figure9; do
   stamp "smoke reproduction of $figure on the GPU"
   timeout 60 "$L" --device cuda --workdir /tmp/gpu-work reproduce "$figure" --scale smoke --dataset synthetic \
     --results "$OUT/$figure" > "$OUT/$figure.txt" 2>&1
