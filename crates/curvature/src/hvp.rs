@@ -100,8 +100,7 @@ pub struct LossModel {
     base: ParamSet,
     selected: Vec<usize>,
     batches: Vec<Batch>,
-    count: usize,
-    /// The batches again, as inference reads them.
+    /// The batches again, as inference reads them (and the example count).
     data: DeviceBatches,
     evaluator: Evaluator,
     meter: WorkMeter,
@@ -166,8 +165,7 @@ impl LossModel {
                 start += len;
             }
         }
-        let count = cut.iter().map(|(_, y)| y.dims()[0]).sum();
-        if count == 0 {
+        if cut.iter().all(|(_, y)| y.dims()[0] == 0) {
             bail!("curvature needs at least one example");
         }
         Ok(Self {
@@ -177,7 +175,6 @@ impl LossModel {
             data: DeviceBatches::from_batches(batches.to_vec())?,
             evaluator: Evaluator::new(layers),
             batches: cut,
-            count,
             meter: WorkMeter::default(),
         })
     }
@@ -205,7 +202,6 @@ impl LossModel {
             base,
             selected: self.selected.clone(),
             batches: self.batches.clone(),
-            count: self.count,
             data: self.data.clone(),
             evaluator: self.evaluator.clone(),
             meter: WorkMeter::default(),
@@ -248,7 +244,7 @@ impl LossModel {
 
     /// Number of examples.
     pub fn examples(&self) -> usize {
-        self.count
+        self.data.len()
     }
 
     /// Number of batches after cutting.
@@ -360,7 +356,7 @@ impl LossModel {
         };
         let loss = per_sample_loss(logits, y.clone())
             .sum()
-            .div_scalar(self.count as f64);
+            .div_scalar(self.data.len() as f64);
         let grads = loss.backward();
         let g = self
             .selected
