@@ -266,6 +266,71 @@ fn surfaces_in_shards_merge_to_the_whole() {
     );
 }
 
+/// A bf16 surface is computed beside the f32 one (its own directory) and `compare-surfaces`
+/// measures how far their contours are apart; surfaces of different grids are refused.
+#[test]
+fn bf16_surfaces_compare_with_f32_ones_by_their_contours() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &SPEC.replace("epochs = 6", "epochs = 1"));
+    let work = dir.path();
+    let id = train(work, &spec);
+    let surface = |extra: &[&str]| {
+        let mut args = vec!["surface", "--run", &id, "--x", "-1:1:5", "--y", "-1:1:5"];
+        args.extend_from_slice(&["--subset", "32"]);
+        args.extend_from_slice(extra);
+        PathBuf::from(run_ok(landscape(work).args(&args)).trim())
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    };
+    let exact = surface(&[]);
+    let rounded = surface(&["--precision", "bf16"]);
+    assert_ne!(exact, rounded);
+    let meta = std::fs::read_to_string(rounded.join("meta.toml")).unwrap();
+    assert!(meta.contains("precision = \"bf16\""), "{meta}");
+    let table = dir.path().join("comparison.csv");
+    let out = run_ok(
+        landscape(work)
+            .arg("compare-surfaces")
+            .arg(&exact)
+            .arg(&rounded)
+            .args(["--levels", "1,2.5,1000"])
+            .arg("--csv")
+            .arg(&table),
+    );
+    assert!(
+        out.starts_with("25 points; largest |loss difference| "),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(&table).unwrap();
+    assert!(csv.starts_with("quantity,level,value\n"), "{csv}");
+    // Points below 1000 (all but the far corners of a barely trained net) are the same set.
+    assert!(csv.contains("Jaccard distance,1000.0000,0.0000\n"), "{csv}");
+    assert!(csv.contains("non-convex share (%) (B),"), "{csv}");
+    // A surface against itself differs nowhere.
+    let same = run_ok(
+        landscape(work)
+            .arg("compare-surfaces")
+            .arg(&exact)
+            .arg(&exact),
+    );
+    assert!(
+        same.starts_with("25 points; largest |loss difference| 0.0000,"),
+        "{same}"
+    );
+    let line =
+        run_ok(landscape(work).args(["surface", "--run", &id, "--x", "-1:1:3", "--subset", "32"]));
+    let line = PathBuf::from(line.trim()).parent().unwrap().to_path_buf();
+    let out = landscape(work)
+        .arg("compare-surfaces")
+        .arg(&line)
+        .arg(&exact)
+        .output()
+        .unwrap();
+    let err = one_line_failure(&out);
+    assert!(err.contains("different grids"), "{err}");
+}
+
 /// The final test loss of a run, from its metrics.
 fn final_test_loss(workdir: &Path, id: &str) -> f64 {
     let text = std::fs::read_to_string(workdir.join(id).join("metrics.csv")).unwrap();

@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use landscape_core::device::DeviceKind;
 use landscape_curvature::cli_glue::{EigenRatioArgs, HessianArgs, SharpnessArgs};
 use landscape_data::DatasetName;
+use landscape_models::eval::Precision;
 use landscape_models::{Arch, ParamScope};
 use landscape_spec::Scale;
 use landscape_surface::direction::{DirNorm, Ignore};
@@ -81,6 +82,10 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Compare two result tables or result folders; exit 1 when a cell differs beyond tolerance.
     Diff(DiffArgs),
+    /// Compare two surfaces of the same grid by their contours (share of points below each
+    /// level, Jaccard distance of the sublevel sets) and landscape measures, e.g. a bf16
+    /// surface against the f32 one.
+    CompareSurfaces(CompareSurfacesArgs),
     /// Measure inference, training-step and grid-point throughput on the chosen device.
     Bench(BenchArgs),
 }
@@ -106,6 +111,9 @@ pub struct BenchArgs {
     /// Timed repetitions of each measurement (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Number format of the inference and grid-point measurements (training steps are f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -150,6 +158,21 @@ pub struct DiffArgs {
     /// Absolute tolerance for numbers.
     #[arg(long, default_value_t = 1e-8)]
     pub atol: f64,
+}
+
+/// `landscape compare-surfaces ...`
+#[derive(Args, Debug)]
+pub struct CompareSurfacesArgs {
+    /// A surface directory (surface-<hash> or interp-<hash>, finished).
+    pub a: PathBuf,
+    /// The surface directory to compare it with (same grid).
+    pub b: PathBuf,
+    /// Contour levels of the training loss (default: the paper's 0.1, 0.6, ..., 9.6).
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Vec<f64>,
+    /// Also write the comparison as a CSV table here.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// `landscape data ...`
@@ -218,6 +241,10 @@ pub struct SurfaceArgs {
     /// Also measure test loss and accuracy.
     #[arg(long)]
     pub test: bool,
+    /// Inference number format: f32, or bf16 (mixed precision: bf16 storage, f32 sums; on the
+    /// CPU it is emulated through burn's operations, slowly).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Compute only part k of n of the grid (merge the parts with `landscape merge`).
     #[arg(long, default_value = "1/1")]
     pub shard: Shard,
@@ -244,6 +271,10 @@ pub struct InterpolateArgs {
     /// Skip the test loss and accuracy.
     #[arg(long)]
     pub no_test: bool,
+    /// Inference number format: f32, or bf16 (mixed precision: bf16 storage, f32 sums; on the
+    /// CPU it is emulated through burn's operations, slowly).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Compute only part k of n.
     #[arg(long, default_value = "1/1")]
     pub shard: Shard,

@@ -10,6 +10,7 @@ use landscape_pipeline::analyses::{
 };
 use landscape_pipeline::bench::BenchPlan;
 use landscape_pipeline::{Context, data, run_spec};
+use landscape_results::compare;
 use landscape_results::diff::{self, Tolerance};
 use landscape_results::{ReproduceOptions, reproduce};
 use landscape_spec::Spec;
@@ -132,6 +133,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("\nresults: {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::CompareSurfaces(args) => {
+            let levels = if args.levels.is_empty() {
+                landscape_figures::paper_levels()
+            } else {
+                args.levels.clone()
+            };
+            let comparison = compare::compare(&args.a, &args.b, &levels)?;
+            print!("{}", compare::render(&comparison));
+            if let Some(path) = &args.csv {
+                compare::table(&comparison).write(path)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff(args) => {
             let changes = diff::diff(
                 &args.a,
@@ -166,6 +180,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 eval_batches: args.eval_batch.clone(),
                 train_batch: args.train_batch,
                 repeats: args.repeats,
+                precision: args.precision,
             };
             let device = cli.device.device()?;
             if args.compare_cpu {
@@ -353,6 +368,7 @@ fn surface(ctx: &Context, args: &SurfaceArgs) -> Result<ExitCode> {
         plane: args.plane.clone().map(|p| [p[0].clone(), p[1].clone()]),
         subset: args.subset,
         test: args.test,
+        precision: args.precision,
     };
     let outcome = analyses::surface(
         ctx,
@@ -372,6 +388,7 @@ fn interpolate(ctx: &Context, args: &InterpolateArgs) -> Result<ExitCode> {
         scope: args.dir_type,
         subset: args.subset,
         test: !args.no_test,
+        precision: args.precision,
     };
     let outcome = analyses::interpolation(
         ctx,

@@ -7,13 +7,19 @@
 //! per point, and the loss and accuracy are summed on the host in f64. Setting the environment
 //! variable `LANDSCAPE_CPU_KERNELS=off` (or [`Evaluator::without_cpu_kernels`]) keeps burn's
 //! path everywhere.
+//!
+//! [`Precision::Bf16`] runs the network in bfloat16 the way mixed-precision inference does on a
+//! GPU: weights, images and every layer's output stored in bf16, products accumulated in f32,
+//! the loss computed in f32 from the bf16 logits. It runs through burn's operations on every
+//! device (on the CPU burn computes each bf16 operation in f32 and rounds its result, which
+//! emulates a GPU's bf16 storage exactly, slowly).
 
 use crate::cpu::{CpuNet, CpuPoint, nchw_to_nhwc};
 use crate::fold::FoldedGraph;
 use crate::forward::{BatchNormMode, Forward, correct_count, per_sample_loss};
 use crate::graph::Layer;
 use anyhow::{Result, bail};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The image shape of the data sets [`DeviceBatches::upload`] takes, and the one the CPU
@@ -164,11 +170,49 @@ pub struct Evaluation {
     pub accuracy: f64,
 }
 
+/// The number format inference runs in.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats throughout.
+    #[default]
+    F32,
+    /// bfloat16 storage with f32 accumulation (mixed-precision inference).
+    Bf16,
+}
+
+impl Precision {
+    /// Whether this is the default, f32 (which meta files leave out, so their hashes stay).
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// The name used on the command line and in specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 /// Evaluates parameter points of one graph: the BatchNorm folding is planned once, and so is
 /// the CPU kernels' plan.
 #[derive(Clone, Debug)]
 pub struct Evaluator {
     folded: FoldedGraph,
+    precision: Precision,
     /// The folded graph compiled for the CPU kernels (None: burn's operations everywhere).
     cpu: Option<Arc<CpuNet>>,
     /// Packed points and activation buffers to reuse, one per evaluation in flight.
@@ -189,9 +233,17 @@ impl Evaluator {
             .map(Arc::new);
         Self {
             folded,
+            precision: Precision::F32,
             cpu,
             points: Arc::default(),
         }
+    }
+
+    /// The same evaluator computing in `precision` (bf16 runs burn's operations on every
+    /// device; the CPU kernels compute in f32 only).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// The same evaluator running burn's operations on every device.
@@ -202,7 +254,10 @@ impl Evaluator {
 
     /// Whether [`Evaluator::evaluate`] on `data` runs the CPU kernels.
     pub fn uses_cpu_kernels(&self, data: &DeviceBatches) -> bool {
-        self.cpu.is_some() && data.on_cpu && data.image == IMAGE_SHAPE
+        self.cpu.is_some()
+            && self.precision == Precision::F32
+            && data.on_cpu
+            && data.image == IMAGE_SHAPE
     }
 
     /// Loss and accuracy of the point `params` (one flat tensor per layout entry, running
@@ -213,35 +268,50 @@ impl Evaluator {
         {
             return self.evaluate_cpu(cpu, params, data);
         }
-        let tensors = self.folded.tensors(params);
-        let mut loss_sum: Option<Tensor<1>> = None;
-        let mut correct: Option<Tensor<1, Int>> = None;
+        let mut tensors = self.folded.tensors(params);
+        let bf16 = self.precision == Precision::Bf16;
+        if bf16 {
+            tensors = tensors
+                .into_iter()
+                .map(|t| t.cast(FloatDType::BF16))
+                .collect();
+        }
+        // Per-batch sums stay on the device; one read at the end (loss sum, correct count).
+        let mut sums: Option<Tensor<1>> = None;
         for (x, y) in data.batches() {
-            let logits = Forward::new(&tensors, BatchNormMode::Running)
-                .logits(self.folded.layers(), x.clone());
+            let x = if bf16 {
+                x.clone().cast(FloatDType::BF16)
+            } else {
+                x.clone()
+            };
+            let mut logits =
+                Forward::new(&tensors, BatchNormMode::Running).logits(self.folded.layers(), x);
+            if bf16 {
+                logits = logits.cast(FloatDType::F32);
+            }
             let batch_loss = per_sample_loss(logits.clone(), y.clone()).sum();
-            let batch_correct = correct_count(logits, y.clone());
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + batch_loss,
-                None => batch_loss,
-            });
-            correct = Some(match correct {
-                Some(c) => c + batch_correct,
-                None => batch_correct,
+            let batch_correct = correct_count(logits, y.clone())
+                .float()
+                .cast(batch_loss.dtype());
+            let batch = Tensor::cat(vec![batch_loss, batch_correct], 0);
+            sums = Some(match sums {
+                Some(s) => s + batch,
+                None => batch,
             });
         }
         let n = data.len().max(1) as f64;
         // Read in the tensors' own precision (f64 networks keep theirs).
-        let loss = loss_sum.map_or(f64::NAN, |s| {
-            s.into_data()
+        let (loss, correct) = sums.map_or((f64::NAN, 0.0), |s| {
+            let v = s
+                .into_data()
                 .convert::<f64>()
                 .try_into_vec::<f64>()
-                .expect("a float sum")[0]
+                .expect("float sums");
+            (v[0], v[1])
         });
-        let correct = correct.map_or(0, |c| c.into_scalar::<i64>());
         Evaluation {
             loss: loss / n,
-            accuracy: 100.0 * correct as f64 / n,
+            accuracy: 100.0 * correct / n,
         }
     }
 

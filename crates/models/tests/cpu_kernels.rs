@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Distribution, Tensor};
 use landscape_models::cpu::{CpuNet, avx512_available, nchw_to_nhwc};
-use landscape_models::eval::{DeviceBatches, Evaluator};
+use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::fold::FoldedGraph;
 use landscape_models::forward::{BatchNormMode, Forward};
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamSet};
@@ -231,4 +231,39 @@ fn the_kernels_compile_every_paper_network() {
         assert_eq!(cpu.classes(), 10, "{arch}");
     }
     eprintln!("AVX-512 kernels: {}", avx512_available());
+}
+
+/// bf16 inference (`Precision::Bf16`) runs burn's operations in bfloat16: the loss moves by the
+/// rounding (about 2^-8 relative per operation), not by more, and accuracy barely changes.
+#[test]
+fn bf16_evaluation_rounds_like_bfloat16() {
+    let device = Device::flex();
+    let count = 24;
+    let x = images(count, 5);
+    let labels: Vec<u16> = (0..count).map(|i| ((i * 3) % 10) as u16).collect();
+    let data = DeviceBatches::upload(&x, &labels, 10, &device).unwrap();
+    for (name, width) in [("vgg9", 0.25), ("resnet20", 0.25)] {
+        let n = net(name, width);
+        let p = perturbed_states(&n, 3);
+        let exact = Evaluator::new(n.layers()).evaluate(p.tensors(), &data);
+        let bf16 = Evaluator::new(n.layers()).with_precision(Precision::Bf16);
+        assert!(
+            !bf16.uses_cpu_kernels(&data),
+            "{name}: bf16 ran the f32 kernels"
+        );
+        let rounded = bf16.evaluate(p.tensors(), &data);
+        let rel = (rounded.loss - exact.loss).abs() / exact.loss.abs();
+        assert!(
+            rel > 1e-6 && rel < 0.05,
+            "{name}: bf16 loss {} vs f32 {} (relative {rel:e})",
+            rounded.loss,
+            exact.loss
+        );
+        assert!(
+            (rounded.accuracy - exact.accuracy).abs() <= 3.0 * 100.0 / count as f64,
+            "{name}: bf16 accuracy {} vs f32 {}",
+            rounded.accuracy,
+            exact.accuracy
+        );
+    }
 }

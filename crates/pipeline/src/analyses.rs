@@ -7,7 +7,7 @@ use crate::runs::{OpenRun, TrainedRun};
 use anyhow::{Result, bail};
 use landscape_data::{Dataset, DatasetName};
 use landscape_models::ParamScope;
-use landscape_models::eval::DeviceBatches;
+use landscape_models::eval::{DeviceBatches, Precision};
 use landscape_spec::{AnalysisKind, Spec, analysis::same_value};
 use landscape_surface::direction::{self, DirNorm, Direction, Ignore};
 use landscape_surface::grid::{AxisRange, Grid, Shard};
@@ -45,6 +45,8 @@ pub struct SurfaceRequest {
     pub subset: usize,
     /// Measure test loss and accuracy too.
     pub test: bool,
+    /// The number format of the inference.
+    pub precision: Precision,
 }
 
 /// An interpolation between two runs.
@@ -58,6 +60,8 @@ pub struct InterpolationRequest {
     pub subset: usize,
     /// Measure test loss and accuracy too.
     pub test: bool,
+    /// The number format of the inference.
+    pub precision: Precision,
 }
 
 /// Data sets and device-resident evaluation sets, loaded once per process.
@@ -212,6 +216,7 @@ pub fn surface(
         },
         train_examples: request.subset,
         test: request.test,
+        precision: request.precision,
     };
     let label = format!("surface {} {}", run.record.id, meta.grid.x);
     let job = SurfaceJob {
@@ -273,6 +278,7 @@ pub fn interpolation(
         },
         train_examples: request.subset,
         test: request.test,
+        precision: request.precision,
     };
     let label = format!("interpolate {from_id} -> {to_id}");
     let job = SurfaceJob {
@@ -360,6 +366,7 @@ pub fn trajectory(
         plane: None,
         subset: request.subset,
         test: false,
+        precision: Precision::F32,
     };
     let plane = surface(ctx, cache, run_id, None, &surface_request, shard)?;
     Ok((outcome, plane))
@@ -432,6 +439,7 @@ pub fn run_all(
                     plane: None,
                     subset: s.subset,
                     test: s.test,
+                    precision: s.precision,
                 };
                 for run in selected {
                     let id = &run.planned.record.id;
@@ -533,6 +541,7 @@ pub fn run_all(
                     scope: a.dir_type,
                     subset: a.subset,
                     test: a.test,
+                    precision: a.precision,
                 };
                 for from in selected.iter().filter(|t| {
                     t.planned

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use landscape_models::eval::{DeviceBatches, Evaluator};
+use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::{Arch, Network, NetworkSpec, ParamScope};
 use landscape_surface::direction::{DirNorm, Direction, Ignore, displaced};
 use landscape_train::optimizer::Optimizer;
@@ -29,6 +29,8 @@ pub struct BenchPlan {
     pub train_batch: usize,
     /// Timed repetitions of each measurement (after one warm-up).
     pub repeats: usize,
+    /// Number format of the inference and grid-point measurements (training stays f32).
+    pub precision: Precision,
 }
 
 /// One measured number.
@@ -42,6 +44,8 @@ pub struct BenchResult {
     pub measure: String,
     /// Batch size used.
     pub batch: usize,
+    /// Number format (`f32` or `bf16`; training steps are f32).
+    pub precision: Precision,
     /// Images per second.
     pub images_per_s: f64,
     /// Grid points per second over `images` images (for `grid_point`).
@@ -93,7 +97,7 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
         })?;
         let macs = net.macs_per_image() as f64;
         let base = net.init(0, device);
-        let evaluator = Evaluator::new(net.layers());
+        let evaluator = Evaluator::new(net.layers()).with_precision(plan.precision);
         let mut record =
             |measure: &str, batch: usize, images_per_s: f64, points_per_s: Option<f64>| {
                 let r = BenchResult {
@@ -101,14 +105,20 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
                     width: plan.width,
                     measure: measure.into(),
                     batch,
+                    precision: if measure == "train_step" {
+                        Precision::F32
+                    } else {
+                        plan.precision
+                    },
                     images_per_s,
                     points_per_s,
                     gmacs_per_s: images_per_s * macs / 1e9,
                 };
                 eprintln!(
-                    "{:<18} {:<11} batch {:>5}: {:>10.0} images/s{}",
+                    "{:<18} {:<11} {:<4} batch {:>5}: {:>10.0} images/s{}",
                     r.model,
                     r.measure,
+                    r.precision.name(),
                     batch,
                     images_per_s,
                     points_per_s.map_or(String::new(), |p| format!(

@@ -7,7 +7,8 @@
 //! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
 //! - [`figure2`], [`figure3`], [`figure5`], [`figure9`] (and 8): the paper's layouts and claim
 //!   checks;
-//! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders.
+//! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders;
+//!   [`compare`]: comparing two surfaces of one grid by their contours and measures.
 //!
 //! ```no_run
 //! # fn demo(ctx: landscape_pipeline::Context) -> anyhow::Result<()> {
@@ -18,6 +19,7 @@
 //! ```
 
 pub mod collect;
+pub mod compare;
 pub mod diff;
 pub mod figure2;
 pub mod figure3;

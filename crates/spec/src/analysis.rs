@@ -4,6 +4,7 @@ use crate::{SweepRun, deserialize_at};
 use anyhow::{Result, bail};
 use landscape_curvature::spec::{EigenRatioAnalysis, HessianAnalysis, SharpnessAnalysis};
 use landscape_models::ParamScope;
+use landscape_models::eval::Precision;
 use landscape_surface::direction::{DirNorm, Ignore};
 use landscape_surface::grid::AxisRange;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,9 @@ pub struct SurfaceAnalysis {
     /// Also measure test loss and accuracy.
     #[serde(default)]
     pub test: bool,
+    /// Inference number format: `f32` (default) or `bf16` (mixed precision).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 /// `kind = "interpolate"`: loss along the line between pairs of runs that differ only in the
@@ -77,6 +81,9 @@ pub struct InterpolateAnalysis {
     /// Also measure test loss and accuracy.
     #[serde(default = "default_true")]
     pub test: bool,
+    /// Inference number format: `f32` (default) or `bf16` (mixed precision).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 fn default_points() -> usize {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Tensor;
 use landscape_core::hash::content_hash;
 use landscape_core::progress::Progress;
-use landscape_models::eval::{DeviceBatches, Evaluator};
+use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::{Network, ParamKind, ParamScope, ParamSet};
 use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,10 @@ pub struct SurfaceMeta {
     pub train_examples: usize,
     /// Whether test loss and accuracy are measured too.
     pub test: bool,
+    /// The number format of the inference (f32 is left out of `meta.toml`, so the ids of f32
+    /// surfaces are what they were before bf16 existed).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl SurfaceMeta {
@@ -147,7 +151,8 @@ impl SurfaceJob<'_> {
                 &journal::journal_path(&dir, shard.index, shard.count),
                 HEADER,
             )?;
-            let evaluator = Evaluator::new(self.network.layers());
+            let evaluator =
+                Evaluator::new(self.network.layers()).with_precision(self.meta.precision);
             for (i, &k) in todo.iter().enumerate() {
                 let row = self.point(&evaluator, k);
                 journal.append(&row)?;

@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Distribution};
 use landscape_data::{DatasetName, SyntheticConfig};
-use landscape_models::eval::{DeviceBatches, Evaluator};
+use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamScope, ParamSet};
 use landscape_surface::direction::{DirNorm, Direction, Ignore};
 use landscape_surface::grid::{Grid, Shard};
@@ -60,6 +60,7 @@ fn meta(grid: Grid, directions: &[Direction], scope: ParamScope) -> SurfaceMeta 
         grid,
         train_examples: 0,
         test: false,
+        precision: Precision::F32,
     }
 }
 
@@ -401,4 +402,57 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     );
     let journal = read_rows(&dir.join("points.1-of-1.csv")).unwrap();
     assert_eq!(journal.len(), 12, "finished points were computed again");
+}
+
+/// A bf16 surface is its own artifact (another id; f32 meta files do not mention precision, so
+/// surfaces computed before bf16 existed keep their ids) and its points are the bf16 evaluator's.
+#[test]
+fn bf16_surfaces_are_separate_artifacts_evaluated_in_bf16() {
+    let net = network();
+    let base = model(&net, 4);
+    let data = data(32);
+    let dirs = Direction::random(
+        &base,
+        ParamScope::Weights,
+        DirNorm::Filter,
+        Ignore::Biasbn,
+        5,
+        1,
+    );
+    let f32_meta = meta(grid("-0.5:0.5:3", None), &dirs, ParamScope::Weights);
+    assert!(!toml::to_string(&f32_meta).unwrap().contains("precision"));
+    let mut bf16_meta = f32_meta.clone();
+    bf16_meta.precision = Precision::Bf16;
+    assert!(
+        toml::to_string(&bf16_meta)
+            .unwrap()
+            .contains("precision = \"bf16\"")
+    );
+    assert_ne!(f32_meta.id(), bf16_meta.id());
+    let work = tempfile::tempdir().unwrap();
+    let run = |meta: SurfaceMeta| {
+        let job = SurfaceJob {
+            meta,
+            network: &net,
+            base: base.clone(),
+            directions: dirs.clone(),
+            train: &data,
+            test: None,
+        };
+        let out = job.run(work.path(), Shard::WHOLE, "test").unwrap();
+        read_rows(&out.dir.join("surface.csv")).unwrap()
+    };
+    let (exact, rounded) = (run(f32_meta), run(bf16_meta));
+    let ev = Evaluator::new(net.layers()).with_precision(Precision::Bf16);
+    let origin = rounded.iter().find(|r| r.ix == 1).unwrap();
+    assert_eq!(origin.train_loss, ev.evaluate(base.tensors(), &data).loss);
+    for (a, b) in exact.iter().zip(&rounded) {
+        assert!(close(a.train_loss, b.train_loss, 0.05), "{a:?} vs {b:?}");
+    }
+    assert!(
+        exact
+            .iter()
+            .zip(&rounded)
+            .any(|(a, b)| a.train_loss != b.train_loss)
+    );
 }
