@@ -3,6 +3,8 @@
 # its throughput beside PyTorch's on the same card, and the smoke reproductions on the GPU.
 # Usage (from the repository root, with the compressed binary at target/gpu/landscape.xz):
 #   OUT=/some/dir bash bench/gpu_session.sh
+# Worst case (every step at its timeout) is 60 + 140 + 60 + 100 + 5 x 45 = 585 s, under the
+# device tool's 600 s per command.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
@@ -15,21 +17,26 @@ cat "$OUT/card.csv"
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('target/gpu/landscape.xz'), open('$L', 'wb'))" && chmod +x "$L"
 
 stamp "agreement with the CPU (inference and one training step, same parameters and images)"
-timeout 90 "$L" --device cuda bench --compare-cpu --models resnet20,vgg9 --json "$OUT/agreement.json" > "$OUT/agreement.txt" 2>&1
+timeout 60 "$L" --device cuda bench --compare-cpu --models resnet20,vgg9 --json "$OUT/agreement.json" > "$OUT/agreement.txt" 2>&1
 echo "exit $?" >> "$OUT/agreement.txt"; cat "$OUT/agreement.txt"
 
-stamp "landscape throughput on the GPU"
-timeout 200 "$L" --device cuda bench --models resnet20,resnet56,vgg9 --images 10000 --eval-batch 128,1024,4096 \
-  --train-batch 128 --repeats 3 --json "$OUT/landscape_cuda.json" > "$OUT/landscape_cuda.txt" 2>&1
+stamp "landscape throughput on the GPU (f32; batch 8192 is what surfaces use on a GPU)"
+timeout 140 "$L" --device cuda bench --models resnet20,resnet56,vgg9 --images 10000 --eval-batch 1024,8192 \
+  --train-batch 128 --repeats 2 --json "$OUT/landscape_cuda.json" > "$OUT/landscape_cuda.txt" 2>&1
 echo "exit $?" >> "$OUT/landscape_cuda.txt"; cat "$OUT/landscape_cuda.txt"
 
+stamp "landscape throughput on the GPU in bf16 (inference and grid points only)"
+timeout 60 "$L" --device cuda bench --models resnet56,vgg9 --images 10000 --eval-batch 8192 \
+  --train-batch 0 --repeats 2 --precision bf16 --json "$OUT/landscape_cuda_bf16.json" > "$OUT/landscape_cuda_bf16.txt" 2>&1
+echo "exit $?" >> "$OUT/landscape_cuda_bf16.txt"; cat "$OUT/landscape_cuda_bf16.txt"
+
 stamp "PyTorch on the same card"
-timeout 150 python3 bench/pytorch_gpu.py --images 10000 --points 3 --json "$OUT/pytorch_gpu.json" > "$OUT/pytorch_gpu.txt" 2>&1
+timeout 100 python3 bench/pytorch_gpu.py --images 10000 --points 3 --json "$OUT/pytorch_gpu.json" > "$OUT/pytorch_gpu.txt" 2>&1
 echo "exit $?" >> "$OUT/pytorch_gpu.txt"; cat "$OUT/pytorch_gpu.txt"
 
 for figure in figure3 figure2 figure5 figure7 figure9; do
   stamp "smoke reproduction of $figure on the GPU"
-  timeout 60 "$L" --device cuda --workdir /tmp/gpu-work reproduce "$figure" --scale smoke --dataset synthetic \
+  timeout 45 "$L" --device cuda --workdir /tmp/gpu-work reproduce "$figure" --scale smoke --dataset synthetic \
     --results "$OUT/$figure" > "$OUT/$figure.txt" 2>&1
   echo "exit $?" >> "$OUT/$figure.txt"; grep -E "checks pass|^error|exit" "$OUT/$figure.txt"
 done

@@ -105,7 +105,7 @@ pub struct BenchArgs {
     /// Inference batch sizes (the last one is used for grid points).
     #[arg(long, value_delimiter = ',', default_value = "128,500")]
     pub eval_batch: Vec<usize>,
-    /// Training batch size.
+    /// Training batch size (0: skip the training-step measurement).
     #[arg(long, default_value_t = 128)]
     pub train_batch: usize,
     /// Timed repetitions of each measurement (the median is reported).

@@ -25,7 +25,7 @@ pub struct BenchPlan {
     pub images: usize,
     /// Inference batch sizes to try.
     pub eval_batches: Vec<usize>,
-    /// Training batch size.
+    /// Training batch size (0: no training-step measurement).
     pub train_batch: usize,
     /// Timed repetitions of each measurement (after one warm-up).
     pub repeats: usize,
@@ -154,6 +154,9 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
             plan.images as f64 / seconds,
             Some(1.0 / seconds),
         );
+        if plan.train_batch == 0 {
+            continue;
+        }
         let config: TrainConfig = toml::from_str(&format!(
             "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = {}\nweight_decay = 5e-4",
             plan.width, plan.train_batch
