@@ -315,7 +315,7 @@ fn bf16_surfaces_compare_with_f32_ones_by_their_contours() {
             .arg(&exact),
     );
     assert!(
-        same.starts_with("25 points; largest |loss difference| 0.0000,"),
+        same.starts_with("25 points; largest |loss difference| 0.0000 (0.00e0 relative),"),
         "{same}"
     );
     let line =

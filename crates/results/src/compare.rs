@@ -81,6 +81,9 @@ pub struct SurfaceComparison {
     pub points: usize,
     /// Largest `|loss_a - loss_b|` over points where both are finite.
     pub max_abs_difference: f64,
+    /// Largest `|loss_a - loss_b| / max(|loss_a|, |loss_b|)` over points where both are finite
+    /// (the far corners of a surface reach losses of 1e6 and more, where only this says much).
+    pub max_rel_difference: f64,
     /// Largest `|loss_a - loss_b|` over the low-loss region: points where either loss is within
     /// [`WIDTH_RISE`] of the first surface's centre loss.
     pub low_loss_max_abs_difference: f64,
@@ -121,6 +124,10 @@ fn compare_losses(meta: &SurfaceMeta, a: &[f64], b: &[f64], levels: &[f64]) -> S
             .filter(|(x, y)| x.is_finite() && y.is_finite())
     };
     let max_abs_difference = both().map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let max_rel_difference = both()
+        .filter(|(x, y)| x != y)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()))
+        .fold(0.0, f64::max);
     let centre = a[centre_index(meta)];
     let low = centre + WIDTH_RISE;
     let low_loss_max_abs_difference = both()
@@ -156,6 +163,7 @@ fn compare_losses(meta: &SurfaceMeta, a: &[f64], b: &[f64], levels: &[f64]) -> S
     SurfaceComparison {
         points: a.len(),
         max_abs_difference,
+        max_rel_difference,
         low_loss_max_abs_difference,
         finiteness_mismatches,
         levels,
@@ -220,9 +228,10 @@ pub fn render(c: &SurfaceComparison) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} points; largest |loss difference| {}, {} in the low-loss region (within {WIDTH_RISE} of the centre); {} point(s) finite in only one",
+        "{} points; largest |loss difference| {} ({:.2e} relative), {} in the low-loss region (within {WIDTH_RISE} of the centre); {} point(s) finite in only one",
         c.points,
         num(c.max_abs_difference),
+        c.max_rel_difference,
         num(c.low_loss_max_abs_difference),
         c.finiteness_mismatches
     );
@@ -255,6 +264,7 @@ pub fn table(c: &SurfaceComparison) -> Table {
         t.push(vec![q.into(), level.map_or(String::new(), num), num(v)])
     };
     row("max abs difference", None, c.max_abs_difference);
+    row("max relative difference", None, c.max_rel_difference);
     row(
         "low-loss max abs difference",
         None,
@@ -305,6 +315,7 @@ mod tests {
         let z = bowl(&meta, 1.0, 0.1);
         let c = compare_losses(&meta, &z, &z, &[0.2, 0.6, 1.1]);
         assert_eq!(c.max_abs_difference, 0.0);
+        assert_eq!(c.max_rel_difference, 0.0);
         assert_eq!(c.levels.len(), 3);
         assert!(c.levels.iter().all(|l| l.jaccard_distance == 0.0));
         assert!(
@@ -334,6 +345,8 @@ mod tests {
         // Largest difference at the corners: (2 - 1) * 2 = 2; the low-loss region (narrow
         // bowl within 0.5 of 0.1, or wide within it) sees less.
         assert!((c.max_abs_difference - 2.0).abs() < 1e-12);
+        // Relative: at the corners (0.1 + 4) vs (0.1 + 2).
+        assert!((c.max_rel_difference - 2.0 / 4.1).abs() < 1e-12);
         assert!(c.low_loss_max_abs_difference < 0.6);
         let area = c
             .measures
