@@ -17,6 +17,17 @@ test:
 reproduce figure scale="quick":
     cargo run --release --quiet -- reproduce {{figure}} --scale {{scale}}
 
+# bf16 vs f32 surfaces of the quick figure3 and figure5 reproductions (run those first): contours, measures, claim verdicts in results/precision/.
+precision:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release --quiet
+    L=target/release/landscape
+    $L reproduce figure5 --set analysis.2d.precision=bf16 --results target/precision/figure5
+    $L reproduce figure3 --set analysis.1d.precision=bf16 --set analysis.2d.precision=bf16 --results target/precision/figure3
+    python3 bench/precision_check.py --workdir runs --landscape $L --out results/precision \
+        --claims results/figure5:target/precision/figure5 --claims results/figure3:target/precision/figure3
+
 # Benchmarks: grid points per second and training images per second, beside PyTorch on this CPU.
 bench:
     cargo bench -p landscape-surface -p landscape-train

@@ -10,9 +10,12 @@ levels below a loss of 2, and the landscape measures on both.
 Make the bf16 surfaces first, from the cached f32 reproductions, e.g.
   landscape run experiments/figure5.toml --scale quick --dataset fashion-mnist \
       --set analysis.2d.precision=bf16
+With --claims F32_RESULTS:BF16_RESULTS (repeatable; two result folders of one figure, the
+second reproduced with bf16 surfaces) it also writes claims.csv: each claim check's verdict and
+measured value in both. `just precision` runs all of it.
 Usage:
   python3 bench/precision_check.py --workdir runs --landscape target/release/landscape \
-      --out results/precision
+      --out results/precision [--claims results/figure5:target/precision/figure5]
 """
 import argparse
 import csv
@@ -22,7 +25,7 @@ import subprocess
 import sys
 
 
-def twin_of(workdir, bf16_dir, metas):
+def twin_of(bf16_dir, metas):
     """The f32 surface directory whose meta.toml is bf16_dir's without the precision line."""
     with open(os.path.join(bf16_dir, "meta.toml")) as f:
         wanted = "".join(line for line in f if not line.startswith("precision"))
@@ -38,6 +41,7 @@ def main():
     ap.add_argument("--landscape", default="target/release/landscape")
     ap.add_argument("--out", default="results/precision")
     ap.add_argument("--low", type=float, default=2.0, help="levels below this loss count as low")
+    ap.add_argument("--claims", action="append", default=[], metavar="F32_DIR:BF16_DIR")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     metas = {}
@@ -53,7 +57,7 @@ def main():
         if not os.path.exists(os.path.join(d, "surface.csv")):
             print(f"{d}: not finished, skipped", file=sys.stderr)
             continue
-        twin = twin_of(args.workdir, d, metas)
+        twin = twin_of(d, metas)
         if twin is None:
             print(f"{d}: no f32 twin in {args.workdir}, skipped", file=sys.stderr)
             continue
@@ -83,6 +87,29 @@ def main():
         rows.append(row)
     if not rows:
         sys.exit(f"no bf16 surface with an f32 twin in {args.workdir}")
+    rows.sort(key=lambda r: (r["run"], r["points"]))
+    print(write_table(os.path.join(args.out, "summary.csv"), rows), end="")
+    claims = []
+    for pair in args.claims:
+        exact, rounded = pair.split(":")
+        with open(os.path.join(exact, "findings.csv")) as f:
+            a = list(csv.DictReader(f))
+        with open(os.path.join(rounded, "findings.csv")) as f:
+            b = list(csv.DictReader(f))
+        if [r["check"] for r in a] != [r["check"] for r in b]:
+            sys.exit(f"{exact} and {rounded} check different claims")
+        for x, y in zip(a, b):
+            claims.append({"figure": os.path.basename(os.path.normpath(exact)), "claim": x["claim"],
+                           "check": x["check"], "verdict f32": x["verdict"], "verdict bf16": y["verdict"],
+                           "measured f32": x["measured"], "measured bf16": y["measured"]})
+    if claims:
+        print(write_table(os.path.join(args.out, "claims.csv"), claims), end="")
+        changed = sum(c["verdict f32"] != c["verdict bf16"] for c in claims)
+        print(f"{changed} of {len(claims)} claim verdicts change with bf16 surfaces")
+
+
+def write_table(path, rows):
+    """Writes rows (dicts) as CSV atomically; returns the text."""
     columns = []
     for r in rows:
         columns += [k for k in r if k not in columns]
@@ -91,11 +118,11 @@ def main():
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    tmp = os.path.join(args.out, ".summary.csv.tmp")
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
     with open(tmp, "w") as f:
         f.write(out.getvalue())
-    os.replace(tmp, os.path.join(args.out, "summary.csv"))
-    print(out.getvalue(), end="")
+    os.replace(tmp, path)
+    return out.getvalue()
 
 
 if __name__ == "__main__":

@@ -199,6 +199,9 @@ pub struct DeviceAgreement {
     pub loss: (f64, f64),
     /// Inference accuracy on both.
     pub accuracy: (f64, f64),
+    /// Inference loss in bf16 on both (the CPU emulates bf16 by rounding each operation's
+    /// result; a GPU may keep fused intermediates in f32).
+    pub bf16_loss: (f64, f64),
     /// Largest relative difference of any parameter after one identical training step,
     /// relative to the parameter vector's largest magnitude.
     pub step_relative: f64,
@@ -206,9 +209,11 @@ pub struct DeviceAgreement {
 
 impl DeviceAgreement {
     /// Whether the device agrees with the CPU within float tolerance: losses within 1e-3
-    /// relative, accuracies within 0.5 points, a training step within 1e-3.
+    /// relative, bf16 losses within 1e-2 (a few bf16 roundings), accuracies within 0.5 points, a
+    /// training step within 1e-3.
     pub fn agrees(&self) -> bool {
         (self.loss.0 - self.loss.1).abs() <= 1e-3 * self.loss.0.abs().max(1.0)
+            && (self.bf16_loss.0 - self.bf16_loss.1).abs() <= 1e-2 * self.bf16_loss.0.abs().max(1.0)
             && (self.accuracy.0 - self.accuracy.1).abs() <= 0.5
             && self.step_relative <= 1e-3
     }
@@ -231,14 +236,17 @@ pub fn compare_with_cpu(plan: &BenchPlan, device: &Device) -> Result<Vec<DeviceA
         };
         let (p_cpu, p_dev) = (on(&cpu)?, on(device)?);
         let evaluator = Evaluator::new(net.layers());
+        let bf16 = evaluator.clone().with_precision(Precision::Bf16);
         let batch = *plan.eval_batches.last().unwrap_or(&500);
-        let e_cpu = evaluator.evaluate(
-            p_cpu.tensors(),
-            &DeviceBatches::upload(&source.images, &source.labels, batch, &cpu)?,
+        let (data_cpu, data_dev) = (
+            DeviceBatches::upload(&source.images, &source.labels, batch, &cpu)?,
+            DeviceBatches::upload(&source.images, &source.labels, batch, device)?,
         );
-        let e_dev = evaluator.evaluate(
-            p_dev.tensors(),
-            &DeviceBatches::upload(&source.images, &source.labels, batch, device)?,
+        let e_cpu = evaluator.evaluate(p_cpu.tensors(), &data_cpu);
+        let e_dev = evaluator.evaluate(p_dev.tensors(), &data_dev);
+        let bf16_loss = (
+            bf16.evaluate(p_cpu.tensors(), &data_cpu).loss,
+            bf16.evaluate(p_dev.tensors(), &data_dev).loss,
         );
         let config: TrainConfig = toml::from_str(&format!(
             "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = 64\nweight_decay = 5e-4",
@@ -267,13 +275,16 @@ pub fn compare_with_cpu(plan: &BenchPlan, device: &Device) -> Result<Vec<DeviceA
             model: arch.to_string(),
             loss: (e_cpu.loss, e_dev.loss),
             accuracy: (e_cpu.accuracy, e_dev.accuracy),
+            bf16_loss,
             step_relative: diff / scale.max(f64::MIN_POSITIVE),
         };
         eprintln!(
-            "{:<18} loss cpu {:.6} / device {:.6}; accuracy {:.2} / {:.2}; training step max rel. diff {:.2e}: {}",
+            "{:<18} loss cpu {:.6} / device {:.6}; bf16 {:.6} / {:.6}; accuracy {:.2} / {:.2}; training step max rel. diff {:.2e}: {}",
             agreement.model,
             agreement.loss.0,
             agreement.loss.1,
+            agreement.bf16_loss.0,
+            agreement.bf16_loss.1,
             agreement.accuracy.0,
             agreement.accuracy.1,
             agreement.step_relative,
