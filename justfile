@@ -13,7 +13,7 @@ setup:
 test:
     cargo test --workspace
 
-# Train, analyse, draw and check one of the paper's figures (figure2, figure3, figure5, ...).
+# Train, analyse, draw and check one of the paper's figures (figure1, figure2, figure3, figure5, ...).
 reproduce figure scale="quick":
     cargo run --release --quiet -- reproduce {{figure}} --scale {{scale}}
 

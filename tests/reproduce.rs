@@ -1,4 +1,4 @@
-//! `landscape reproduce` end to end at smoke scale: each of the three figures leaves its
+//! `landscape reproduce` end to end at smoke scale: each figure leaves its
 //! figure files, a summary and findings that parse; a rerun is a cache hit that `diff` finds
 //! identical.
 
@@ -122,6 +122,11 @@ fn figure3_smoke() {
         4,
         &["figure3.png", "figure3.svg", "sharpness.csv"],
     );
+}
+
+#[test]
+fn figure1_smoke() {
+    reproduce("figure1", 2, &["figure1.png", "figure1.svg"]);
 }
 
 #[test]

@@ -7,12 +7,16 @@ use crate::panels::contour_panel;
 use crate::report::{Check, Table, Verdict, num};
 use crate::{Product, paper_depth_error};
 use anyhow::Result;
-use landscape_figures::{Figure, Panel};
+use landscape_figures::{Figure, Grid2d, Panel};
 use landscape_models::Arch;
 use std::path::Path;
 
 /// A share of non-convex points below this is "convex-like".
 const CONVEX_LIKE: f64 = 10.0;
+
+/// The paper's shallow depth: ResNet-20 looks convex with and without skips (claim 5); deeper
+/// networks without skips do not.
+const SHALLOW_DEPTH: usize = 20;
 
 fn depth_and_skips(run: &RunResult) -> Option<(usize, bool)> {
     match run.record.config.train.model {
@@ -21,21 +25,63 @@ fn depth_and_skips(run: &RunResult) -> Option<(usize, bool)> {
     }
 }
 
-/// Builds figure 5's panels, summary and checks.
-pub fn build(c: &Collected, out: &Path) -> Result<Product> {
-    let mut runs: Vec<(&RunResult, usize, bool)> = c
-        .runs
-        .iter()
-        .filter_map(|r| depth_and_skips(r).map(|(d, s)| (r, d, s)))
-        .filter(|(r, _, _)| c.surface("2d", &r.record.id).is_some())
-        .collect();
-    runs.sort_by_key(|(_, d, s)| (!*s, *d));
-    let depths: Vec<usize> = {
-        let mut d: Vec<usize> = runs.iter().map(|r| r.1).collect();
-        d.sort_unstable();
-        d.dedup();
-        d
-    };
+/// A ResNet with its 2-D surface and the numbers claim 5 is checked on (figures 1 and 5).
+pub(crate) struct SkipRun<'a> {
+    /// The run.
+    pub run: &'a RunResult,
+    /// 20, 56, 110, ...
+    pub depth: usize,
+    /// With skip connections.
+    pub skips: bool,
+    /// Its `2d` surface's training loss.
+    pub grid: Grid2d,
+    /// [`nonconvex_share`] of the grid.
+    pub nonconvex: f64,
+}
+
+impl SkipRun<'_> {
+    /// `resnet56 (test error 5.89%)`.
+    pub fn title(&self) -> String {
+        format!(
+            "{} (test error {:.2}%)",
+            self.run.record.config.train.model,
+            self.run.test_error()
+        )
+    }
+}
+
+/// The ResNets of `c` with a `2d` surface, those with skips first, by depth.
+pub(crate) fn skip_runs(c: &Collected) -> Result<Vec<SkipRun<'_>>> {
+    let mut runs = Vec::new();
+    for run in &c.runs {
+        let (Some((depth, skips)), Some(surface)) =
+            (depth_and_skips(run), c.surface("2d", &run.record.id))
+        else {
+            continue;
+        };
+        let grid = surface.loss_grid()?;
+        runs.push(SkipRun {
+            run,
+            depth,
+            skips,
+            nonconvex: nonconvex_share(&grid),
+            grid,
+        });
+    }
+    runs.sort_by_key(|r| (!r.skips, r.depth));
+    Ok(runs)
+}
+
+/// The distinct depths of `runs`, ascending.
+pub(crate) fn depths(runs: &[SkipRun]) -> Vec<usize> {
+    let mut d: Vec<usize> = runs.iter().map(|r| r.depth).collect();
+    d.sort_unstable();
+    d.dedup();
+    d
+}
+
+/// One row per run: model, depth, skips, test error, training loss and the surface measures.
+pub(crate) fn summary(runs: &[SkipRun]) -> Table {
     let mut summary = Table::new(&[
         "model",
         "depth",
@@ -46,49 +92,32 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         "local_minima_2d",
         "basin_area_2d_pct",
     ]);
-    let mut panels: Vec<Panel> = Vec::new();
-    let mut shapes: Vec<(usize, bool, f64, f64)> = Vec::new();
-    for (run, depth, skips) in &runs {
-        let grid = c
-            .surface("2d", &run.record.id)
-            .expect("filtered")
-            .loss_grid()?;
-        let (nonconvex, minima) = (nonconvex_share(&grid), local_minima(&grid));
-        let title = format!(
-            "{} (test error {:.2}%)",
-            run.record.config.train.model,
-            run.test_error()
-        );
-        panels.push(contour_panel(&title, grid.clone()).into());
+    for r in runs {
         summary.push(vec![
-            run.record.config.train.model.to_string(),
-            depth.to_string(),
-            skips.to_string(),
-            num(run.test_error()),
-            num(run.train_loss()),
-            num(nonconvex),
-            minima.to_string(),
-            num(basin_area(&grid, 1.0)),
+            r.run.record.config.train.model.to_string(),
+            r.depth.to_string(),
+            r.skips.to_string(),
+            num(r.run.test_error()),
+            num(r.run.train_loss()),
+            num(r.nonconvex),
+            local_minima(&r.grid).to_string(),
+            num(basin_area(&r.grid, 1.0)),
         ]);
-        shapes.push((*depth, *skips, nonconvex, run.test_error()));
     }
-    let rows = if runs.iter().any(|r| !r.2) && runs.iter().any(|r| r.2) {
-        2
-    } else {
-        1
-    };
-    Figure::grid(rows, depths.len().max(1), panels)
-        .with_title("Figure 5: ResNets with skip connections (top) and without (bottom)")
-        .save(&out.join("figure5"))?;
+    summary
+}
 
-    let find = |d: usize, s: bool| shapes.iter().find(|x| x.0 == d && x.1 == s);
+/// Claim 5 at every depth with both versions: deeper than [`SHALLOW_DEPTH`], the network
+/// without skips is the more chaotic; at it, both are convex-like; with skips, convex-like at
+/// every depth; and skips generalize better (a check of `figure`'s test errors).
+pub(crate) fn checks(runs: &[SkipRun], figure: &str) -> Vec<Check> {
+    let find = |d: usize, s: bool| runs.iter().find(|r| r.depth == d && r.skips == s);
     let mut checks = Vec::new();
-    for &d in &depths {
+    for d in depths(runs) {
         let (Some(with), Some(without)) = (find(d, true), find(d, false)) else {
             continue;
         };
-        let paper = paper_depth_error(d);
-        if d > depths[0] {
+        if d > SHALLOW_DEPTH {
             checks.push(Check {
                 claim: "claim 5".into(),
                 check: format!(
@@ -96,50 +125,81 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
                 ),
                 measured: format!(
                     "non-convex share {:.1}% without / {:.1}% with",
-                    without.2, with.2
+                    without.nonconvex, with.nonconvex
                 ),
                 paper: "deep -noshort landscapes chaotic, ResNets convex-like".into(),
-                verdict: Verdict::of(without.2 > with.2),
+                verdict: Verdict::of(without.nonconvex > with.nonconvex),
             });
         }
         checks.push(Check {
             claim: "claim 5".into(),
-            check: format!("depth {d}: with skips the landscape is convex-like (non-convex share < {CONVEX_LIKE}%)"),
-            measured: format!("{:.1}%", with.2),
+            check: format!(
+                "depth {d}: with skips the landscape is convex-like (non-convex share < {CONVEX_LIKE}%)"
+            ),
+            measured: format!("{:.1}%", with.nonconvex),
             paper: "convex-like at every depth".into(),
-            verdict: Verdict::of(with.2 < CONVEX_LIKE),
+            verdict: Verdict::of(with.nonconvex < CONVEX_LIKE),
         });
-        if d == depths[0] {
+        if d <= SHALLOW_DEPTH {
             checks.push(Check {
                 claim: "claim 5".into(),
                 check: format!("depth {d} (shallowest): both versions convex-like"),
-                measured: format!("{:.1}% with / {:.1}% without", with.2, without.2),
+                measured: format!(
+                    "{:.1}% with / {:.1}% without",
+                    with.nonconvex, without.nonconvex
+                ),
                 paper: "R20 and R20-noshort both convex".into(),
-                verdict: Verdict::of(with.2 < CONVEX_LIKE && without.2 < CONVEX_LIKE),
+                verdict: Verdict::of(
+                    with.nonconvex < CONVEX_LIKE && without.nonconvex < CONVEX_LIKE,
+                ),
             });
         }
+        let (e_with, e_without) = (with.run.test_error(), without.run.test_error());
         checks.push(Check {
-            claim: "figure 5".into(),
+            claim: figure.into(),
             check: format!("depth {d}: skips generalize better"),
-            measured: format!("test error {:.2}% with / {:.2}% without", with.3, without.3),
-            paper: paper.map_or("-".into(), |(w, wo)| format!("{w}% with / {wo}% without")),
-            verdict: Verdict::of(with.3 <= without.3),
+            measured: format!("test error {e_with:.2}% with / {e_without:.2}% without"),
+            paper: paper_depth_error(d)
+                .map_or("-".into(), |(w, wo)| format!("{w}% with / {wo}% without")),
+            verdict: Verdict::of(e_with <= e_without),
         });
     }
+    checks
+}
+
+/// How the summary's surface measures are computed.
+pub(crate) const MEASURES: [(&str, &str); 3] = [
+    (
+        "nonconvex_2d_pct",
+        "share of interior 2-D grid points whose finite-difference Hessian of the training loss has lambda_min < -0.1 |lambda_max|; below 10% counts as convex-like",
+    ),
+    ("local_minima_2d", "grid points lower than all 8 neighbours"),
+    (
+        "basin_area_2d_pct",
+        "share of the 2-D grid where the training loss is within 1.0 of its value at the centre",
+    ),
+];
+
+/// Builds figure 5's panels, summary and checks.
+pub fn build(c: &Collected, out: &Path) -> Result<Product> {
+    let runs = skip_runs(c)?;
+    let depths = depths(&runs);
+    let panels: Vec<Panel> = runs
+        .iter()
+        .map(|r| contour_panel(&r.title(), r.grid.clone()).into())
+        .collect();
+    let rows = if runs.iter().any(|r| !r.skips) && runs.iter().any(|r| r.skips) {
+        2
+    } else {
+        1
+    };
+    Figure::grid(rows, depths.len().max(1), panels)
+        .with_title("Figure 5: ResNets with skip connections (top) and without (bottom)")
+        .save(&out.join("figure5"))?;
     Ok(Product {
-        summary,
-        checks,
-        measures: vec![
-            (
-                "nonconvex_2d_pct",
-                "share of interior 2-D grid points whose finite-difference Hessian of the training loss has lambda_min < -0.1 |lambda_max|; below 10% counts as convex-like",
-            ),
-            ("local_minima_2d", "grid points lower than all 8 neighbours"),
-            (
-                "basin_area_2d_pct",
-                "share of the 2-D grid where the training loss is within 1.0 of its value at the centre",
-            ),
-        ],
+        summary: summary(&runs),
+        checks: checks(&runs, "figure 5"),
+        measures: MEASURES.to_vec(),
         tables: Vec::new(),
         figures: vec!["figure5.png".into(), "figure5.svg".into()],
     })

@@ -5,8 +5,8 @@
 //!
 //! - [`collect`]: a finished spec's runs and surfaces read back;
 //! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
-//! - [`figure2`], [`figure3`], [`figure5`], [`figure9`] (and 8): the paper's layouts and claim
-//!   checks;
+//! - [`figure1`], [`figure2`], [`figure3`], [`figure5`], [`figure7`], [`figure9`] (and 8): the
+//!   paper's layouts and claim checks;
 //! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders;
 //!   [`compare`]: comparing two surfaces of one grid by their contours and measures.
 //!
@@ -21,6 +21,7 @@
 pub mod collect;
 pub mod compare;
 pub mod diff;
+pub mod figure1;
 pub mod figure2;
 pub mod figure3;
 pub mod figure5;
@@ -141,6 +142,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             .as_deref()
             .unwrap_or(&spec.experiment.name);
         let product = match figure {
+            "figure1" => figure1::build(&collected, &staging)?,
             "figure2" => figure2::build(&collected, &ctx.workdir, &staging)?,
             "figure3" => figure3::build(&collected, &staging)?,
             "figure5" => figure5::build(&collected, &staging)?,
@@ -148,7 +150,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             "figure8" => figure9::build_figure8(&collected, &staging)?,
             "figure9" => figure9::build_figure9(&collected, &staging)?,
             other => bail!(
-                "`{other}` has no figure builder yet (figure2, figure3, figure5, figure7, figure8 and figure9 do)"
+                "`{other}` has no figure builder yet (figure1, figure2, figure3, figure5, figure7, figure8 and figure9 do)"
             ),
         };
         write_surfaces(&collected, &staging)?;
