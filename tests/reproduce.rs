@@ -130,6 +130,11 @@ fn figure1_smoke() {
 }
 
 #[test]
+fn figure4_smoke() {
+    reproduce("figure4", 2, &["figure4.png", "figure4.svg"]);
+}
+
+#[test]
 fn figure5_smoke() {
     reproduce("figure5", 6, &["figure5.png", "figure5.svg"]);
 }

@@ -1,18 +1,15 @@
 //! Figure 1: the loss surface of ResNet-56 without skip connections (left) and with them
-//! (right), drawn in 3-D as the paper does: z = ln(loss + 0.1), the loss clipped at
-//! [`LOSS_CLIP`]. The runs and surfaces are figure 5's depth-56 pair (the specs agree, so a
-//! reproduction of either reuses the other's), and so are the checks: claim 5 at depth 56.
+//! (right), drawn in 3-D as the paper does ([`surface_3d_panel`]). The runs and surfaces are
+//! figure 5's depth-56 pair (the specs agree, so a reproduction of either reuses the other's),
+//! and so are the checks: claim 5 at depth 56.
 
 use crate::Product;
 use crate::collect::Collected;
 use crate::figure5::{MEASURES, checks, skip_runs, summary};
+use crate::panels::{LOSS_CLIP, surface_3d_panel};
 use anyhow::Result;
-use landscape_figures::{Figure, Labels, Panel, SurfacePanel, ZTransform};
+use landscape_figures::{Figure, Panel};
 use std::path::Path;
-
-/// Losses above this are drawn at it: the top of the paper's contour levels, above which the
-/// no-skip network's walls (1e3 and more at the corners) would flatten the basin to a point.
-pub const LOSS_CLIP: f64 = 10.0;
 
 /// Builds figure 1's panels, summary and checks.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
@@ -21,15 +18,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     runs.sort_by_key(|r| (r.skips, r.depth));
     let panels: Vec<Panel> = runs
         .iter()
-        .map(|r| {
-            SurfacePanel::new(
-                Labels::new(r.title(), "x (filter-normalized)", "y (filter-normalized)"),
-                r.grid.map(|z| z.min(LOSS_CLIP)),
-                "loss",
-            )
-            .with_transform(ZTransform::PAPER_LOG)
-            .into()
-        })
+        .map(|r| surface_3d_panel(&r.title(), &r.grid).into())
         .collect();
     Figure::grid(1, runs.len().max(1), panels)
         .with_title(format!(

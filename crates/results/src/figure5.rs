@@ -12,20 +12,23 @@ use landscape_models::Arch;
 use std::path::Path;
 
 /// A share of non-convex points below this is "convex-like".
-const CONVEX_LIKE: f64 = 10.0;
+pub(crate) const CONVEX_LIKE: f64 = 10.0;
 
 /// The paper's shallow depth: ResNet-20 looks convex with and without skips (claim 5); deeper
 /// networks without skips do not.
 const SHALLOW_DEPTH: usize = 20;
 
+/// Depth and whether the network has skip connections (DenseNet's dense connections are).
 fn depth_and_skips(run: &RunResult) -> Option<(usize, bool)> {
     match run.record.config.train.model {
         Arch::ResNet { depth, skips, .. } => Some((depth, skips)),
-        _ => None,
+        Arch::DenseNet121 => Some((121, true)),
+        Arch::Vgg9 => None,
     }
 }
 
-/// A ResNet with its 2-D surface and the numbers claim 5 is checked on (figures 1 and 5).
+/// A ResNet or DenseNet with its 2-D surface and the numbers claim 5 is checked on (figures 1,
+/// 4 and 5).
 pub(crate) struct SkipRun<'a> {
     /// The run.
     pub run: &'a RunResult,
@@ -50,7 +53,7 @@ impl SkipRun<'_> {
     }
 }
 
-/// The ResNets of `c` with a `2d` surface, those with skips first, by depth.
+/// The ResNets and DenseNets of `c` with a `2d` surface, those with skips first, by depth.
 pub(crate) fn skip_runs(c: &Collected) -> Result<Vec<SkipRun<'_>>> {
     let mut runs = Vec::new();
     for run in &c.runs {

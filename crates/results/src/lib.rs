@@ -5,8 +5,8 @@
 //!
 //! - [`collect`]: a finished spec's runs and surfaces read back;
 //! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
-//! - [`figure1`], [`figure2`], [`figure3`], [`figure5`], [`figure7`], [`figure9`] (and 8): the
-//!   paper's layouts and claim checks;
+//! - [`figure1`], [`figure2`], [`figure3`], [`figure4`], [`figure5`], [`figure7`], [`figure9`]
+//!   (and 8): the paper's layouts and claim checks;
 //! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders;
 //!   [`compare`]: comparing two surfaces of one grid by their contours and measures.
 //!
@@ -24,6 +24,7 @@ pub mod diff;
 pub mod figure1;
 pub mod figure2;
 pub mod figure3;
+pub mod figure4;
 pub mod figure5;
 pub mod figure7;
 pub mod figure9;
@@ -145,13 +146,14 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             "figure1" => figure1::build(&collected, &staging)?,
             "figure2" => figure2::build(&collected, &ctx.workdir, &staging)?,
             "figure3" => figure3::build(&collected, &staging)?,
+            "figure4" => figure4::build(&collected, &staging)?,
             "figure5" => figure5::build(&collected, &staging)?,
             "figure7" => figure7::build(&collected, &staging)?,
             "figure8" => figure9::build_figure8(&collected, &staging)?,
             "figure9" => figure9::build_figure9(&collected, &staging)?,
-            other => bail!(
-                "`{other}` has no figure builder yet (figure1, figure2, figure3, figure5, figure7, figure8 and figure9 do)"
-            ),
+            other => {
+                bail!("`{other}` has no figure builder yet (figure1, 2, 3, 4, 5, 7, 8 and 9 do)")
+            }
         };
         write_surfaces(&collected, &staging)?;
         product.summary.write(&staging.join("summary.csv"))?;

@@ -1,7 +1,9 @@
 //! Panels shared by the paper's figures.
 
 use crate::collect::{Curve, RunResult};
-use landscape_figures::{ContourPanel, Grid2d, Labels, LinePanel, Series, paper_levels};
+use landscape_figures::{
+    ContourPanel, Grid2d, Labels, LinePanel, Series, SurfacePanel, ZTransform, paper_levels,
+};
 
 /// Top of the loss axis of 1-D plots, as in the paper's figures 2 and 3 (the tables keep every
 /// value; extrapolated BatchNorm statistics can send the loss to 1e19 at the ends).
@@ -44,6 +46,22 @@ pub fn contour_panel(title: &str, grid: Grid2d) -> ContourPanel {
         grid,
         paper_levels(),
     )
+}
+
+/// Losses above this are drawn at it in the 3-D figures: the top of the paper's contour levels,
+/// above which the walls of a no-skip network (1e3 and more at the corners) would flatten its
+/// basin to a point.
+pub const LOSS_CLIP: f64 = 10.0;
+
+/// A 3-D surface as the paper's figures 1 and 4 draw it: z = ln(loss + 0.1), the loss clipped
+/// at [`LOSS_CLIP`].
+pub fn surface_3d_panel(title: &str, grid: &Grid2d) -> SurfacePanel {
+    SurfacePanel::new(
+        Labels::new(title, "x (filter-normalized)", "y (filter-normalized)"),
+        grid.map(|z| z.min(LOSS_CLIP)),
+        "loss",
+    )
+    .with_transform(ZTransform::PAPER_LOG)
 }
 
 /// `WD=0.0005, BS=128, test error 6.00%`: how the paper titles each run's panel.

@@ -1,0 +1,81 @@
+//! Figure 4: 3-D loss surfaces of two very deep networks, ResNet-110 without skip connections
+//! (left) and DenseNet-121 (right), drawn as figure 1's ([`surface_3d_panel`]). The point is
+//! claim 5 taken further: depth alone makes the landscape chaotic, and DenseNet's dense
+//! connections keep a deeper network smooth. ResNet-110-noshort is figure 5's run and surface.
+
+use crate::Product;
+use crate::collect::Collected;
+use crate::figure5::{CONVEX_LIKE, MEASURES, skip_runs, summary};
+use crate::panels::{LOSS_CLIP, surface_3d_panel};
+use crate::report::{Check, Verdict};
+use anyhow::Result;
+use landscape_figures::{Figure, Panel};
+use landscape_models::Arch;
+use std::path::Path;
+
+/// The paper's test errors (percent): ResNet-110-noshort (figure 5) and DenseNet-121 (read
+/// from a secondary summary, not yet confirmed against the PDF; paper.md marks it so).
+const PAPER_ERRORS: (f64, f64) = (16.44, 4.37);
+
+/// Builds figure 4's panels, summary and checks.
+pub fn build(c: &Collected, out: &Path) -> Result<Product> {
+    let mut runs = skip_runs(c)?;
+    // Without skips on the left, as in the paper.
+    runs.sort_by_key(|r| (r.skips, r.depth));
+    let panels: Vec<Panel> = runs
+        .iter()
+        .map(|r| surface_3d_panel(&r.title(), &r.grid).into())
+        .collect();
+    Figure::grid(1, runs.len().max(1), panels)
+        .with_title(format!(
+            "Figure 4: ResNet-110 without skips (left), DenseNet-121 (right); ln(loss + 0.1), loss clipped at {LOSS_CLIP}"
+        ))
+        .save(&out.join("figure4"))?;
+    let noshort = runs.iter().find(|r| !r.skips);
+    let dense = runs
+        .iter()
+        .find(|r| r.run.record.config.train.model == Arch::DenseNet121);
+    let mut checks = Vec::new();
+    if let (Some(noshort), Some(dense)) = (noshort, dense) {
+        checks.push(Check {
+            claim: "claim 5".into(),
+            check: format!(
+                "DenseNet-121 is less chaotic than {} (non-convex share)",
+                noshort.run.record.config.train.model
+            ),
+            measured: format!(
+                "{:.1}% DenseNet / {:.1}% without skips",
+                dense.nonconvex, noshort.nonconvex
+            ),
+            paper: "DenseNet smooth and convex-like, ResNet-110-noshort chaotic".into(),
+            verdict: Verdict::of(dense.nonconvex < noshort.nonconvex),
+        });
+        checks.push(Check {
+            claim: "claim 5".into(),
+            check: format!(
+                "DenseNet-121's landscape is convex-like (non-convex share < {CONVEX_LIKE}%)"
+            ),
+            measured: format!("{:.1}%", dense.nonconvex),
+            paper: "convex-like".into(),
+            verdict: Verdict::of(dense.nonconvex < CONVEX_LIKE),
+        });
+        let (e_dense, e_noshort) = (dense.run.test_error(), noshort.run.test_error());
+        checks.push(Check {
+            claim: "figure 4".into(),
+            check: "DenseNet-121 generalizes better than the network without skips".into(),
+            measured: format!("test error {e_dense:.2}% DenseNet / {e_noshort:.2}% without skips"),
+            paper: format!(
+                "{}% DenseNet / {}% ResNet-110-noshort",
+                PAPER_ERRORS.1, PAPER_ERRORS.0
+            ),
+            verdict: Verdict::of(e_dense < e_noshort),
+        });
+    }
+    Ok(Product {
+        summary: summary(&runs),
+        checks,
+        measures: MEASURES.to_vec(),
+        tables: Vec::new(),
+        figures: vec!["figure4.png".into(), "figure4.svg".into()],
+    })
+}
