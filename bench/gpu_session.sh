@@ -3,7 +3,7 @@
 # its throughput beside PyTorch's on the same card, and the smoke reproductions on the GPU.
 # Usage (from the repository root, with the compressed binary at target/gpu/landscape.xz):
 #   OUT=/some/dir bash bench/gpu_session.sh
-# Worst case (every step at its timeout) is 60 + 140 + 60 + 100 + 5 x 45 = 585 s, under the
+# Worst case (every step at its timeout) is 60 + 140 + 60 + 90 + 6 x 40 = 590 s, under the
 # device tool's 600 s per command.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
@@ -31,12 +31,12 @@ timeout 60 "$L" --device cuda bench --models resnet56,vgg9 --images 10000 --eval
 echo "exit $?" >> "$OUT/landscape_cuda_bf16.txt"; cat "$OUT/landscape_cuda_bf16.txt"
 
 stamp "PyTorch on the same card"
-timeout 100 python3 bench/pytorch_gpu.py --images 10000 --points 3 --json "$OUT/pytorch_gpu.json" > "$OUT/pytorch_gpu.txt" 2>&1
+timeout 90 python3 bench/pytorch_gpu.py --images 10000 --points 3 --json "$OUT/pytorch_gpu.json" > "$OUT/pytorch_gpu.txt" 2>&1
 echo "exit $?" >> "$OUT/pytorch_gpu.txt"; cat "$OUT/pytorch_gpu.txt"
 
-for figure in figure3 figure2 figure5 figure7 figure9; do
+for figure in figure3 figure2 figure5 figure1 figure7 figure9; do
   stamp "smoke reproduction of $figure on the GPU"
-  timeout 45 "$L" --device cuda --workdir /tmp/gpu-work reproduce "$figure" --scale smoke --dataset synthetic \
+  timeout 40 "$L" --device cuda --workdir /tmp/gpu-work reproduce "$figure" --scale smoke --dataset synthetic \
     --results "$OUT/$figure" > "$OUT/$figure.txt" 2>&1
   echo "exit $?" >> "$OUT/$figure.txt"; grep -E "checks pass|^error|exit" "$OUT/$figure.txt"
 done
