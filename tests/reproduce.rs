@@ -140,6 +140,11 @@ fn figure5_smoke() {
 }
 
 #[test]
+fn figure6_smoke() {
+    reproduce("figure6", 4, &["figure6.png", "figure6.svg"]);
+}
+
+#[test]
 fn figure8_smoke() {
     reproduce("figure8", 4, &["figure8.png", "figure8.svg"]);
 }

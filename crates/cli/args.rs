@@ -126,7 +126,7 @@ pub struct BenchArgs {
 /// `landscape reproduce ...`
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// The figure: figure1, 2, 3, 4, 5, 7, 8 or 9 (its spec is experiments/<figure>.toml).
+    /// The figure: figure1 to figure9 (its spec is experiments/<figure>.toml).
     pub figure: String,
     /// smoke (a minute or two), quick (the default: about an hour on a 2-core CPU) or paper.
     #[arg(long, default_value = "quick")]

@@ -14,15 +14,23 @@ use std::path::Path;
 /// A share of non-convex points below this is "convex-like".
 pub(crate) const CONVEX_LIKE: f64 = 10.0;
 
+/// How far above the centre's loss the basin area of the summary reaches.
+pub(crate) const BASIN_RISE: f64 = 1.0;
+
 /// The paper's shallow depth: ResNet-20 looks convex with and without skips (claim 5); deeper
 /// networks without skips do not.
 const SHALLOW_DEPTH: usize = 20;
 
-/// Depth and whether the network has skip connections (DenseNet's dense connections are).
-fn depth_and_skips(run: &RunResult) -> Option<(usize, bool)> {
+/// Depth, whether the network has skip connections (DenseNet's dense connections are) and its
+/// Wide-ResNet width factor.
+fn shape(run: &RunResult) -> Option<(usize, bool, usize)> {
     match run.record.config.train.model {
-        Arch::ResNet { depth, skips, .. } => Some((depth, skips)),
-        Arch::DenseNet121 => Some((121, true)),
+        Arch::ResNet {
+            depth,
+            skips,
+            widen,
+        } => Some((depth, skips, widen)),
+        Arch::DenseNet121 => Some((121, true, 1)),
         Arch::Vgg9 => None,
     }
 }
@@ -36,6 +44,8 @@ pub(crate) struct SkipRun<'a> {
     pub depth: usize,
     /// With skip connections.
     pub skips: bool,
+    /// Width factor k (Wide-ResNet-56-k; 1 otherwise).
+    pub widen: usize,
     /// Its `2d` surface's training loss.
     pub grid: Grid2d,
     /// [`nonconvex_share`] of the grid.
@@ -57,8 +67,8 @@ impl SkipRun<'_> {
 pub(crate) fn skip_runs(c: &Collected) -> Result<Vec<SkipRun<'_>>> {
     let mut runs = Vec::new();
     for run in &c.runs {
-        let (Some((depth, skips)), Some(surface)) =
-            (depth_and_skips(run), c.surface("2d", &run.record.id))
+        let (Some((depth, skips, widen)), Some(surface)) =
+            (shape(run), c.surface("2d", &run.record.id))
         else {
             continue;
         };
@@ -67,11 +77,12 @@ pub(crate) fn skip_runs(c: &Collected) -> Result<Vec<SkipRun<'_>>> {
             run,
             depth,
             skips,
+            widen,
             nonconvex: nonconvex_share(&grid),
             grid,
         });
     }
-    runs.sort_by_key(|r| (!r.skips, r.depth));
+    runs.sort_by_key(|r| (!r.skips, r.depth, r.widen));
     Ok(runs)
 }
 
@@ -104,7 +115,7 @@ pub(crate) fn summary(runs: &[SkipRun]) -> Table {
             num(r.run.train_loss()),
             num(r.nonconvex),
             local_minima(&r.grid).to_string(),
-            num(basin_area(&r.grid, 1.0)),
+            num(basin_area(&r.grid, BASIN_RISE)),
         ]);
     }
     summary

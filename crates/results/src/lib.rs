@@ -5,8 +5,7 @@
 //!
 //! - [`collect`]: a finished spec's runs and surfaces read back;
 //! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
-//! - [`figure1`], [`figure2`], [`figure3`], [`figure4`], [`figure5`], [`figure7`], [`figure9`]
-//!   (and 8): the paper's layouts and claim checks;
+//! - [`figure1`] to [`figure7`], [`figure9`] (and 8): the paper's layouts and claim checks;
 //! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders;
 //!   [`compare`]: comparing two surfaces of one grid by their contours and measures.
 //!
@@ -26,6 +25,7 @@ pub mod figure2;
 pub mod figure3;
 pub mod figure4;
 pub mod figure5;
+pub mod figure6;
 pub mod figure7;
 pub mod figure9;
 pub mod measures;
@@ -148,11 +148,12 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             "figure3" => figure3::build(&collected, &staging)?,
             "figure4" => figure4::build(&collected, &staging)?,
             "figure5" => figure5::build(&collected, &staging)?,
+            "figure6" => figure6::build(&collected, &staging)?,
             "figure7" => figure7::build(&collected, &staging)?,
             "figure8" => figure9::build_figure8(&collected, &staging)?,
             "figure9" => figure9::build_figure9(&collected, &staging)?,
             other => {
-                bail!("`{other}` has no figure builder yet (figure1, 2, 3, 4, 5, 7, 8 and 9 do)")
+                bail!("`{other}` has no figure builder yet (figure1 to figure9 do)")
             }
         };
         write_surfaces(&collected, &staging)?;
