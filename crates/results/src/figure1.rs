@@ -1,20 +1,20 @@
 //! Figure 1: the loss surface of ResNet-56 without skip connections (left) and with them
-//! (right), drawn in 3-D as the paper does ([`surface_3d_panel`]). The runs and surfaces are
+//! (right), drawn in 3-D as the paper does (ln(loss + 0.1), clipped). The runs and surfaces are
 //! figure 5's depth-56 pair (the specs agree, so a reproduction of either reuses the other's),
 //! and so are the checks: claim 5 at depth 56.
 
 use crate::Product;
 use crate::collect::Collected;
-use crate::figure5::{MEASURES, checks, skip_runs, summary};
+use crate::figure5::{MEASURES, SkipRun, checks, skip_runs, summary};
 use crate::panels::{LOSS_CLIP, surface_3d_panel};
 use anyhow::Result;
 use landscape_figures::{Figure, Panel};
 use std::path::Path;
 
-/// Builds figure 1's panels, summary and checks.
-pub fn build(c: &Collected, out: &Path) -> Result<Product> {
+/// The runs of `c` with a `2d` surface, without skips first (on the left, as in figures 1 and
+/// 4), drawn side by side in 3-D as `path`.png and .svg under `title`.
+pub(crate) fn draw_3d<'a>(c: &'a Collected, title: &str, path: &Path) -> Result<Vec<SkipRun<'a>>> {
     let mut runs = skip_runs(c)?;
-    // Without skips on the left, as in the paper.
     runs.sort_by_key(|r| (r.skips, r.depth));
     let panels: Vec<Panel> = runs
         .iter()
@@ -22,9 +22,19 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         .collect();
     Figure::grid(1, runs.len().max(1), panels)
         .with_title(format!(
-            "Figure 1: without (left) and with (right) skip connections; ln(loss + 0.1), loss clipped at {LOSS_CLIP}"
+            "{title}; ln(loss + 0.1), loss clipped at {LOSS_CLIP}"
         ))
-        .save(&out.join("figure1"))?;
+        .save(path)?;
+    Ok(runs)
+}
+
+/// Builds figure 1's panels, summary and checks.
+pub fn build(c: &Collected, out: &Path) -> Result<Product> {
+    let runs = draw_3d(
+        c,
+        "Figure 1: without (left) and with (right) skip connections",
+        &out.join("figure1"),
+    )?;
     Ok(Product {
         summary: summary(&runs),
         checks: checks(&runs, "figure 1"),

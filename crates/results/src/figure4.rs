@@ -1,15 +1,14 @@
 //! Figure 4: 3-D loss surfaces of two very deep networks, ResNet-110 without skip connections
-//! (left) and DenseNet-121 (right), drawn as figure 1's ([`surface_3d_panel`]). The point is
+//! (left) and DenseNet-121 (right), drawn as figure 1's (ln(loss + 0.1), clipped). The point is
 //! claim 5 taken further: depth alone makes the landscape chaotic, and DenseNet's dense
 //! connections keep a deeper network smooth. ResNet-110-noshort is figure 5's run and surface.
 
 use crate::Product;
 use crate::collect::Collected;
-use crate::figure5::{CONVEX_LIKE, MEASURES, skip_runs, summary};
-use crate::panels::{LOSS_CLIP, surface_3d_panel};
+use crate::figure1::draw_3d;
+use crate::figure5::{CONVEX_LIKE, MEASURES, summary};
 use crate::report::{Check, Verdict};
 use anyhow::Result;
-use landscape_figures::{Figure, Panel};
 use landscape_models::Arch;
 use std::path::Path;
 
@@ -19,18 +18,11 @@ const PAPER_ERRORS: (f64, f64) = (16.44, 4.37);
 
 /// Builds figure 4's panels, summary and checks.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
-    let mut runs = skip_runs(c)?;
-    // Without skips on the left, as in the paper.
-    runs.sort_by_key(|r| (r.skips, r.depth));
-    let panels: Vec<Panel> = runs
-        .iter()
-        .map(|r| surface_3d_panel(&r.title(), &r.grid).into())
-        .collect();
-    Figure::grid(1, runs.len().max(1), panels)
-        .with_title(format!(
-            "Figure 4: ResNet-110 without skips (left), DenseNet-121 (right); ln(loss + 0.1), loss clipped at {LOSS_CLIP}"
-        ))
-        .save(&out.join("figure4"))?;
+    let runs = draw_3d(
+        c,
+        "Figure 4: ResNet-110 without skips (left), DenseNet-121 (right)",
+        &out.join("figure4"),
+    )?;
     let noshort = runs.iter().find(|r| !r.skips);
     let dense = runs
         .iter()
