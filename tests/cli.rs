@@ -298,8 +298,17 @@ fn bf16_surfaces_compare_with_f32_ones_by_their_contours() {
             .arg("--csv")
             .arg(&table),
     );
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("computed differently: precision: f32 / bf16"),
+        "{out}"
+    );
     assert!(
-        out.starts_with("25 points; largest |loss difference| "),
+        lines
+            .next()
+            .unwrap()
+            .starts_with("25 points; largest |loss difference| "),
         "{out}"
     );
     let csv = std::fs::read_to_string(&table).unwrap();

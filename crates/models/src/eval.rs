@@ -11,8 +11,9 @@
 //! [`Precision::Bf16`] runs the network in bfloat16 the way mixed-precision inference does on a
 //! GPU: weights, images and every layer's output stored in bf16, products accumulated in f32,
 //! the loss computed in f32 from the bf16 logits. It runs through burn's operations on every
-//! device (on the CPU burn computes each bf16 operation in f32 and rounds its result, which
-//! emulates a GPU's bf16 storage exactly, slowly).
+//! device. On the CPU burn computes each bf16 operation in f32 and rounds its result to bf16:
+//! every intermediate is rounded, an upper bound on the rounding of a GPU's fused kernels
+//! (which may keep bias, residual and ReLU in f32 registers), and slow.
 
 use crate::cpu::{CpuNet, CpuPoint, nchw_to_nhwc};
 use crate::fold::FoldedGraph;

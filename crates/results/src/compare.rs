@@ -77,6 +77,9 @@ pub struct MeasurePair {
 /// Everything [`compare`] found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SurfaceComparison {
+    /// What, besides the grid they share, the two surfaces were computed from differently
+    /// (`precision: f32 / bf16`); empty for two computations of the same surface.
+    pub differs_in: Vec<String>,
     /// Grid points compared.
     pub points: usize,
     /// Largest `|loss_a - loss_b|` over points where both are finite.
@@ -85,7 +88,7 @@ pub struct SurfaceComparison {
     /// (the far corners of a surface reach losses of 1e6 and more, where only this says much).
     pub max_rel_difference: f64,
     /// Largest `|loss_a - loss_b|` over the low-loss region: points where either loss is within
-    /// [`WIDTH_RISE`] of the first surface's centre loss.
+    /// [`WIDTH_RISE`] of the first surface's loss at the origin (NaN when that is not finite).
     pub low_loss_max_abs_difference: f64,
     /// Points finite in one surface and not in the other.
     pub finiteness_mismatches: usize,
@@ -107,7 +110,38 @@ pub fn compare(a: &Path, b: &Path, levels: &[f64]) -> Result<SurfaceComparison> 
             describe(&sb.meta)
         );
     }
-    Ok(compare_losses(&sa.meta, &sa.loss, &sb.loss, levels))
+    let mut c = compare_losses(&sa.meta, &sa.loss, &sb.loss, levels);
+    c.differs_in = differences(&sa.meta, &sb.meta);
+    Ok(c)
+}
+
+/// The fields of two metas of one grid that differ, as `name: a / b`.
+fn differences(a: &SurfaceMeta, b: &SurfaceMeta) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, x: String, y: String| {
+        if x != y {
+            out.push(format!("{name}: {x} / {y}"));
+        }
+    };
+    field("kind", format!("{:?}", a.kind), format!("{:?}", b.kind));
+    field("base", a.base.to_string(), b.base.to_string());
+    field(
+        "directions",
+        format!("{:?}", a.directions),
+        format!("{:?}", b.directions),
+    );
+    field("scope", format!("{:?}", a.scope), format!("{:?}", b.scope));
+    field(
+        "train_examples",
+        a.train_examples.to_string(),
+        b.train_examples.to_string(),
+    );
+    field(
+        "precision",
+        a.precision.name().into(),
+        b.precision.name().into(),
+    );
+    out
 }
 
 fn describe(meta: &SurfaceMeta) -> String {
@@ -130,10 +164,14 @@ fn compare_losses(meta: &SurfaceMeta, a: &[f64], b: &[f64], levels: &[f64]) -> S
         .fold(0.0, f64::max);
     let centre = a[centre_index(meta)];
     let low = centre + WIDTH_RISE;
-    let low_loss_max_abs_difference = both()
-        .filter(|(x, y)| x.min(**y) <= low)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
+    let low_loss_max_abs_difference = if centre.is_finite() {
+        both()
+            .filter(|(x, y)| x.min(**y) <= low)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    } else {
+        f64::NAN
+    };
     let finiteness_mismatches = a
         .iter()
         .zip(b)
@@ -161,6 +199,7 @@ fn compare_losses(meta: &SurfaceMeta, a: &[f64], b: &[f64], levels: &[f64]) -> S
         })
         .collect();
     SurfaceComparison {
+        differs_in: Vec::new(),
         points: a.len(),
         max_abs_difference,
         max_rel_difference,
@@ -226,6 +265,9 @@ fn measures(meta: &SurfaceMeta, a: &[f64], b: &[f64]) -> Vec<MeasurePair> {
 /// The comparison as text: the differences, the levels, the measures.
 pub fn render(c: &SurfaceComparison) -> String {
     let mut s = String::new();
+    if !c.differs_in.is_empty() {
+        let _ = writeln!(s, "computed differently: {}", c.differs_in.join("; "));
+    }
     let _ = writeln!(
         s,
         "{} points; largest |loss difference| {} ({:.2e} relative), {} in the low-loss region (within {WIDTH_RISE} of the centre); {} point(s) finite in only one",
@@ -366,5 +408,10 @@ mod tests {
         assert_eq!(c.levels.len(), 1);
         assert_eq!(c.levels[0].level, 1.5);
         assert_eq!(c.finiteness_mismatches, 1);
+        // A diverged base point leaves no low-loss region to speak of.
+        let mut nan_centre = a.clone();
+        nan_centre[12] = f64::NAN;
+        let c = compare_losses(&meta, &nan_centre, &a, &[1.5]);
+        assert!(c.low_loss_max_abs_difference.is_nan());
     }
 }

@@ -122,7 +122,7 @@ pub(crate) fn summary(runs: &[SkipRun]) -> Table {
 }
 
 /// Claim 5 at every depth with both versions: deeper than [`SHALLOW_DEPTH`], the network
-/// without skips is the more chaotic; at it, both are convex-like; with skips, convex-like at
+/// without skips is the more chaotic; at or below it, both are convex-like; with skips, convex-like at
 /// every depth; and skips generalize better (a check of `figure`'s test errors).
 pub(crate) fn checks(runs: &[SkipRun], figure: &str) -> Vec<Check> {
     let find = |d: usize, s: bool| runs.iter().find(|r| r.depth == d && r.skips == s);
@@ -157,7 +157,7 @@ pub(crate) fn checks(runs: &[SkipRun], figure: &str) -> Vec<Check> {
         if d <= SHALLOW_DEPTH {
             checks.push(Check {
                 claim: "claim 5".into(),
-                check: format!("depth {d} (shallowest): both versions convex-like"),
+                check: format!("depth {d} (shallow): both versions convex-like"),
                 measured: format!(
                     "{:.1}% with / {:.1}% without",
                     with.nonconvex, without.nonconvex

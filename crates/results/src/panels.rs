@@ -54,7 +54,7 @@ pub fn contour_panel(title: &str, grid: Grid2d) -> ContourPanel {
 pub const LOSS_CLIP: f64 = 10.0;
 
 /// A 3-D surface as the paper's figures 1 and 4 draw it: z = ln(loss + 0.1), the loss clipped
-/// at [`LOSS_CLIP`].
+/// at [`LOSS_CLIP`] (a diverged, NaN loss is drawn at the clip too: it is a wall, not a gap).
 pub fn surface_3d_panel(title: &str, grid: &Grid2d) -> SurfacePanel {
     SurfacePanel::new(
         Labels::new(title, "x (filter-normalized)", "y (filter-normalized)"),
