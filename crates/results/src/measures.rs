@@ -83,9 +83,11 @@ pub fn curvature(x: &[f64], loss: &[f64], centre: f64) -> f64 {
 }
 
 /// Share of a 2-D surface's points (in percent) where the loss is within `rise` of the loss at
-/// the centre: the area of the basin, as a fraction of the plotted square.
+/// the centre (the grid point nearest the origin, the base point: on a trajectory's PCA plane
+/// it is not the middle of the grid): the area of the basin, as a fraction of the plotted
+/// square.
 pub fn basin_area(grid: &Grid2d, rise: f64) -> f64 {
-    let centre = grid.get(grid.nx() / 2, grid.ny() / 2);
+    let centre = grid.get(nearest(grid.x(), 0.0), nearest(grid.y(), 0.0));
     let inside = grid
         .z()
         .iter()
@@ -168,6 +170,19 @@ fn nearest(x: &[f64], value: f64) -> usize {
 mod tests {
     use super::*;
     use landscape_figures::linspace;
+
+    #[test]
+    fn basin_area_is_measured_around_the_origin_of_an_off_centre_grid() {
+        // Loss x^2 + y^2 on x in [-1, 3], y in [-1, 1]: the base point (0, 0) is not the middle.
+        let (xs, ys) = (linspace(-1.0, 3.0, 21), linspace(-1.0, 1.0, 11));
+        let grid = Grid2d::from_fn(xs, ys, |x, y| x * x + y * y).unwrap();
+        // Within 0.5 of 0 at the origin: r^2 <= 0.5, about 1.57 of the 8 square units; the
+        // middle of the grid is (1, 0), where the rise would be measured from 1 instead.
+        let area = basin_area(&grid, 0.5);
+        let inside = grid.z().iter().filter(|z| **z <= 0.5).count();
+        assert_eq!(area, 100.0 * inside as f64 / grid.z().len() as f64);
+        assert!(area > 0.0 && area < 25.0, "{area}");
+    }
 
     #[test]
     fn width_and_curvature_of_a_parabola() {
