@@ -145,6 +145,15 @@ fn figure6_smoke() {
 }
 
 #[test]
+fn repeatability_smoke() {
+    reproduce(
+        "repeatability",
+        1,
+        &["repeatability.png", "repeatability.svg"],
+    );
+}
+
+#[test]
 fn figure8_smoke() {
     reproduce("figure8", 4, &["figure8.png", "figure8.svg"]);
 }

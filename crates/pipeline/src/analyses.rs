@@ -428,30 +428,32 @@ pub fn run_all(
             .collect();
         match &analysis.kind {
             AnalysisKind::Surface(s) => {
-                let request = SurfaceRequest {
-                    x: s.x,
-                    y: s.y,
-                    norm: s.norm,
-                    ignore: s.ignore,
-                    scope: s.dir_type,
-                    seed: s.seed,
-                    directions: None,
-                    plane: None,
-                    subset: s.subset,
-                    test: s.test,
-                    precision: s.precision,
-                };
                 for run in selected {
                     let id = &run.planned.record.id;
-                    let outcome = surface(ctx, cache, id, None, &request, shard)?;
-                    outputs.push(AnalysisOutput {
-                        analysis: analysis.name.clone(),
-                        runs: vec![id.clone()],
-                        sweep: run.planned.record.sweep.clone(),
-                        artifact: Artifact::Surface,
-                        dir: outcome.dir,
-                        complete: outcome.complete,
-                    });
+                    for seed in s.seed..s.seed + s.repeats {
+                        let request = SurfaceRequest {
+                            x: s.x,
+                            y: s.y,
+                            norm: s.norm,
+                            ignore: s.ignore,
+                            scope: s.dir_type,
+                            seed,
+                            directions: None,
+                            plane: None,
+                            subset: s.subset,
+                            test: s.test,
+                            precision: s.precision,
+                        };
+                        let outcome = surface(ctx, cache, id, None, &request, shard)?;
+                        outputs.push(AnalysisOutput {
+                            analysis: analysis.name.clone(),
+                            runs: vec![id.clone()],
+                            sweep: run.planned.record.sweep.clone(),
+                            artifact: Artifact::Surface,
+                            dir: outcome.dir,
+                            complete: outcome.complete,
+                        });
+                    }
                 }
             }
             AnalysisKind::Trajectory(t) => {

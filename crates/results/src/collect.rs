@@ -243,9 +243,16 @@ impl Collected {
     /// The surface of analysis `name` for run `id` (a surface's only run, or an
     /// interpolation's first).
     pub fn surface(&self, name: &str, id: &str) -> Option<&SurfaceResult> {
+        self.surfaces_of(name, id).into_iter().next()
+    }
+
+    /// Every surface of analysis `name` around run `id`, in seed order (an analysis with
+    /// `repeats` has several).
+    pub fn surfaces_of(&self, name: &str, id: &str) -> Vec<&SurfaceResult> {
         self.surfaces
             .iter()
-            .find(|s| s.analysis == name && s.runs.first().is_some_and(|r| r == id))
+            .filter(|s| s.analysis == name && s.runs.first().is_some_and(|r| r == id))
+            .collect()
     }
 
     /// The sharpness report of run `id`.

@@ -5,7 +5,8 @@
 //!
 //! - [`collect`]: a finished spec's runs and surfaces read back;
 //! - [`measures`]: numbers that summarize a landscape (basin width, curvature, non-convexity);
-//! - [`figure1`] to [`figure7`], [`figure9`] (and 8): the paper's layouts and claim checks;
+//! - [`figure1`] to [`figure7`], [`figure9`] (and 8), [`repeatability`]: the paper's layouts
+//!   and claim checks;
 //! - [`report`]: tables and findings on disk; [`diff`]: comparing result folders;
 //!   [`compare`]: comparing two surfaces of one grid by their contours and measures.
 //!
@@ -30,6 +31,7 @@ pub mod figure7;
 pub mod figure9;
 pub mod measures;
 mod panels;
+pub mod repeatability;
 pub mod report;
 
 use anyhow::{Context as _, Result, bail};
@@ -152,8 +154,11 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             "figure7" => figure7::build(&collected, &staging)?,
             "figure8" => figure9::build_figure8(&collected, &staging)?,
             "figure9" => figure9::build_figure9(&collected, &staging)?,
+            "repeatability" => repeatability::build(&collected, &staging)?,
             other => {
-                bail!("`{other}` has no figure builder yet (figure1 to figure9 do)")
+                bail!(
+                    "`{other}` has no figure builder yet (figure1 to figure9 and repeatability do)"
+                )
             }
         };
         write_surfaces(&collected, &staging)?;

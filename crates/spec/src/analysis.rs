@@ -23,6 +23,12 @@ fn default_states() -> ParamScope {
 fn default_true() -> bool {
     true
 }
+fn default_repeats() -> u64 {
+    1
+}
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
 
 /// `kind = "surface"`: loss around each selected run along random normalized directions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +51,10 @@ pub struct SurfaceAnalysis {
     /// Seed of the random directions.
     #[serde(default)]
     pub seed: u64,
+    /// Surfaces per run, along directions drawn with seeds `seed`, `seed + 1`, ... (the
+    /// paper's repeatability plots use ten).
+    #[serde(default = "default_repeats", skip_serializing_if = "is_one")]
+    pub repeats: u64,
     /// Training examples evaluated at each point (0: the run's whole training set).
     #[serde(default)]
     pub subset: usize,
@@ -192,7 +202,13 @@ impl Analysis {
             }
         }
         let kind = match kind.as_str() {
-            "surface" => AnalysisKind::Surface(deserialize_at(Value::Table(table), &at)?),
+            "surface" => {
+                let s: SurfaceAnalysis = deserialize_at(Value::Table(table), &at)?;
+                if s.repeats == 0 {
+                    bail!("{at}.repeats: expected at least 1, got 0");
+                }
+                AnalysisKind::Surface(s)
+            }
             "interpolate" => {
                 let mut a: InterpolateAnalysis = deserialize_at(Value::Table(table), &at)?;
                 if !swept.contains(&a.pair) {

@@ -187,6 +187,11 @@ fn mistakes_get_one_line_naming_file_and_key() {
         &[],
     );
     assert!(e.contains("train.batch_size"), "{e}");
+    let e = error(BASE, Scale::Paper, &["analysis.1d.repeats=0"]);
+    assert!(
+        e.contains("analysis.1d.repeats: expected at least 1"),
+        "{e}"
+    );
 }
 
 #[test]
