@@ -110,6 +110,36 @@ pub struct Curve {
 }
 
 impl SurfaceResult {
+    /// Reads the finished surface in `dir` (its `meta.toml` and `surface.csv`), as analysis
+    /// `analysis` of `runs`.
+    pub fn read(dir: &Path, analysis: String, runs: Vec<String>) -> Result<Self> {
+        let meta = read_meta(dir)
+            .with_context(|| format!("{} is not a surface directory", dir.display()))?;
+        let csv = dir.join("surface.csv");
+        if !csv.exists() {
+            bail!(
+                "{}: missing (the surface is not finished; run it again to complete it)",
+                csv.display()
+            );
+        }
+        let rows = read_points(&csv)?;
+        if rows.len() != meta.grid.len() {
+            bail!(
+                "{}: {} points for a grid of {}",
+                csv.display(),
+                rows.len(),
+                meta.grid.len()
+            );
+        }
+        Ok(Self {
+            analysis,
+            runs,
+            meta,
+            rows,
+            trajectory: None,
+        })
+    }
+
     /// The points of a 1-D surface as a curve.
     pub fn curve(&self) -> Curve {
         let col = |f: fn(&PointRow) -> Option<f64>| -> Vec<f64> {
@@ -126,13 +156,19 @@ impl SurfaceResult {
 
     /// The training loss of a 2-D surface as a grid.
     pub fn loss_grid(&self) -> Result<Grid2d> {
-        let y = self.meta.grid.y.context("not a 2-D surface")?;
-        Grid2d::new(
-            self.meta.grid.x.values(),
-            y.values(),
-            self.rows.iter().map(|r| r.train_loss).collect(),
-        )
+        loss_grid(&self.meta, self.train_loss())
     }
+
+    /// The training loss at every point, in grid order.
+    pub fn train_loss(&self) -> Vec<f64> {
+        self.rows.iter().map(|r| r.train_loss).collect()
+    }
+}
+
+/// Values `z` (in grid order) of the 2-D surface `meta` describes, as a grid.
+pub fn loss_grid(meta: &SurfaceMeta, z: Vec<f64>) -> Result<Grid2d> {
+    let y = meta.grid.y.context("not a 2-D surface")?;
+    Grid2d::new(meta.grid.x.values(), y.values(), z)
 }
 
 /// A curvature analysis of one run.
@@ -199,11 +235,8 @@ impl Collected {
                     _ => None,
                 };
                 Ok(SurfaceResult {
-                    analysis: a.analysis.clone(),
-                    runs: a.runs.clone(),
-                    meta: read_meta(&a.dir)?,
-                    rows: read_points(&a.dir.join("surface.csv"))?,
                     trajectory,
+                    ..SurfaceResult::read(&a.dir, a.analysis.clone(), a.runs.clone())?
                 })
             })
             .collect::<Result<Vec<_>>>()?;

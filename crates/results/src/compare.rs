@@ -8,47 +8,16 @@
 //! same region; 1: disjoint); and it evaluates the landscape measures of [`crate::measures`] on
 //! both.
 
+use crate::collect::{SurfaceResult, loss_grid};
 use crate::measures::{
-    WIDTH_RISE, basin_area, basin_width, curvature, local_minima, nonconvex_share,
+    WIDTH_RISE, basin_area, basin_width, curvature, local_minima, nearest, nonconvex_share,
 };
 use crate::report::{Table, num};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use landscape_figures::Grid2d;
-use landscape_surface::journal::{PointRow, read_points};
-use landscape_surface::surface::{SurfaceMeta, read_meta};
+use landscape_surface::surface::SurfaceMeta;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// A surface directory read back: what determined it and its points in grid order.
-struct Loaded {
-    meta: SurfaceMeta,
-    loss: Vec<f64>,
-}
-
-fn load(dir: &Path) -> Result<Loaded> {
-    let meta =
-        read_meta(dir).with_context(|| format!("{} is not a surface directory", dir.display()))?;
-    let csv = dir.join("surface.csv");
-    if !csv.exists() {
-        bail!(
-            "{}: missing (the surface is not finished; run it again to complete it)",
-            csv.display()
-        );
-    }
-    let rows: Vec<PointRow> = read_points(&csv)?;
-    if rows.len() != meta.grid.len() {
-        bail!(
-            "{}: {} points for a grid of {}",
-            csv.display(),
-            rows.len(),
-            meta.grid.len()
-        );
-    }
-    Ok(Loaded {
-        loss: rows.iter().map(|r| r.train_loss).collect(),
-        meta,
-    })
-}
 
 /// How the two sublevel sets `{loss < level}` compare.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +69,8 @@ pub struct SurfaceComparison {
 
 /// Compares the surfaces in directories `a` and `b` (same grid) at contour `levels`.
 pub fn compare(a: &Path, b: &Path, levels: &[f64]) -> Result<SurfaceComparison> {
-    let (sa, sb) = (load(a)?, load(b)?);
+    let read = |dir: &Path| SurfaceResult::read(dir, String::new(), Vec::new());
+    let (sa, sb) = (read(a)?, read(b)?);
     if sa.meta.grid != sb.meta.grid {
         bail!(
             "{} and {} have different grids ({} vs {}): compare surfaces of the same grid",
@@ -110,7 +80,7 @@ pub fn compare(a: &Path, b: &Path, levels: &[f64]) -> Result<SurfaceComparison> 
             describe(&sb.meta)
         );
     }
-    let mut c = compare_losses(&sa.meta, &sa.loss, &sb.loss, levels);
+    let mut c = compare_losses(&sa.meta, &sa.train_loss(), &sb.train_loss(), levels);
     c.differs_in = differences(&sa.meta, &sb.meta);
     Ok(c)
 }
@@ -212,13 +182,8 @@ fn compare_losses(meta: &SurfaceMeta, a: &[f64], b: &[f64], levels: &[f64]) -> S
 
 /// The grid index closest to the origin (the base point).
 fn centre_index(meta: &SurfaceMeta) -> usize {
-    let nearest = |values: Vec<f64>| {
-        (0..values.len())
-            .min_by(|&i, &j| values[i].abs().total_cmp(&values[j].abs()))
-            .unwrap_or(0)
-    };
-    let ix = nearest(meta.grid.x.values());
-    let iy = meta.grid.y.map_or(0, |y| nearest(y.values()));
+    let ix = nearest(&meta.grid.x.values(), 0.0);
+    let iy = meta.grid.y.map_or(0, |y| nearest(&y.values(), 0.0));
     iy * meta.grid.x.points + ix
 }
 
@@ -230,8 +195,8 @@ fn measures(meta: &SurfaceMeta, a: &[f64], b: &[f64]) -> Vec<MeasurePair> {
         b: b[centre],
     }];
     match meta.grid.y {
-        Some(y) => {
-            let grid = |z: &[f64]| Grid2d::new(meta.grid.x.values(), y.values(), z.to_vec());
+        Some(_) => {
+            let grid = |z: &[f64]| loss_grid(meta, z.to_vec());
             if let (Ok(ga), Ok(gb)) = (grid(a), grid(b)) {
                 let pair = |name, f: &dyn Fn(&Grid2d) -> f64| MeasurePair {
                     name,

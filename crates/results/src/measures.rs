@@ -160,7 +160,8 @@ pub fn local_minima(grid: &Grid2d) -> usize {
     count
 }
 
-fn nearest(x: &[f64], value: f64) -> usize {
+/// The index of the coordinate in `x` nearest `value`.
+pub(crate) fn nearest(x: &[f64], value: f64) -> usize {
     (0..x.len())
         .min_by(|&a, &b| (x[a] - value).abs().total_cmp(&(x[b] - value).abs()))
         .expect("a non-empty curve")
