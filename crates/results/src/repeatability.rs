@@ -21,15 +21,53 @@ const MAX_WIDTH_SPREAD: f64 = 0.2;
 /// a width).
 const MAX_CURVATURE_SPREAD: f64 = 0.5;
 
-/// `(max - min) / mean` of `values`.
-fn spread(values: &[f64]) -> f64 {
-    let (lo, hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            (l.min(*v), h.max(*v))
-        });
-    let mean = values.iter().sum::<f64>() / values.len() as f64;
-    (hi - lo) / mean.abs()
+/// How far apart a measure lands across directions.
+struct Spread {
+    lo: f64,
+    hi: f64,
+    mean: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Self {
+        Self {
+            lo: values.iter().copied().fold(f64::INFINITY, f64::min),
+            hi: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+        }
+    }
+
+    /// `(max - min) / mean`.
+    fn relative(&self) -> f64 {
+        (self.hi - self.lo) / self.mean.abs()
+    }
+
+    /// Claim 9's check that `directions` directions give nearly the same `what` (relative
+    /// spread at most `bound`); the values, called `label`, written with `digits` decimals.
+    fn check(
+        &self,
+        directions: usize,
+        what: &str,
+        label: &str,
+        digits: usize,
+        bound: f64,
+    ) -> Check {
+        Check {
+            claim: "claim 9".into(),
+            check: format!(
+                "{directions} random directions give nearly the same {what} (spread <= {:.0}%)",
+                100.0 * bound
+            ),
+            measured: format!(
+                "{label} {:.digits$}-{:.digits$}, spread {:.1}%",
+                self.lo,
+                self.hi,
+                100.0 * self.relative()
+            ),
+            paper: "ten random directions give overlapping curves".into(),
+            verdict: Verdict::of(self.relative() <= bound),
+        }
+    }
 }
 
 /// Builds the repeatability figure (one panel per run), summary (one row per run),
@@ -95,49 +133,24 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             .into(),
         );
         let n = widths.len();
-        let (w_spread, c_spread) = (spread(&widths), spread(&curvatures));
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (w, k) = (Spread::of(&widths), Spread::of(&curvatures));
         summary.push(vec![
             run.record.config.train.model.to_string(),
             num(run.test_error()),
             n.to_string(),
-            num(mean(&widths)),
-            num(100.0 * w_spread),
-            num(mean(&curvatures)),
-            num(100.0 * c_spread),
+            num(w.mean),
+            num(100.0 * w.relative()),
+            num(k.mean),
+            num(100.0 * k.relative()),
         ]);
-        checks.push(Check {
-            claim: "claim 9".into(),
-            check: format!(
-                "{} random directions give nearly the same basin width (spread <= {:.0}%)",
-                n,
-                100.0 * MAX_WIDTH_SPREAD
-            ),
-            measured: format!(
-                "width {:.3}-{:.3}, spread {:.1}%",
-                widths.iter().cloned().fold(f64::INFINITY, f64::min),
-                widths.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-                100.0 * w_spread
-            ),
-            paper: "ten random directions give overlapping curves".into(),
-            verdict: Verdict::of(w_spread <= MAX_WIDTH_SPREAD),
-        });
-        checks.push(Check {
-            claim: "claim 9".into(),
-            check: format!(
-                "{} random directions give nearly the same curvature at the minimum (spread <= {:.0}%)",
-                n,
-                100.0 * MAX_CURVATURE_SPREAD
-            ),
-            measured: format!(
-                "curvature {:.2}-{:.2}, spread {:.1}%",
-                curvatures.iter().cloned().fold(f64::INFINITY, f64::min),
-                curvatures.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-                100.0 * c_spread
-            ),
-            paper: "ten random directions give overlapping curves".into(),
-            verdict: Verdict::of(c_spread <= MAX_CURVATURE_SPREAD),
-        });
+        checks.push(w.check(n, "basin width", "width", 3, MAX_WIDTH_SPREAD));
+        checks.push(k.check(
+            n,
+            "curvature at the minimum",
+            "curvature",
+            2,
+            MAX_CURVATURE_SPREAD,
+        ));
     }
     let count = panels.len().max(1);
     Figure::grid(1, count, panels)
@@ -163,11 +176,14 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::Spread;
 
     #[test]
     fn spread_is_range_over_mean() {
-        assert_eq!(spread(&[1.0, 1.0, 1.0]), 0.0);
-        assert!((spread(&[0.9, 1.0, 1.1]) - 0.2).abs() < 1e-12);
+        assert_eq!(Spread::of(&[1.0, 1.0, 1.0]).relative(), 0.0);
+        assert!((Spread::of(&[0.9, 1.0, 1.1]).relative() - 0.2).abs() < 1e-12);
+        let check = Spread::of(&[0.9, 1.0, 1.3]).check(3, "basin width", "width", 3, 0.2);
+        assert_eq!(check.measured, "width 0.900-1.300, spread 37.5%");
+        assert_eq!(check.verdict, crate::report::Verdict::Fail);
     }
 }
