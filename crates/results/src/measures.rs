@@ -100,9 +100,22 @@ pub fn basin_area(grid: &Grid2d, rise: f64) -> f64 {
 /// finite-difference Hessian of the loss has a negative eigenvalue larger than 10 % of the
 /// largest one in magnitude (`lambda_min < -0.1 |lambda_max|`). 0 for a bowl.
 pub fn nonconvex_share(grid: &Grid2d) -> f64 {
+    let (concave, counted) = nonconvex_points(grid, f64::INFINITY);
+    if counted == 0 {
+        f64::NAN
+    } else {
+        100.0 * concave as f64 / counted as f64
+    }
+}
+
+/// The interior points [`nonconvex_share`] finds non-convex, and those it counts, among the
+/// points whose 3 x 3 neighbourhood stays below `cap` (`f64::INFINITY`: all of them). A cap
+/// at the top contour level keeps the exploding walls, where a coarse grid's curvature is
+/// noise, out of the count.
+pub fn nonconvex_points(grid: &Grid2d, cap: f64) -> (usize, usize) {
     let (nx, ny) = (grid.nx(), grid.ny());
     if nx < 3 || ny < 3 {
-        return f64::NAN;
+        return (0, 0);
     }
     let (hx, hy) = (grid.x()[1] - grid.x()[0], grid.y()[1] - grid.y()[0]);
     let (mut counted, mut concave) = (0usize, 0usize);
@@ -111,6 +124,9 @@ pub fn nonconvex_share(grid: &Grid2d) -> f64 {
             let z = |dx: isize, dy: isize| {
                 grid.get((ix as isize + dx) as usize, (iy as isize + dy) as usize)
             };
+            if cap.is_finite() && !(-1..=1).all(|dy| (-1..=1).all(|dx| z(dx, dy) < cap)) {
+                continue;
+            }
             let fxx = (z(1, 0) - 2.0 * z(0, 0) + z(-1, 0)) / (hx * hx);
             let fyy = (z(0, 1) - 2.0 * z(0, 0) + z(0, -1)) / (hy * hy);
             let fxy = (z(1, 1) - z(1, -1) - z(-1, 1) + z(-1, -1)) / (4.0 * hx * hy);
@@ -126,11 +142,7 @@ pub fn nonconvex_share(grid: &Grid2d) -> f64 {
             }
         }
     }
-    if counted == 0 {
-        f64::NAN
-    } else {
-        100.0 * concave as f64 / counted as f64
-    }
+    (concave, counted)
 }
 
 /// Strict local minima of a 2-D surface (lower than all 8 neighbours), the centre's included.
@@ -171,6 +183,30 @@ pub(crate) fn nearest(x: &[f64], value: f64) -> usize {
 mod tests {
     use super::*;
     use landscape_figures::linspace;
+
+    #[test]
+    fn nonconvex_points_below_a_cap_leave_the_walls_out() {
+        // A bowl with a saddle-shaped wall: z = x^2 + y^2 inside r < 0.5, and 100 - x^2 + y^2
+        // (non-convex) beyond it.
+        let a = linspace(-1.0, 1.0, 21);
+        let grid = Grid2d::from_fn(a.clone(), a, |x, y| {
+            if x * x + y * y < 0.25 {
+                x * x + y * y
+            } else {
+                100.0 - x * x + y * y
+            }
+        })
+        .unwrap();
+        let (all_bad, all) = nonconvex_points(&grid, f64::INFINITY);
+        let (bad, inside) = nonconvex_points(&grid, 10.0);
+        assert_eq!(all, 19 * 19);
+        assert!(all_bad > 0);
+        // Inside: the points whose 3 x 3 neighbourhood lies in the bowl; a bowl has none
+        // non-convex.
+        assert!(inside > 0 && inside < all, "{inside}");
+        assert_eq!(bad, 0);
+        assert_eq!(nonconvex_share(&grid), 100.0 * all_bad as f64 / all as f64);
+    }
 
     #[test]
     fn basin_area_is_measured_around_the_origin_of_an_off_centre_grid() {
