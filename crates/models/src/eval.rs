@@ -40,6 +40,9 @@ pub struct DeviceBatches {
     /// The images in NHWC and the labels on the host, made on first use by the CPU kernels and
     /// shared by clones.
     host: Arc<OnceLock<HostData>>,
+    /// The images cast to bf16 on the device, made on first use by a bf16 evaluation (so the
+    /// cast is done once per data set, not at every grid point) and shared by clones.
+    bf16_images: Arc<OnceLock<Vec<Tensor<4>>>>,
 }
 
 /// A data set on the host, as the CPU kernels read it.
@@ -90,6 +93,7 @@ impl DeviceBatches {
             image: IMAGE_SHAPE,
             on_cpu: device.clone().without_autodiff() == Device::flex(),
             host: Arc::default(),
+            bf16_images: Arc::default(),
         })
     }
 
@@ -119,6 +123,7 @@ impl DeviceBatches {
             image: [c, h, w],
             on_cpu,
             host: Arc::default(),
+            bf16_images: Arc::default(),
         })
     }
 
@@ -143,6 +148,16 @@ impl DeviceBatches {
                 labels.extend(y.iter().map(|&l| l as usize));
             }
             HostData { images, labels }
+        })
+    }
+
+    /// The image batches in bf16 (cast on first use).
+    fn bf16_images(&self) -> &[Tensor<4>] {
+        self.bf16_images.get_or_init(|| {
+            self.batches
+                .iter()
+                .map(|(x, _)| x.clone().cast(FloatDType::BF16))
+                .collect()
         })
     }
 
@@ -279,9 +294,9 @@ impl Evaluator {
         }
         // Per-batch sums stay on the device; one read at the end (loss sum, correct count).
         let mut sums: Option<Tensor<1>> = None;
-        for (x, y) in data.batches() {
+        for (i, (x, y)) in data.batches().iter().enumerate() {
             let x = if bf16 {
-                x.clone().cast(FloatDType::BF16)
+                data.bf16_images()[i].clone()
             } else {
                 x.clone()
             };
