@@ -98,40 +98,45 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
         let macs = net.macs_per_image() as f64;
         let base = net.init(0, device);
         let evaluator = Evaluator::new(net.layers()).with_precision(plan.precision);
-        let mut record =
-            |measure: &str, batch: usize, images_per_s: f64, points_per_s: Option<f64>| {
-                let r = BenchResult {
-                    model: arch.to_string(),
-                    width: plan.width,
-                    measure: measure.into(),
-                    batch,
-                    precision: if measure == "train_step" {
-                        Precision::F32
-                    } else {
-                        plan.precision
-                    },
-                    images_per_s,
-                    points_per_s,
-                    gmacs_per_s: images_per_s * macs / 1e9,
-                };
-                eprintln!(
-                    "{:<18} {:<11} {:<4} batch {:>5}: {:>10.0} images/s{}",
-                    r.model,
-                    r.measure,
-                    r.precision.name(),
-                    batch,
-                    images_per_s,
-                    points_per_s.map_or(String::new(), |p| format!(
-                        ", {p:.3} grid points/s over {} images",
-                        plan.images
-                    ))
-                );
-                results.push(r);
+        let mut record = |measure: &str,
+                          precision: Precision,
+                          batch: usize,
+                          images_per_s: f64,
+                          points_per_s: Option<f64>| {
+            let r = BenchResult {
+                model: arch.to_string(),
+                width: plan.width,
+                measure: measure.into(),
+                batch,
+                precision,
+                images_per_s,
+                points_per_s,
+                gmacs_per_s: images_per_s * macs / 1e9,
             };
+            eprintln!(
+                "{:<18} {:<11} {:<4} batch {:>5}: {:>10.0} images/s{}",
+                r.model,
+                r.measure,
+                r.precision.name(),
+                batch,
+                images_per_s,
+                points_per_s.map_or(String::new(), |p| format!(
+                    ", {p:.3} grid points/s over {} images",
+                    plan.images
+                ))
+            );
+            results.push(r);
+        };
         for &batch in &plan.eval_batches {
             let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
             let seconds = time(plan.repeats, || evaluator.evaluate(base.tensors(), &data));
-            record("eval", batch, plan.images as f64 / seconds, None);
+            record(
+                "eval",
+                plan.precision,
+                batch,
+                plan.images as f64 / seconds,
+                None,
+            );
         }
         let batch = *plan.eval_batches.last().unwrap_or(&500);
         let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
@@ -150,6 +155,7 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
         });
         record(
             "grid_point",
+            plan.precision,
             batch,
             plan.images as f64 / seconds,
             Some(1.0 / seconds),
@@ -185,7 +191,13 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
                 std::hint::black_box(stats);
             }
         });
-        record("train_step", b, (steps * b) as f64 / seconds, None);
+        record(
+            "train_step",
+            Precision::F32,
+            b,
+            (steps * b) as f64 / seconds,
+            None,
+        );
     }
     Ok(results)
 }
