@@ -33,6 +33,22 @@ bench:
     cargo bench -p landscape-surface -p landscape-train
     if [ -x bench/.venv/bin/python ]; then bench/.venv/bin/python bench/pytorch_cpu.py --quick; else echo "PyTorch baseline: see bench/README.md to install it"; fi
 
+# The CUDA binary and its CPU-agreement test, stripped and xz-compressed in target/gpu/, for a GPU machine without Rust (bench/README.md).
+gpu-build:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/cuda-env.sh
+    target="${CARGO_TARGET_DIR:-target}"
+    cargo build --release --features cuda
+    test_exe=$(cargo test --release --features cuda --test cuda --no-run --message-format=json \
+        | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cuda" and m.get("executable")][0])')
+    mkdir -p target/gpu
+    strip -o target/gpu/landscape "$target/release/landscape"
+    strip -o target/gpu/cuda-test "$test_exe"
+    xz -T0 -f target/gpu/landscape target/gpu/cuda-test
+    realpath "$target/release/landscape" > target/gpu/cuda-test.exe-path
+    ls -l target/gpu
+
 # Check that the CUDA build still compiles, offline (see scripts/cuda-env.sh).
 check-cuda:
     #!/usr/bin/env bash
