@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    keep_freed_memory();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -38,5 +39,21 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Keeps memory that training frees for the next step instead of handing it back to the kernel.
+/// By default glibc unmaps every freed block over its (adaptive) mmap threshold and trims the
+/// heap top, so each training step page-faults and zeroes its activations afresh. Keeping blocks
+/// up to 32 MiB on the heap (glibc's largest threshold) and trimming only above 1 GiB raised a
+/// ResNet-20 training step from 165 to 204 images/s on 2 cores, with the same peak memory
+/// (`landscape bench --models resnet20 --train-batch 128`; VGG-9, whose activations exceed
+/// 32 MiB, is unchanged). jemalloc and mimalloc, preloaded, were slower than glibc's default.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
