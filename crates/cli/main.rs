@@ -45,10 +45,10 @@ fn main() -> ExitCode {
 /// Keeps memory that training frees for the next step instead of handing it back to the kernel.
 /// By default glibc unmaps every freed block over its (adaptive) mmap threshold and trims the
 /// heap top, so each training step page-faults and zeroes its activations afresh. Keeping blocks
-/// up to 32 MiB on the heap (glibc's largest threshold) and trimming only above 1 GiB raised a
-/// ResNet-20 training step from 165 to 204 images/s on 2 cores, with the same peak memory
-/// (`landscape bench --models resnet20 --train-batch 128`; VGG-9, whose activations exceed
-/// 32 MiB, is unchanged). jemalloc and mimalloc, preloaded, were slower than glibc's default.
+/// up to 32 MiB on the heap and trimming only above 1 GiB raised a ResNet-20 training step from
+/// 165 to 204-217 images/s on 2 cores, with the same peak memory (`landscape bench --models
+/// resnet20,vgg9 --train-batch 128`). VGG-9 is unchanged, also with thresholds of 128 and
+/// 512 MiB; jemalloc and mimalloc, preloaded, were slower than glibc's default.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
