@@ -29,7 +29,7 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
   [ -d "$d" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
 done
 export LD_LIBRARY_PATH
-# Kernel compilation can recurse deeply; a spawned thread's default 2 MiB stack is not enough.
+# With fusion, figure7's smoke once overflowed a spawned thread's default 2 MiB stack: give threads more.
 export RUST_MIN_STACK=67108864
 
 stamp() { echo "[$(date +%T)] $*" | tee -a "$R/session.log"; }
