@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared session on a GPU machine (no Rust there): landscape's CUDA build against the CPU,
 # the smoke reproductions on the GPU, and landscape's throughput beside PyTorch's on the same card.
-# Usage (from the repository root, with the compressed binaries in target/gpu/):
+# Usage (from the repository root, with the binaries in target/gpu/, xz-compressed or not):
 #   OUT=/some/dir bash bench/gpu_session.sh
 #   target/gpu/landscape.xz    `cargo build --release --features cuda`, stripped
 #   target/gpu/cuda-test.xz    `cargo test --release --features cuda --test cuda --no-run` (optional),
@@ -34,7 +34,15 @@ export RUST_MIN_STACK=67108864
 
 stamp() { echo "[$(date +%T)] $*" | tee -a "$R/session.log"; }
 pack() { tar -C "$R" -czf "$OUT/session.tar.gz.tmp" . && mv "$OUT/session.tar.gz.tmp" "$OUT/session.tar.gz"; cp "$R/session.log" "$OUT/session.log"; }
-unxz_to() { python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2" && chmod +x "$2"; }
+# unpack NAME DEST: target/gpu/NAME.xz (as `just gpu-build` leaves it) or target/gpu/NAME as is.
+unpack() {
+  if [ -f "target/gpu/$1.xz" ]; then
+    if command -v xz >/dev/null; then xz -dc "target/gpu/$1.xz" > "$2"
+    else python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "target/gpu/$1.xz" "$2"; fi
+  else
+    cp "target/gpu/$1" "$2"
+  fi && chmod +x "$2"
+}
 # step NAME SECONDS COMMAND...: run with a time limit, output to $R/NAME.txt, exit status appended.
 step() {
   local name=$1 limit=$2; shift 2
@@ -50,7 +58,7 @@ step() {
 stamp "card and unpacking"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$R/card.csv" 2>&1
 cat "$R/card.csv"
-unxz_to target/gpu/landscape.xz "$L" || { stamp "no binary"; pack; exit 1; }
+unpack landscape "$L" || { stamp "no binary in target/gpu/ (just gpu-build)"; pack; exit 1; }
 pack
 
 # Phase 1, checks (no timings, so all run side by side): the CPU-agreement test and the smokes,
@@ -58,12 +66,12 @@ pack
 # (minimal) and keeps no shared cache file: these runs time nothing, and share no file.
 if wants checks; then (
   export CUBECL_AUTOTUNE_LEVEL=minimal CUBECL_AUTOTUNE_CACHE=false
-  if [ -f target/gpu/cuda-test.xz ]; then
+  if [ -f target/gpu/cuda-test.xz ] || [ -f target/gpu/cuda-test ]; then
     # The test runs the binary cargo built it against, at that machine's absolute path.
     # (Never replaced where it exists: on the build machine that is the real binary.)
     exe=$(cat target/gpu/cuda-test.exe-path)
     [ -e "$exe" ] || { mkdir -p "$(dirname "$exe")" && ln -s "$L" "$exe"; }
-    unxz_to target/gpu/cuda-test.xz "$WORK/cuda-test"
+    unpack cuda-test "$WORK/cuda-test"
     step cuda_test 150 "$WORK/cuda-test" --nocapture &
   else
     step cuda_test 150 "$L" --device cuda --workdir "$WORK/agree" bench --compare-cpu \
