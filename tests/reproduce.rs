@@ -34,7 +34,9 @@ fn csv_rows(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn reproduce(figure: &str, runs: usize, files: &[&str]) {
+/// Reproduces `figure` at smoke scale and checks what every figure leaves; returns the folder
+/// holding the results (`<figure>/`), kept until the caller drops it.
+fn reproduce(figure: &str, runs: usize, files: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let results = dir.path().join(figure);
@@ -108,6 +110,7 @@ fn reproduce(figure: &str, runs: usize, files: &[&str]) {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("99.9999"));
+    dir
 }
 
 #[test]
@@ -117,11 +120,21 @@ fn figure2_smoke() {
 
 #[test]
 fn figure3_smoke() {
-    reproduce(
+    let results = reproduce(
         "figure3",
         4,
         &["figure3.png", "figure3.svg", "sharpness.csv"],
     );
+    // Claim 3 reads each minimum's 1-D measures over the spec's five directions: a mean that
+    // lies within the range the directions span.
+    let rows = csv_rows(&results.path().join("figure3").join("summary.csv"));
+    for row in &rows {
+        let value = |i: usize| row[i].parse::<f64>().unwrap();
+        assert_eq!(row[10], "5", "{row:?}");
+        let (mean, lo, hi) = (value(6), value(11), value(12));
+        assert!(lo <= mean && mean <= hi, "{row:?}");
+    }
+    assert!(rows.iter().any(|row| row[11] != row[12]), "{rows:?}");
 }
 
 #[test]

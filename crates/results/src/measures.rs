@@ -9,6 +9,33 @@ pub const WIDTH_RISE: f64 = 0.5;
 /// Half-width of the window, in direction units, over which the curvature at a minimum is fit.
 pub const CURVATURE_WINDOW: f64 = 0.2;
 
+/// How far apart a measure lands across random directions (an analysis with `repeats`).
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    /// The smallest value.
+    pub lo: f64,
+    /// The largest value.
+    pub hi: f64,
+    /// The mean.
+    pub mean: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (the mean is NaN when there are none).
+    pub fn of(values: &[f64]) -> Self {
+        Self {
+            lo: values.iter().copied().fold(f64::INFINITY, f64::min),
+            hi: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+        }
+    }
+
+    /// `(max - min) / mean`.
+    pub fn relative(&self) -> f64 {
+        (self.hi - self.lo) / self.mean.abs()
+    }
+}
+
 /// The width of a 1-D curve's basin: the length of the interval around the point `centre`
 /// (a coordinate on `x`) where `loss <= loss(centre) + rise`, with the crossings found by linear
 /// interpolation between grid points. A non-finite loss counts as above any level. The interval

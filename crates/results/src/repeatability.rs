@@ -5,7 +5,7 @@
 
 use crate::Product;
 use crate::collect::Collected;
-use crate::measures::{WIDTH_RISE, basin_width, curvature};
+use crate::measures::{Spread, WIDTH_RISE, basin_width, curvature};
 use crate::panels::{LOSS_AXIS_MAX, run_title};
 use crate::report::{Check, Table, Verdict, num};
 use anyhow::Result;
@@ -21,27 +21,7 @@ const MAX_WIDTH_SPREAD: f64 = 0.2;
 /// a width).
 const MAX_CURVATURE_SPREAD: f64 = 0.5;
 
-/// How far apart a measure lands across directions.
-struct Spread {
-    lo: f64,
-    hi: f64,
-    mean: f64,
-}
-
 impl Spread {
-    fn of(values: &[f64]) -> Self {
-        Self {
-            lo: values.iter().copied().fold(f64::INFINITY, f64::min),
-            hi: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            mean: values.iter().sum::<f64>() / values.len() as f64,
-        }
-    }
-
-    /// `(max - min) / mean`.
-    fn relative(&self) -> f64 {
-        (self.hi - self.lo) / self.mean.abs()
-    }
-
     /// Claim 9's check that `directions` directions give nearly the same `what` (relative
     /// spread at most `bound`); the values, called `label`, written with `digits` decimals.
     fn check(
