@@ -5,7 +5,7 @@
 
 use crate::Product;
 use crate::collect::Collected;
-use crate::figure5::{MEASURES, SkipRun, checks, skip_runs, summary};
+use crate::figure5::{SkipRun, checks, skip_product, skip_runs};
 use crate::panels::{LOSS_CLIP, surface_3d_panel};
 use anyhow::Result;
 use landscape_figures::{Figure, Panel};
@@ -35,11 +35,5 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         "Figure 1: without (left) and with (right) skip connections",
         &out.join("figure1"),
     )?;
-    Ok(Product {
-        summary: summary(&runs),
-        checks: checks(&runs, "figure 1"),
-        measures: MEASURES.to_vec(),
-        tables: Vec::new(),
-        figures: vec!["figure1.png".into(), "figure1.svg".into()],
-    })
+    Ok(skip_product("figure1", &runs, checks(&runs, "figure 1")))
 }

@@ -6,7 +6,7 @@
 use crate::Product;
 use crate::collect::Collected;
 use crate::figure1::draw_3d;
-use crate::figure5::{CONVEX_LIKE, MEASURES, summary};
+use crate::figure5::{convex_like_check, skip_product};
 use crate::report::{Check, Verdict};
 use anyhow::Result;
 use landscape_models::Arch;
@@ -42,15 +42,11 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             paper: "DenseNet smooth and convex-like, ResNet-110-noshort chaotic".into(),
             verdict: Verdict::of(dense.nonconvex < noshort.nonconvex),
         });
-        checks.push(Check {
-            claim: "claim 5".into(),
-            check: format!(
-                "DenseNet-121's landscape is convex-like (non-convex share < {CONVEX_LIKE}%)"
-            ),
-            measured: format!("{:.1}%", dense.nonconvex),
-            paper: "convex-like".into(),
-            verdict: Verdict::of(dense.nonconvex < CONVEX_LIKE),
-        });
+        checks.push(convex_like_check(
+            "DenseNet-121's landscape",
+            dense.nonconvex,
+            "convex-like",
+        ));
         let (e_dense, e_noshort) = (dense.run.test_error(), noshort.run.test_error());
         checks.push(Check {
             claim: "figure 4".into(),
@@ -63,11 +59,5 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             verdict: Verdict::of(e_dense < e_noshort),
         });
     }
-    Ok(Product {
-        summary: summary(&runs),
-        checks,
-        measures: MEASURES.to_vec(),
-        tables: Vec::new(),
-        figures: vec!["figure4.png".into(), "figure4.svg".into()],
-    })
+    Ok(skip_product("figure4", &runs, checks))
 }

@@ -150,15 +150,11 @@ pub(crate) fn checks(runs: &[SkipRun], figure: &str) -> Vec<Check> {
                 verdict: Verdict::of(without.nonconvex > with.nonconvex),
             });
         }
-        checks.push(Check {
-            claim: "claim 5".into(),
-            check: format!(
-                "depth {d}: with skips the landscape is convex-like (non-convex share < {CONVEX_LIKE}%)"
-            ),
-            measured: format!("{:.1}%", with.nonconvex),
-            paper: "convex-like at every depth".into(),
-            verdict: Verdict::of(with.nonconvex < CONVEX_LIKE),
-        });
+        checks.push(convex_like_check(
+            &format!("depth {d}: with skips the landscape"),
+            with.nonconvex,
+            "convex-like at every depth",
+        ));
         if d <= SHALLOW_DEPTH {
             checks.push(Check {
                 claim: "claim 5".into(),
@@ -184,6 +180,30 @@ pub(crate) fn checks(runs: &[SkipRun], figure: &str) -> Vec<Check> {
         });
     }
     checks
+}
+
+/// Claim 5's check that `landscape` (named as the check reads it) is convex-like: its non-convex
+/// share is under [`CONVEX_LIKE`].
+pub(crate) fn convex_like_check(landscape: &str, nonconvex: f64, paper: &str) -> Check {
+    Check {
+        claim: "claim 5".into(),
+        check: format!("{landscape} is convex-like (non-convex share < {CONVEX_LIKE}%)"),
+        measured: format!("{nonconvex:.1}%"),
+        paper: paper.into(),
+        verdict: Verdict::of(nonconvex < CONVEX_LIKE),
+    }
+}
+
+/// The product of a skip-connection figure (1, 4, 5 or 6): the shared summary and measures,
+/// `checks`, and `<figure>.png` / `.svg`.
+pub(crate) fn skip_product(figure: &str, runs: &[SkipRun], checks: Vec<Check>) -> Product {
+    Product {
+        summary: summary(runs),
+        checks,
+        measures: MEASURES.to_vec(),
+        tables: Vec::new(),
+        figures: vec![format!("{figure}.png"), format!("{figure}.svg")],
+    }
 }
 
 /// How the summary's surface measures are computed.
@@ -219,11 +239,5 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     Figure::grid(rows, depths.len().max(1), panels)
         .with_title("Figure 5: ResNets with skip connections (top) and without (bottom)")
         .save(&out.join("figure5"))?;
-    Ok(Product {
-        summary: summary(&runs),
-        checks: checks(&runs, "figure 5"),
-        measures: MEASURES.to_vec(),
-        tables: Vec::new(),
-        figures: vec!["figure5.png".into(), "figure5.svg".into()],
-    })
+    Ok(skip_product("figure5", &runs, checks(&runs, "figure 5")))
 }

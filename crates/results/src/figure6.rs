@@ -5,7 +5,7 @@
 
 use crate::Product;
 use crate::collect::Collected;
-use crate::figure5::{BASIN_RISE, MEASURES, SkipRun, skip_runs, summary};
+use crate::figure5::{BASIN_RISE, SkipRun, skip_product, skip_runs};
 use crate::measures::basin_area;
 use crate::panels::contour_panel;
 use crate::report::{Check, Verdict};
@@ -89,11 +89,5 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             verdict: Verdict::of(e_w < e_n),
         });
     }
-    Ok(Product {
-        summary: summary(&runs),
-        checks,
-        measures: MEASURES.to_vec(),
-        tables: Vec::new(),
-        figures: vec!["figure6.png".into(), "figure6.svg".into()],
-    })
+    Ok(skip_product("figure6", &runs, checks))
 }
