@@ -90,6 +90,66 @@ pub struct Gates {
 }
 
 impl Gates {
+    /// Choices made elsewhere (by the CPU training kernels), in execution order: for each ReLU
+    /// its input's shape `[n, c, h, w]` (`[n, c, 1, 1]` for feature vectors) and which units
+    /// were off, for each max pool its output's shape and the flat index into the input plane
+    /// each window took.
+    pub fn from_host(
+        relu_off: Vec<([usize; 4], Vec<bool>)>,
+        pool_argmax: Vec<([usize; 4], Vec<i64>)>,
+        device: &burn::tensor::Device,
+    ) -> Self {
+        Self {
+            relu_off: relu_off
+                .into_iter()
+                .map(|(dims, v)| {
+                    Tensor::<4, Bool>::from_data(burn::tensor::TensorData::new(v, dims), device)
+                })
+                .collect(),
+            pool_argmax: pool_argmax
+                .into_iter()
+                .map(|(dims, v)| {
+                    Tensor::<4, Int>::from_data(burn::tensor::TensorData::new(v, dims), device)
+                })
+                .collect(),
+        }
+    }
+
+    /// How many recorded choices differ from `other`'s (ReLU units, max-pool windows); `None`
+    /// when the two were recorded on different graphs or batches.
+    pub fn differences(&self, other: &Gates) -> Option<(usize, usize)> {
+        if self.relu_off.len() != other.relu_off.len()
+            || self.pool_argmax.len() != other.pool_argmax.len()
+        {
+            return None;
+        }
+        let mut relu = 0;
+        for (a, b) in self.relu_off.iter().zip(&other.relu_off) {
+            if a.dims() != b.dims() {
+                return None;
+            }
+            relu += a
+                .clone()
+                .not_equal(b.clone())
+                .int()
+                .sum()
+                .into_scalar::<i64>() as usize;
+        }
+        let mut pool = 0;
+        for (a, b) in self.pool_argmax.iter().zip(&other.pool_argmax) {
+            if a.dims() != b.dims() {
+                return None;
+            }
+            pool += a
+                .clone()
+                .not_equal(b.clone())
+                .int()
+                .sum()
+                .into_scalar::<i64>() as usize;
+        }
+        Some((relu, pool))
+    }
+
     /// Number of ReLU masks recorded.
     pub fn relu_count(&self) -> usize {
         self.relu_off.len()
@@ -192,6 +252,16 @@ impl<'a> Forward<'a> {
     /// detached from autodiff.
     pub fn into_running_updates(self) -> Vec<(ParamId, Tensor<1>)> {
         self.running_updates
+    }
+
+    /// The running statistics' updates and the recorded choices, together (see
+    /// [`Forward::into_running_updates`] and [`Forward::into_gates`]).
+    pub fn into_parts(self) -> (Vec<(ParamId, Tensor<1>)>, Gates) {
+        let gates = match self.gating {
+            Gating::Record(gates) => gates,
+            _ => Gates::default(),
+        };
+        (self.running_updates, gates)
     }
 
     fn param(&self, id: ParamId) -> Tensor<1> {

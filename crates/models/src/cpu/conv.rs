@@ -311,6 +311,25 @@ impl ConvPlan {
         relu: bool,
     ) {
         // SAFETY: forwarded.
+        unsafe { self.run_rows(packed, x, x_stride, y, y_stride, self.geom.wo, relu) }
+    }
+
+    /// [`ConvPlan::run_gemm`] with the weights of `packed`.
+    ///
+    /// # Safety
+    /// As [`ConvPlan::run_gemm`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn run_rows(
+        &self,
+        packed: &PackedConv,
+        x: *const f32,
+        x_stride: usize,
+        y: *mut f32,
+        y_stride: usize,
+        rows: usize,
+        relu: bool,
+    ) {
+        // SAFETY: forwarded.
         unsafe {
             self.run_gemm(
                 packed.w.as_slice().as_ptr(),
@@ -319,10 +338,16 @@ impl ConvPlan {
                 x_stride,
                 y,
                 y_stride,
-                self.geom.wo,
+                rows,
                 relu,
             )
         }
+    }
+
+    /// Whether every output pixel is written by one tile only, so that the residual may be
+    /// the output itself (an accumulation in place).
+    pub(crate) fn tiles_disjoint(&self) -> bool {
+        self.geom.ho.is_multiple_of(self.rh) && self.geom.wo.is_multiple_of(self.rw)
     }
 
     /// A matrix product with the plan's kernel: `y[r] = relu?(W x[r] + b)` for the first

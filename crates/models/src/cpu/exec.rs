@@ -13,6 +13,68 @@ pub(crate) enum PackedAny {
     Winograd(PackedWinograd),
 }
 
+impl ConvKernel {
+    /// An empty packing for this kernel.
+    pub(crate) fn packed(&self) -> PackedAny {
+        match self {
+            ConvKernel::Direct(_) => PackedAny::Direct(Default::default()),
+            ConvKernel::Winograd(_) => PackedAny::Winograd(Default::default()),
+        }
+    }
+
+    /// Packs `weight` (`[cout, cin, k, k]`) and `bias` into `packed` (made by
+    /// [`ConvKernel::packed`]), reusing its storage.
+    pub(crate) fn pack(&self, weight: &[f32], bias: Option<&[f32]>, packed: &mut PackedAny) {
+        match (self, packed) {
+            (ConvKernel::Direct(p), PackedAny::Direct(packed)) => p.pack(weight, bias, packed),
+            (ConvKernel::Winograd(p), PackedAny::Winograd(packed)) => p.pack(weight, bias, packed),
+            _ => unreachable!("weights packed for another kernel"),
+        }
+    }
+
+    /// Whether the residual may be the output itself (each output written once, after its
+    /// residual is read).
+    pub(crate) fn adds_in_place(&self) -> bool {
+        match self {
+            ConvKernel::Direct(p) => p.tiles_disjoint(),
+            ConvKernel::Winograd(_) => true,
+        }
+    }
+
+    /// Runs the convolution on `n` images: `x(i)`, `y(i)`, `res(i)` the padded input, output
+    /// and residual (null: none) of image `i`.
+    ///
+    /// # Safety
+    /// As [`super::conv::ConvPlan::run`] for every image; `scratch` must be large enough for a
+    /// Winograd kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn run(
+        &self,
+        packed: &PackedAny,
+        scratch: &mut Scratch,
+        n: usize,
+        x: impl Fn(usize) -> *const f32,
+        y: impl Fn(usize) -> *mut f32,
+        res: impl Fn(usize) -> *const f32,
+        relu: bool,
+    ) {
+        // SAFETY: forwarded.
+        unsafe {
+            match (self, packed) {
+                (ConvKernel::Direct(plan), PackedAny::Direct(packed)) => {
+                    for g in 0..n {
+                        plan.run(packed, x(g), y(g), res(g), relu);
+                    }
+                }
+                (ConvKernel::Winograd(plan), PackedAny::Winograd(packed)) => {
+                    plan.run(packed, scratch, n, x, y, res, relu)
+                }
+                _ => unreachable!("weights packed for another kernel"),
+            }
+        }
+    }
+}
+
 /// The tensors of one parameter point, packed for the kernels.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Weights {
@@ -86,25 +148,15 @@ impl Plan {
                         conv,
                     } => {
                         let r = |g: usize| res.map_or(std::ptr::null(), |r| at(r, g).cast_const());
-                        match (&self.convs[conv].kernel, &weights.convs[conv]) {
-                            (ConvKernel::Direct(plan), PackedAny::Direct(packed)) => {
-                                for g in 0..n {
-                                    plan.run(packed, at(x, g), at(y, g), r(g), relu);
-                                }
-                            }
-                            (ConvKernel::Winograd(plan), PackedAny::Winograd(packed)) => {
-                                plan.run(
-                                    packed,
-                                    &mut ws.scratch,
-                                    n,
-                                    |g| at(x, g).cast_const(),
-                                    |g| at(y, g),
-                                    r,
-                                    relu,
-                                );
-                            }
-                            _ => unreachable!("weights packed for another plan"),
-                        }
+                        self.convs[conv].kernel.run(
+                            &weights.convs[conv],
+                            &mut ws.scratch,
+                            n,
+                            |g| at(x, g).cast_const(),
+                            |g| at(y, g),
+                            r,
+                            relu,
+                        );
                     }
                     Op::Dense { x, y, relu, dense } => {
                         // All `group` rows: rows past `n` hold stale values nobody reads.
@@ -225,7 +277,7 @@ impl Plan {
 }
 
 /// Copies an unpadded `h x w x c` image into a padded buffer, border zeroed.
-fn pad_image(image: &[f32], x: &mut [f32], c: usize, h: usize, w: usize) {
+pub(crate) fn pad_image(image: &[f32], x: &mut [f32], c: usize, h: usize, w: usize) {
     let row = (w + 2) * c;
     x[..row].fill(0.0);
     x[(h + 1) * row..(h + 2) * row].fill(0.0);
@@ -282,7 +334,15 @@ unsafe fn affine(
 ///
 /// # Safety
 /// `x` and `y` must hold one image of their shapes and not overlap.
-unsafe fn pool(from: Shape, to: Shape, x: *const f32, y: *mut f32, k: usize, s: usize, max: bool) {
+pub(crate) unsafe fn pool(
+    from: Shape,
+    to: Shape,
+    x: *const f32,
+    y: *mut f32,
+    k: usize,
+    s: usize,
+    max: bool,
+) {
     #[cfg(target_arch = "x86_64")]
     if super::avx512_available() {
         // SAFETY: the CPU has AVX-512; the caller guarantees the buffers.

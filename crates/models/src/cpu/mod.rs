@@ -34,16 +34,19 @@ mod buffer;
 mod conv;
 mod exec;
 mod plan;
+mod train;
 mod winograd;
 
 use crate::graph::Layer;
 use crate::params::ParamId;
 use anyhow::Result;
 use burn::tensor::Tensor;
-use exec::{PackedAny, Weights, Workspace};
+use exec::{Weights, Workspace};
 use plan::{ConvKernel, Kernels, Plan};
 use rayon::prelude::*;
 use std::sync::Mutex;
+
+pub use train::{CpuTrainer, TrainWorkspace};
 
 /// Input channels from which a 3x3 stride-1 convolution runs by Winograd's F(2x2, 3x3): below,
 /// its matrix products are too short to gain on the direct kernel.
@@ -162,20 +165,9 @@ impl CpuNet {
             let bias = layer.bias.map(&mut tensor);
             let weight = tensor(layer.weight);
             if w.convs.len() == i {
-                w.convs.push(match layer.kernel {
-                    ConvKernel::Direct(_) => PackedAny::Direct(Default::default()),
-                    ConvKernel::Winograd(_) => PackedAny::Winograd(Default::default()),
-                });
+                w.convs.push(layer.kernel.packed());
             }
-            match (&layer.kernel, &mut w.convs[i]) {
-                (ConvKernel::Direct(p), PackedAny::Direct(packed)) => {
-                    p.pack(&weight, bias.as_deref(), packed)
-                }
-                (ConvKernel::Winograd(p), PackedAny::Winograd(packed)) => {
-                    p.pack(&weight, bias.as_deref(), packed)
-                }
-                _ => unreachable!("a point is packed for one plan"),
-            }
+            layer.kernel.pack(&weight, bias.as_deref(), &mut w.convs[i]);
         }
         w.denses.resize_with(plan.denses.len(), Default::default);
         for (layer, packed) in plan.denses.iter().zip(&mut w.denses) {

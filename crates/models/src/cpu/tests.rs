@@ -286,3 +286,38 @@ fn dense_layers_match_the_textbook() {
         }
     }
 }
+
+/// The shapes training's input gradients add (DenseNet's 1x1 convolutions transposed: many
+/// output channels from few), on the portable kernel.
+#[test]
+fn transposed_dense_block_shapes_match_the_textbook_portable() {
+    let mut i = 0;
+    for (cin, cout) in [
+        (36, 16),
+        (100, 16),
+        (124, 16),
+        (16, 36),
+        (16, 100),
+        (16, 124),
+        (4, 16),
+        (16, 4),
+    ] {
+        for (kernel, pad) in [(1, 0), (3, 1)] {
+            for h in [8, 4, 16] {
+                let g = ConvGeom {
+                    cin,
+                    cout,
+                    kernel,
+                    stride: 1,
+                    pad,
+                    h,
+                    w: h,
+                    ho: h,
+                    wo: h,
+                };
+                check_conv(g, false, i);
+                i += 1;
+            }
+        }
+    }
+}

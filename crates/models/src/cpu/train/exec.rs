@@ -1,0 +1,881 @@
+//! Running a training plan on a micro-batch: the forward stages, the loss, the backward
+//! stages, with every activation and gradient of the batch in memory (NHWC, one-pixel zero
+//! border, as the inference kernels keep them).
+//!
+//! Image stages run the images in parallel (rayon), each through all operations of the stage;
+//! batch operations run between them. Every reduction over the batch (BatchNorm statistics,
+//! parameter gradients, the loss) sums the images in their order, so the result is the same
+//! whatever the number of threads.
+
+use super::super::buffer::Aligned;
+use super::super::conv::PackedConv;
+use super::super::exec::{PackedAny, pool};
+use super::super::plan::{ConvKernel, Shape};
+use super::super::winograd::Scratch;
+use super::kernels;
+use super::plan::{BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V};
+use super::wgrad::Sweep;
+use crate::forward::{BN_EPS, BN_MOMENTUM};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Floats between consecutive images of a value (a whole number of cache lines).
+fn stride(shape: Shape) -> usize {
+    shape.floats().div_ceil(16) * 16
+}
+
+/// Images a value's buffer holds for a batch of `n`: feature vectors get room for the matrix
+/// product's last row tile.
+fn rows(shape: Shape, n: usize) -> usize {
+    match shape {
+        Shape::Spatial { .. } => n,
+        Shape::Flat(_) => n + DENSE_ROWS,
+    }
+}
+
+/// The activations, gradients and packed weights of training, sized for the largest
+/// micro-batch seen so far.
+#[derive(Debug, Default)]
+pub(crate) struct TrainBuffers {
+    capacity: usize,
+    /// Images of the last micro-batch.
+    last: usize,
+    values: Vec<Aligned>,
+    grads: Vec<Aligned>,
+    bns: Vec<BnBuffers>,
+    /// Per convolution the forward and input-gradient packings; per linear layer the same.
+    convs: Vec<(PackedAny, Option<PackedAny>)>,
+    denses: Vec<(PackedConv, PackedConv)>,
+    /// A weight gradient in the kernel's layout.
+    wgrad: Aligned,
+    scratch: Mutex<Vec<ImageScratch>>,
+}
+
+/// A BatchNorm's per-image shares (`[n][c]`: the statistics in the forward pass, the gradient
+/// sums in the backward pass) and the per-channel coefficients made from them.
+#[derive(Debug, Default)]
+struct BnBuffers {
+    part_a: Vec<f32>,
+    part_b: Vec<f32>,
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    /// The input gradient is `ga * g + gb * (x - mean) + gc`.
+    ga: Vec<f32>,
+    gb: Vec<f32>,
+    gc: Vec<f32>,
+}
+
+/// One thread's working memory for image operations.
+#[derive(Debug)]
+struct ImageScratch {
+    winograd: Scratch,
+    /// A strided convolution's output gradient spread over the input grid.
+    up: Aligned,
+    /// An input gradient computed before it is added.
+    tmp: Aligned,
+}
+
+/// A pointer shared by the image tasks, each of which touches its own image only.
+#[derive(Clone, Copy)]
+struct Ptr(*mut f32);
+// SAFETY: the tasks that share a `Ptr` write disjoint images (see `Ctx`).
+unsafe impl Send for Ptr {}
+// SAFETY: as above.
+unsafe impl Sync for Ptr {}
+
+impl Ptr {
+    fn null() -> Self {
+        Ptr(std::ptr::null_mut())
+    }
+}
+
+/// What one image operation needs: where every value and gradient lives.
+struct Ctx<'a> {
+    plan: &'a TrainPlan,
+    values: Vec<Ptr>,
+    grads: Vec<Ptr>,
+    /// Per BatchNorm: part_a, part_b, mean, scale, shift, ga, gb, gc.
+    bns: Vec<[Ptr; 8]>,
+    convs: &'a [(PackedAny, Option<PackedAny>)],
+}
+
+impl TrainPlan {
+    /// Buffers for this plan (they grow with the first batch).
+    pub(crate) fn buffers(&self) -> TrainBuffers {
+        TrainBuffers::default()
+    }
+
+    /// Packs the weights of the point `params` (one vector per layout entry) for the kernels.
+    pub(crate) fn pack(&self, bufs: &mut TrainBuffers, params: &[Vec<f32>]) {
+        bufs.convs.truncate(self.convs.len());
+        for (i, c) in self.convs.iter().enumerate() {
+            if bufs.convs.len() == i {
+                bufs.convs
+                    .push((c.forward.packed(), c.data.as_ref().map(ConvKernel::packed)));
+            }
+            let weight = &params[c.weight.0];
+            let bias = c.bias.map(|b| &params[b.0][..]);
+            let (fwd, data) = &mut bufs.convs[i];
+            c.forward.pack(weight, bias, fwd);
+            if let (Some(kernel), Some(packed)) = (&c.data, data) {
+                let g = &c.geom;
+                let taps = g.kernel * g.kernel;
+                // [cin, cout, k, k] with the taps reversed: the kernel of the transposed
+                // convolution.
+                let mut flipped = vec![0.0f32; weight.len()];
+                for co in 0..g.cout {
+                    for ci in 0..g.cin {
+                        for t in 0..taps {
+                            flipped[(ci * g.cout + co) * taps + taps - 1 - t] =
+                                weight[(co * g.cin + ci) * taps + t];
+                        }
+                    }
+                }
+                kernel.pack(&flipped, None, packed);
+            }
+        }
+        bufs.denses.resize_with(self.denses.len(), Default::default);
+        for (d, (fwd, data)) in self.denses.iter().zip(&mut bufs.denses) {
+            let weight = &params[d.weight.0];
+            d.forward.pack(weight, Some(&params[d.bias.0]), fwd);
+            let mut transposed = vec![0.0f32; weight.len()];
+            for o in 0..d.output {
+                for i in 0..d.input {
+                    transposed[i * d.output + o] = weight[o * d.input + i];
+                }
+            }
+            d.data.pack(&transposed, None, data);
+        }
+    }
+
+    /// Makes `bufs` hold a batch of `n`.
+    fn reserve(&self, bufs: &mut TrainBuffers, n: usize) {
+        if bufs.capacity >= n && bufs.values.len() == self.shapes.len() {
+            return;
+        }
+        bufs.capacity = n;
+        bufs.values = self
+            .shapes
+            .iter()
+            .map(|&s| Aligned::zeros(rows(s, n) * stride(s)))
+            .collect();
+        let grad_len = (0..self.shapes.len())
+            .filter(|&v| self.grad_buffer[v] != usize::MAX)
+            .map(|v| rows(self.shapes[v], n) * stride(self.shapes[v]))
+            .max()
+            .unwrap_or(0);
+        bufs.grads = (0..self.grad_buffers)
+            .map(|_| Aligned::zeros(grad_len))
+            .collect();
+        bufs.bns = self
+            .bns
+            .iter()
+            .map(|bn| {
+                let c = bn.channels;
+                BnBuffers {
+                    part_a: vec![0.0; n * c],
+                    part_b: vec![0.0; n * c],
+                    mean: vec![0.0; c],
+                    invstd: vec![0.0; c],
+                    scale: vec![0.0; c],
+                    shift: vec![0.0; c],
+                    ga: vec![0.0; c],
+                    gb: vec![0.0; c],
+                    gc: vec![0.0; c],
+                }
+            })
+            .collect();
+        let wgrad = self
+            .convs
+            .iter()
+            .map(|c| c.weight_grad.acc_len())
+            .chain(self.denses.iter().map(|d| d.weight_grad.acc_len()))
+            .max()
+            .unwrap_or(0);
+        bufs.wgrad = Aligned::zeros(wgrad);
+    }
+
+    fn scratch(&self) -> ImageScratch {
+        let (mut v, mut m, mut up, mut tmp) = (0, 0, 0, 0);
+        for c in &self.convs {
+            for kernel in std::iter::once(&c.forward).chain(&c.data) {
+                if let ConvKernel::Winograd(w) = kernel {
+                    let (wv, wm) = w.scratch_len();
+                    v = v.max(wv);
+                    m = m.max(wm);
+                }
+            }
+            let g = &c.geom;
+            let grid = (g.h + 2) * (g.w + 2);
+            if g.stride > 1 {
+                up = up.max(grid * g.cout);
+            }
+            tmp = tmp.max(grid * g.cin);
+        }
+        ImageScratch {
+            winograd: Scratch::new(v, m),
+            up: Aligned::zeros(up),
+            tmp: Aligned::zeros(tmp),
+        }
+    }
+
+    /// Forward and backward of the micro-batch `images` (`n x c x h x w`, NCHW as the data
+    /// sets give them) with `labels`: adds `scale` times the gradient of the summed
+    /// cross-entropy to `grads` (learnable tensors), replaces the running statistics in
+    /// `params` by their updates, and returns the summed loss and the number of correct
+    /// predictions. The weights must have been packed from `params` ([`TrainPlan::pack`]).
+    pub(crate) fn step(
+        &self,
+        bufs: &mut TrainBuffers,
+        params: &mut [Vec<f32>],
+        images: &[f32],
+        labels: &[u16],
+        scale: f32,
+        grads: &mut [Vec<f32>],
+    ) -> (f64, usize) {
+        let n = labels.len();
+        let Shape::Spatial { c, h, w } = self.shapes[self.input] else {
+            unreachable!("the input is an image")
+        };
+        assert!(n > 0, "an empty batch");
+        assert_eq!(images.len(), n * c * h * w, "images of the planned shape");
+        assert!(
+            labels.iter().all(|&l| (l as usize) < self.classes()),
+            "a label beyond the network's classes"
+        );
+        self.reserve(bufs, n);
+        bufs.last = n;
+        let input = Ptr(bufs.values[self.input].as_mut_slice().as_mut_ptr());
+        let image_stride = stride(self.shapes[self.input]);
+        images
+            .par_chunks(c * h * w)
+            .enumerate()
+            .for_each(|(i, image)| {
+                // SAFETY: image `i` of the input value lies inside its buffer.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        { input }.0.add(i * image_stride),
+                        (h + 2) * (w + 2) * c,
+                    )
+                };
+                let plane = h * w;
+                for ch in 0..c {
+                    for p in 0..plane {
+                        let (y, x) = (p / w, p % w);
+                        dst[((y + 1) * (w + 2) + x + 1) * c + ch] = image[ch * plane + p];
+                    }
+                }
+            });
+        let mut stats = (0.0, 0);
+        for stage in self.forward.iter().chain(&self.backward) {
+            match stage {
+                Stage::Images(ops) => self.images(ops, bufs, n),
+                Stage::Batch(op) => {
+                    self.batch(op, bufs, n, params, labels, scale, grads, &mut stats)
+                }
+            }
+        }
+        stats
+    }
+
+    /// The ReLU masks (units off, `[n, c, h, w]`) and max-pool choices (flat index into the
+    /// input plane, `[n, c, ho, wo]`) of the last micro-batch, in the graph's order.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn gates(
+        &self,
+        bufs: &TrainBuffers,
+    ) -> (Vec<([usize; 4], Vec<bool>)>, Vec<([usize; 4], Vec<i64>)>) {
+        let n = bufs.last;
+        let nchw = |v: V| -> ([usize; 4], Box<dyn Fn(usize, usize, usize, usize) -> usize>) {
+            let s = stride(self.shapes[v]);
+            match self.shapes[v] {
+                Shape::Spatial { c, h, w } => (
+                    [n, c, h, w],
+                    Box::new(move |i, ch, y, x| i * s + ((y + 1) * (w + 2) + x + 1) * c + ch),
+                ),
+                Shape::Flat(c) => ([n, c, 1, 1], Box::new(move |i, ch, _, _| i * s + ch)),
+            }
+        };
+        let walk = |dims: [usize; 4], mut f: Box<dyn FnMut(usize, usize, usize, usize) + '_>| {
+            for i in 0..dims[0] {
+                for ch in 0..dims[1] {
+                    for y in 0..dims[2] {
+                        for x in 0..dims[3] {
+                            f(i, ch, y, x);
+                        }
+                    }
+                }
+            }
+        };
+        let relus = self
+            .relus
+            .iter()
+            .map(|&v| {
+                let (dims, at) = nchw(v);
+                let data = bufs.values[v].as_slice();
+                let mut off = Vec::with_capacity(dims.iter().product());
+                walk(
+                    dims,
+                    Box::new(|i, ch, y, x| off.push(!kernels::passes(data[at(i, ch, y, x)]))),
+                );
+                (dims, off)
+            })
+            .collect();
+        let pools = self
+            .max_pools
+            .iter()
+            .map(|&(xv, yv, k, s)| {
+                let ((_, at_x), (dims, at_y)) = (nchw(xv), nchw(yv));
+                let Shape::Spatial { w, .. } = self.shapes[xv] else {
+                    unreachable!("pooling is spatial")
+                };
+                let (xd, yd) = (bufs.values[xv].as_slice(), bufs.values[yv].as_slice());
+                let mut index = Vec::with_capacity(dims.iter().product());
+                walk(
+                    dims,
+                    Box::new(|i, ch, oy, ox| {
+                        let target = yd[at_y(i, ch, oy, ox)];
+                        let (iy, ix) = (0..k * k)
+                            .map(|t| (oy * s + t / k, ox * s + t % k))
+                            .find(|&(iy, ix)| xd[at_x(i, ch, iy, ix)] == target)
+                            .unwrap_or((oy * s, ox * s));
+                        index.push((iy * w + ix) as i64);
+                    }),
+                );
+                (dims, index)
+            })
+            .collect();
+        (relus, pools)
+    }
+
+    /// Runs image operations on every image of the batch.
+    fn images(&self, ops: &[ImageOp], bufs: &mut TrainBuffers, n: usize) {
+        let values = bufs
+            .values
+            .iter_mut()
+            .map(|b| Ptr(b.as_mut_slice().as_mut_ptr()))
+            .collect();
+        let grad_ptrs: Vec<Ptr> = bufs
+            .grads
+            .iter_mut()
+            .map(|b| Ptr(b.as_mut_slice().as_mut_ptr()))
+            .collect();
+        let grads = self
+            .grad_buffer
+            .iter()
+            .map(|&b| {
+                if b == usize::MAX {
+                    Ptr::null()
+                } else {
+                    grad_ptrs[b]
+                }
+            })
+            .collect();
+        let bns = bufs
+            .bns
+            .iter_mut()
+            .map(|b| {
+                [
+                    &mut b.part_a,
+                    &mut b.part_b,
+                    &mut b.mean,
+                    &mut b.scale,
+                    &mut b.shift,
+                    &mut b.ga,
+                    &mut b.gb,
+                    &mut b.gc,
+                ]
+                .map(|v| Ptr(v.as_mut_ptr()))
+            })
+            .collect();
+        let ctx = Ctx {
+            plan: self,
+            values,
+            grads,
+            bns,
+            convs: &bufs.convs,
+        };
+        let pool = &bufs.scratch;
+        (0..n).into_par_iter().for_each(|i| {
+            let taken = pool.lock().expect("scratch pool").pop();
+            let mut scratch = taken.unwrap_or_else(|| self.scratch());
+            for op in ops {
+                // SAFETY: the plan's shapes size every buffer for the batch, and image `i`'s
+                // task touches only image `i` of each value and gradient, and row `i` of the
+                // BatchNorm shares.
+                unsafe { ctx.run(op, i, &mut scratch) };
+            }
+            pool.lock().expect("scratch pool").push(scratch);
+        });
+    }
+
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    fn batch(
+        &self,
+        op: &BatchOp,
+        bufs: &mut TrainBuffers,
+        n: usize,
+        params: &mut [Vec<f32>],
+        labels: &[u16],
+        scale: f32,
+        grads: &mut [Vec<f32>],
+        stats: &mut (f64, usize),
+    ) {
+        match *op {
+            BatchOp::BnFinalize { bn } => {
+                let layer = &self.bns[bn];
+                let b = &mut bufs.bns[bn];
+                let c = layer.channels;
+                let count = (n * layer.pixels) as f64;
+                let per_image = layer.pixels as f64;
+                for ch in 0..c {
+                    let mean = (0..n).map(|i| b.part_a[i * c + ch] as f64).sum::<f64>() / n as f64;
+                    let m2 = (0..n)
+                        .map(|i| {
+                            let d = b.part_a[i * c + ch] as f64 - mean;
+                            b.part_b[i * c + ch] as f64 + per_image * d * d
+                        })
+                        .sum::<f64>();
+                    let var = m2 / count;
+                    let unbiased = m2 / (count - 1.0).max(1.0);
+                    let invstd = 1.0 / (var + BN_EPS).sqrt();
+                    let gamma = params[layer.weight.0][ch] as f64;
+                    let beta = params[layer.bias.0][ch] as f64;
+                    b.mean[ch] = mean as f32;
+                    b.invstd[ch] = invstd as f32;
+                    b.scale[ch] = (gamma * invstd) as f32;
+                    b.shift[ch] = (beta - mean * gamma * invstd) as f32;
+                    let m = BN_MOMENTUM as f32;
+                    let rm = &mut params[layer.mean.0][ch];
+                    *rm = *rm * (1.0 - m) + mean as f32 * m;
+                    let rv = &mut params[layer.var.0][ch];
+                    *rv = *rv * (1.0 - m) + unbiased as f32 * m;
+                }
+            }
+            BatchOp::BnGradFinalize { bn } => {
+                let layer = &self.bns[bn];
+                let b = &mut bufs.bns[bn];
+                let c = layer.channels;
+                let count = (n * layer.pixels) as f64;
+                for ch in 0..c {
+                    let dbeta = (0..n).map(|i| b.part_a[i * c + ch] as f64).sum::<f64>();
+                    let sgx = (0..n).map(|i| b.part_b[i * c + ch] as f64).sum::<f64>();
+                    let invstd = b.invstd[ch] as f64;
+                    let dgamma = invstd * sgx;
+                    grads[layer.weight.0][ch] += dgamma as f32;
+                    grads[layer.bias.0][ch] += dbeta as f32;
+                    let a = params[layer.weight.0][ch] as f64 * invstd;
+                    b.ga[ch] = a as f32;
+                    b.gb[ch] = (-a * invstd * dgamma / count) as f32;
+                    b.gc[ch] = (-a * dbeta / count) as f32;
+                }
+            }
+            BatchOp::Dense { x, y, dense } => {
+                let d = &self.denses[dense];
+                let (sx, sy) = (stride(self.shapes[x]), stride(self.shapes[y]));
+                let xp = Ptr(bufs.values[x].as_mut_slice().as_mut_ptr());
+                let yp = Ptr(bufs.values[y].as_mut_slice().as_mut_ptr());
+                let packed = &bufs.denses[dense].0;
+                (0..n.div_ceil(DENSE_ROWS))
+                    .into_par_iter()
+                    .for_each(|chunk| {
+                        let r = chunk * DENSE_ROWS;
+                        // SAFETY: the rows of the chunk (and the last tile's slack) lie inside
+                        // the buffers, and chunks write disjoint rows.
+                        unsafe {
+                            d.forward.run_rows(
+                                packed,
+                                { xp }.0.add(r * sx),
+                                sx,
+                                { yp }.0.add(r * sy),
+                                sy,
+                                DENSE_ROWS.min(n - r),
+                                false,
+                            )
+                        };
+                    });
+            }
+            BatchOp::Loss => {
+                let out = self.output;
+                let classes = self.classes();
+                let s = stride(self.shapes[out]);
+                let logits = bufs.values[out].as_slice();
+                let g = bufs.grads[self.grad_buffer[out]].as_mut_slice();
+                let (mut loss, mut correct) = (0.0f64, 0usize);
+                for (i, &label) in labels.iter().enumerate() {
+                    let row = &logits[i * s..][..classes];
+                    let label = label as usize;
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                    let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+                    loss += max + sum.ln() - row[label] as f64;
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
+                    correct += (best == label) as usize;
+                    for (j, (d, &v)) in g[i * s..][..classes].iter_mut().zip(row).enumerate() {
+                        let p = (v as f64 - max).exp() / sum;
+                        let onehot = if j == label { 1.0 } else { 0.0 };
+                        *d = ((p - onehot) * scale as f64) as f32;
+                    }
+                }
+                *stats = (loss, correct);
+            }
+            BatchOp::ConvWeightGrad { x, y, conv } => {
+                let c = &self.convs[conv];
+                let g = &c.geom;
+                let (sx, sy) = (stride(self.shapes[x]), stride(self.shapes[y]));
+                let origin = 1 - g.pad;
+                let (wp, wpo) = (g.w + 2, g.wo + 2);
+                let xp = Ptr(bufs.values[x].as_mut_slice().as_mut_ptr());
+                let gp = Ptr(bufs.grads[self.grad_buffer[y]].as_mut_slice().as_mut_ptr());
+                let sweep = |i: usize| Sweep {
+                    // SAFETY (both): image `i` of each buffer, at its first output pixel.
+                    x: unsafe { { xp }.0.add(i * sx + (origin * wp + origin) * g.cin) },
+                    x_row: (g.stride * wp * g.cin) as isize,
+                    x_ps: g.stride * g.cin,
+                    dy: unsafe { { gp }.0.add(i * sy + (wpo + 1) * g.cout) },
+                    dy_row: (wpo * g.cout) as isize,
+                    dy_ps: g.cout,
+                    rows: g.ho,
+                    cols: g.wo,
+                };
+                self.weight_grad(&c.weight_grad, bufs, n, sweep, &mut grads[c.weight.0]);
+                if let Some(bias) = c.bias {
+                    let gy = bufs.grads[self.grad_buffer[y]].as_slice();
+                    let mut total = vec![0.0f64; g.cout];
+                    let mut image = vec![0.0f32; g.cout];
+                    for i in 0..n {
+                        image.fill(0.0);
+                        for oy in 0..g.ho {
+                            for ox in 0..g.wo {
+                                let p =
+                                    &gy[i * sy + ((oy + 1) * wpo + ox + 1) * g.cout..][..g.cout];
+                                for (s, v) in image.iter_mut().zip(p) {
+                                    *s += v;
+                                }
+                            }
+                        }
+                        for (t, s) in total.iter_mut().zip(&image) {
+                            *t += *s as f64;
+                        }
+                    }
+                    for (d, t) in grads[bias.0].iter_mut().zip(&total) {
+                        *d += *t as f32;
+                    }
+                }
+            }
+            BatchOp::DenseGrad { x, y, dense } => {
+                let d = &self.denses[dense];
+                let (sx, sy) = (stride(self.shapes[x]), stride(self.shapes[y]));
+                let xp = Ptr(bufs.values[x].as_mut_slice().as_mut_ptr());
+                let gy = Ptr(bufs.grads[self.grad_buffer[y]].as_mut_slice().as_mut_ptr());
+                let sweep = |_| Sweep {
+                    x: { xp }.0,
+                    x_row: 0,
+                    x_ps: sx,
+                    dy: { gy }.0,
+                    dy_row: 0,
+                    dy_ps: sy,
+                    rows: 1,
+                    cols: n,
+                };
+                self.weight_grad(&d.weight_grad, bufs, 1, sweep, &mut grads[d.weight.0]);
+                {
+                    let gys = bufs.grads[self.grad_buffer[y]].as_slice();
+                    let db = &mut grads[d.bias.0];
+                    let mut total = vec![0.0f64; d.output];
+                    for i in 0..n {
+                        for (t, v) in total.iter_mut().zip(&gys[i * sy..][..d.output]) {
+                            *t += *v as f64;
+                        }
+                    }
+                    for (g, t) in db.iter_mut().zip(&total) {
+                        *g += *t as f32;
+                    }
+                }
+                let gx = Ptr(bufs.grads[self.grad_buffer[x]].as_mut_slice().as_mut_ptr());
+                let packed = &bufs.denses[dense].1;
+                (0..n.div_ceil(DENSE_ROWS))
+                    .into_par_iter()
+                    .for_each(|chunk| {
+                        let r = chunk * DENSE_ROWS;
+                        // SAFETY: as in the forward product.
+                        unsafe {
+                            d.data.run_rows(
+                                packed,
+                                { gy }.0.add(r * sy),
+                                sy,
+                                { gx }.0.add(r * sx),
+                                sx,
+                                DENSE_ROWS.min(n - r),
+                                false,
+                            )
+                        };
+                    });
+            }
+        }
+    }
+
+    /// Sums the weight gradient of `plan` over the `sweeps` sweeps into `grad`: each thread
+    /// takes a share of the tiles and runs them over every sweep in order.
+    fn weight_grad(
+        &self,
+        plan: &super::wgrad::WgradPlan,
+        bufs: &mut TrainBuffers,
+        sweeps: usize,
+        sweep: impl Fn(usize) -> Sweep + Sync,
+        grad: &mut [f32],
+    ) {
+        let acc = Ptr(bufs.wgrad.as_mut_slice().as_mut_ptr());
+        let tasks = plan.tasks();
+        let groups = rayon::current_num_threads().clamp(1, tasks);
+        (0..groups).into_par_iter().for_each(|group| {
+            let range = group * tasks / groups..(group + 1) * tasks / groups;
+            for i in 0..sweeps {
+                let s = sweep(i);
+                for task in range.clone() {
+                    // SAFETY: the accumulator holds the plan's tiles, each task owns its tile,
+                    // and the sweeps cover the batch's buffers.
+                    unsafe { plan.run(task, &s, { acc }.0, i == 0) };
+                }
+            }
+        });
+        plan.add_to(&bufs.wgrad.as_slice()[..plan.acc_len()], grad);
+    }
+}
+
+impl Ctx<'_> {
+    fn v(&self, v: V, i: usize) -> *mut f32 {
+        // SAFETY: image `i` of value `v` lies inside its buffer.
+        unsafe { self.values[v].0.add(i * stride(self.plan.shapes[v])) }
+    }
+
+    fn g(&self, v: V, i: usize) -> *mut f32 {
+        let base = self.grads[v].0;
+        debug_assert!(!base.is_null(), "value {v} has no gradient");
+        // SAFETY: image `i` of the gradient lies inside its buffer.
+        unsafe { base.add(i * stride(self.plan.shapes[v])) }
+    }
+
+    fn bn(&self, bn: usize, which: usize, i: usize) -> *mut f32 {
+        let c = self.plan.bns[bn].channels;
+        let offset = if which < 2 { i * c } else { 0 };
+        // SAFETY: the shares hold a row per image, the coefficients one row.
+        unsafe { self.bns[bn][which].0.add(offset) }
+    }
+
+    /// Runs `op` on image `i`.
+    ///
+    /// # Safety
+    /// As [`TrainPlan::images`] says.
+    unsafe fn run(&self, op: &ImageOp, i: usize, s: &mut ImageScratch) {
+        let plan = self.plan;
+        let shape = |v: V| plan.shapes[v];
+        let null = std::ptr::null_mut::<f32>();
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match *op {
+                ImageOp::Conv { x, y, conv } => plan.convs[conv].forward.run(
+                    &self.convs[conv].0,
+                    &mut s.winograd,
+                    1,
+                    |_| self.v(x, i).cast_const(),
+                    |_| self.v(y, i),
+                    |_| null.cast_const(),
+                    false,
+                ),
+                ImageOp::BnStats { x, bn } => {
+                    kernels::bn_stats(shape(x), self.v(x, i), self.bn(bn, 0, i), self.bn(bn, 1, i))
+                }
+                ImageOp::BnApply {
+                    x,
+                    y,
+                    bn,
+                    res,
+                    relu,
+                } => kernels::bn_apply(
+                    shape(x),
+                    self.v(x, i),
+                    self.v(y, i),
+                    self.bn(bn, 3, i),
+                    self.bn(bn, 4, i),
+                    res.map_or(null, |r| self.v(r, i)),
+                    relu,
+                ),
+                ImageOp::Relu { x, y } => kernels::relu(shape(x), self.v(x, i), self.v(y, i)),
+                ImageOp::Pool { x, y, k, s, max } => {
+                    pool(shape(x), shape(y), self.v(x, i), self.v(y, i), k, s, max)
+                }
+                ImageOp::GlobalAvg { x, y } => {
+                    kernels::global_avg(shape(x), self.v(x, i), self.v(y, i))
+                }
+                ImageOp::Flatten { x, y } => kernels::flatten(shape(x), self.v(x, i), self.v(y, i)),
+                ImageOp::Add { a, b, y, relu } => {
+                    kernels::add(shape(y), self.v(a, i), self.v(b, i), self.v(y, i), relu)
+                }
+                ImageOp::Concat { new, old, y } => {
+                    let Shape::Spatial { h, w, .. } = shape(y) else {
+                        unreachable!("concatenation is spatial")
+                    };
+                    kernels::concat(
+                        self.v(new, i),
+                        self.v(old, i),
+                        self.v(y, i),
+                        shape(new).channels(),
+                        shape(old).channels(),
+                        (h + 2) * (w + 2),
+                    )
+                }
+                ImageOp::ConvData { y, x, conv, add } => self.conv_data(y, x, conv, add, i, s),
+                ImageOp::BnGrad {
+                    x,
+                    y,
+                    bn,
+                    relu,
+                    res,
+                } => kernels::bn_grad(
+                    shape(x),
+                    self.v(x, i),
+                    self.v(y, i),
+                    self.g(y, i),
+                    relu,
+                    res.map_or(null, |r| self.g(r.0, i)),
+                    res.is_some_and(|r| r.1),
+                    self.bn(bn, 2, i),
+                    self.bn(bn, 0, i),
+                    self.bn(bn, 1, i),
+                ),
+                ImageOp::BnInputGrad { x, y, bn, add } => kernels::bn_input_grad(
+                    shape(x),
+                    self.v(x, i),
+                    self.g(y, i),
+                    self.g(x, i),
+                    add,
+                    self.bn(bn, 2, i),
+                    self.bn(bn, 5, i),
+                    self.bn(bn, 6, i),
+                    self.bn(bn, 7, i),
+                ),
+                ImageOp::ReluGrad { x, y, add } => kernels::relu_grad(
+                    shape(y),
+                    self.v(y, i),
+                    self.g(y, i),
+                    true,
+                    self.g(x, i),
+                    add,
+                    null,
+                    false,
+                ),
+                ImageOp::PoolGrad {
+                    x,
+                    y,
+                    k,
+                    s: stride,
+                    max,
+                    add,
+                } => kernels::pool_grad(
+                    shape(x),
+                    shape(y),
+                    self.v(x, i),
+                    self.v(y, i),
+                    self.g(y, i),
+                    self.g(x, i),
+                    add,
+                    k,
+                    stride,
+                    max,
+                ),
+                ImageOp::GlobalAvgGrad { x, y, add } => {
+                    kernels::global_avg_grad(shape(x), self.g(y, i), self.g(x, i), add)
+                }
+                ImageOp::FlattenGrad { x, y, add } => {
+                    kernels::flatten_grad(shape(x), self.g(y, i), self.g(x, i), add)
+                }
+                ImageOp::AddGrad { a, b, y, relu } => kernels::relu_grad(
+                    shape(y),
+                    self.v(y, i),
+                    self.g(y, i),
+                    relu,
+                    self.g(a.0, i),
+                    a.1,
+                    self.g(b.0, i),
+                    b.1,
+                ),
+                ImageOp::ConcatGrad { new, old, y } => {
+                    let Shape::Spatial { h, w, .. } = shape(y) else {
+                        unreachable!("concatenation is spatial")
+                    };
+                    kernels::concat_grad(
+                        self.g(y, i),
+                        self.g(new.0, i),
+                        new.1,
+                        self.g(old.0, i),
+                        old.1,
+                        shape(new.0).channels(),
+                        shape(old.0).channels(),
+                        (h + 2) * (w + 2),
+                    )
+                }
+            }
+        }
+    }
+
+    /// `dx (+)= conv^T(dy)` for image `i`: a strided convolution's output gradient is first
+    /// spread over the input grid (zeros between), then convolved at stride 1 with the
+    /// flipped kernel.
+    ///
+    /// # Safety
+    /// As [`Ctx::run`].
+    unsafe fn conv_data(&self, y: V, x: V, conv: usize, add: bool, i: usize, s: &mut ImageScratch) {
+        let c = &self.plan.convs[conv];
+        let g = &c.geom;
+        let kernel = c.data.as_ref().expect("an input gradient is planned");
+        let packed = self.convs[conv].1.as_ref().expect("packed with the plan");
+        let dy = self.g(y, i);
+        let dx = self.g(x, i);
+        // SAFETY: the scratch buffers are sized for every convolution of the plan.
+        unsafe {
+            let src = if g.stride == 1 {
+                dy.cast_const()
+            } else {
+                let up = s.up.as_mut_slice();
+                let wp = g.w + 2;
+                up[..(g.h + 2) * wp * g.cout].fill(0.0);
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let from = dy.add(((oy + 1) * (g.wo + 2) + ox + 1) * g.cout);
+                        let to = ((g.stride * oy + 1) * wp + g.stride * ox + 1) * g.cout;
+                        std::ptr::copy_nonoverlapping(from, up.as_mut_ptr().add(to), g.cout);
+                    }
+                }
+                up.as_ptr()
+            };
+            if !add || kernel.adds_in_place() {
+                let res = if add {
+                    dx.cast_const()
+                } else {
+                    std::ptr::null()
+                };
+                kernel.run(packed, &mut s.winograd, 1, |_| src, |_| dx, |_| res, false);
+            } else {
+                let tmp = s.tmp.as_mut_slice().as_mut_ptr();
+                kernel.run(
+                    packed,
+                    &mut s.winograd,
+                    1,
+                    |_| src,
+                    |_| tmp,
+                    |_| std::ptr::null(),
+                    false,
+                );
+                let len = (g.h + 2) * (g.w + 2) * g.cin;
+                for j in 0..len {
+                    *dx.add(j) += *tmp.add(j);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! The per-image kernels of training besides the convolutions: BatchNorm's statistics and
+//! affine map, and the gradients of BatchNorm, ReLU, pooling, global pooling, flattening,
+//! addition and concatenation, over padded NHWC activations (or feature vectors).
+//!
+//! Every loop runs over the channels of one pixel, contiguous in NHWC, so it vectorizes; each
+//! kernel is compiled once for AVX-512 and once portably, chosen at run time.
+
+use super::super::conv::zero_border;
+use super::super::plan::Shape;
+
+/// The contiguous runs of an image's interior: `(start, pixels)`, each pixel `c` floats.
+fn runs(shape: Shape) -> impl Iterator<Item = (usize, usize)> {
+    let (c, h, w, flat) = match shape {
+        Shape::Spatial { c, h, w } => (c, h, w, false),
+        Shape::Flat(n) => (n, 1, 1, true),
+    };
+    (0..h).map(move |y| {
+        if flat {
+            (0, 1)
+        } else {
+            (((y + 1) * (w + 2) + 1) * c, w)
+        }
+    })
+}
+
+/// Whether a ReLU let its input through (its output is positive; not for 0 or NaN).
+#[inline(always)]
+pub(crate) fn passes(y: f32) -> bool {
+    y > 0.0
+}
+
+/// Pixels of an image (1 for a feature vector).
+pub(crate) fn pixels(shape: Shape) -> usize {
+    match shape {
+        Shape::Spatial { h, w, .. } => h * w,
+        Shape::Flat(_) => 1,
+    }
+}
+
+/// Zeroes the border of a spatial image (feature vectors have none).
+///
+/// # Safety
+/// `y` must hold one image of `shape`.
+pub(crate) unsafe fn clear_border(shape: Shape, y: *mut f32) {
+    if let Shape::Spatial { c, h, w } = shape {
+        // SAFETY: forwarded.
+        unsafe { zero_border(y, h, w, c) };
+    }
+}
+
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Every pointer must hold one image of its shape; outputs may alias inputs only where
+        /// the operation says so.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn wide($($arg: $ty),*) {
+                    // SAFETY: as the caller's.
+                    unsafe { $body($($arg),*) }
+                }
+                if super::super::avx512_available() {
+                    // SAFETY: the CPU has AVX-512; the caller guarantees the buffers.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            // SAFETY: as the caller's.
+            unsafe { $body($($arg),*) }
+        }
+    };
+}
+
+dispatch!(
+    /// The image's share of a BatchNorm's statistics of `x`: per channel the image's mean
+    /// (`mean`) and the sum of squared deviations from it (`m2`).
+    bn_stats => bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32)
+);
+
+#[inline(always)]
+unsafe fn bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32) {
+    let c = shape.channels();
+    // SAFETY: `mean` and `m2` hold `c` floats, `x` one image.
+    unsafe {
+        let mean = std::slice::from_raw_parts_mut(mean, c);
+        let m2 = std::slice::from_raw_parts_mut(m2, c);
+        mean.fill(0.0);
+        m2.fill(0.0);
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let v = std::slice::from_raw_parts(x.add(start + p * c), c);
+                for (s, v) in mean.iter_mut().zip(v) {
+                    *s += v;
+                }
+            }
+        }
+        let inv = 1.0 / pixels(shape) as f32;
+        for s in mean.iter_mut() {
+            *s *= inv;
+        }
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let v = std::slice::from_raw_parts(x.add(start + p * c), c);
+                for ((q, v), m) in m2.iter_mut().zip(v).zip(mean.iter()) {
+                    let d = v - m;
+                    *q += d * d;
+                }
+            }
+        }
+    }
+}
+
+dispatch!(
+    /// `y = relu?(x * scale + shift + res)` per channel (`res` null: none); `y` may be `x`.
+    bn_apply => bn_apply_any(
+        shape: Shape,
+        x: *const f32,
+        y: *mut f32,
+        scale: *const f32,
+        shift: *const f32,
+        res: *const f32,
+        relu: bool,
+    )
+);
+
+#[inline(always)]
+unsafe fn bn_apply_any(
+    shape: Shape,
+    x: *const f32,
+    y: *mut f32,
+    scale: *const f32,
+    shift: *const f32,
+    res: *const f32,
+    relu: bool,
+) {
+    let c = shape.channels();
+    // SAFETY: the caller guarantees the images and the `c` coefficients.
+    unsafe {
+        let scale = std::slice::from_raw_parts(scale, c);
+        let shift = std::slice::from_raw_parts(shift, c);
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let o = start + p * c;
+                for ch in 0..c {
+                    let mut v = *x.add(o + ch) * scale[ch] + shift[ch];
+                    if !res.is_null() {
+                        v += *res.add(o + ch);
+                    }
+                    // max(0, v) that keeps a NaN, like PyTorch's relu.
+                    *y.add(o + ch) = if relu && v < 0.0 { 0.0 } else { v };
+                }
+            }
+        }
+    }
+}
+
+dispatch!(
+    /// The gradient `g` of `y = relu?(bn(x) + res)` through the ReLU (in place, where `y <= 0`
+    /// it becomes 0), copied or added to `res_grad` (null: none), and the image's share of
+    /// the BatchNorm's parameter gradients: per channel `sum g` and `sum g * (x - mean)`.
+    bn_grad => bn_grad_any(
+        shape: Shape,
+        x: *const f32,
+        y: *const f32,
+        g: *mut f32,
+        relu: bool,
+        res_grad: *mut f32,
+        res_add: bool,
+        mean: *const f32,
+        sum_g: *mut f32,
+        sum_gx: *mut f32,
+    )
+);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bn_grad_any(
+    shape: Shape,
+    x: *const f32,
+    y: *const f32,
+    g: *mut f32,
+    relu: bool,
+    res_grad: *mut f32,
+    res_add: bool,
+    mean: *const f32,
+    sum_g: *mut f32,
+    sum_gx: *mut f32,
+) {
+    let c = shape.channels();
+    // SAFETY: the caller guarantees the images and the `c`-float vectors.
+    unsafe {
+        let mean = std::slice::from_raw_parts(mean, c);
+        let sum_g = std::slice::from_raw_parts_mut(sum_g, c);
+        let sum_gx = std::slice::from_raw_parts_mut(sum_gx, c);
+        sum_g.fill(0.0);
+        sum_gx.fill(0.0);
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let o = start + p * c;
+                for ch in 0..c {
+                    let mut d = *g.add(o + ch);
+                    if relu && !passes(*y.add(o + ch)) {
+                        d = 0.0;
+                        *g.add(o + ch) = 0.0;
+                    }
+                    if !res_grad.is_null() {
+                        let r = res_grad.add(o + ch);
+                        *r = if res_add { *r + d } else { d };
+                    }
+                    sum_g[ch] += d;
+                    sum_gx[ch] += d * (*x.add(o + ch) - mean[ch]);
+                }
+            }
+        }
+        if !res_grad.is_null() && !res_add {
+            clear_border(shape, res_grad);
+        }
+    }
+}
+
+dispatch!(
+    /// `dx (+)= a * g + b * (x - mean) + c` per channel, BatchNorm's input gradient; `dx` may
+    /// be `g`.
+    bn_input_grad => bn_input_grad_any(
+        shape: Shape,
+        x: *const f32,
+        g: *const f32,
+        dx: *mut f32,
+        add: bool,
+        mean: *const f32,
+        a: *const f32,
+        b: *const f32,
+        c0: *const f32,
+    )
+);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bn_input_grad_any(
+    shape: Shape,
+    x: *const f32,
+    g: *const f32,
+    dx: *mut f32,
+    add: bool,
+    mean: *const f32,
+    a: *const f32,
+    b: *const f32,
+    c0: *const f32,
+) {
+    let c = shape.channels();
+    // SAFETY: the caller guarantees the images and the `c`-float coefficients.
+    unsafe {
+        let (mean, a) = (
+            std::slice::from_raw_parts(mean, c),
+            std::slice::from_raw_parts(a, c),
+        );
+        let (b, c0) = (
+            std::slice::from_raw_parts(b, c),
+            std::slice::from_raw_parts(c0, c),
+        );
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let o = start + p * c;
+                for ch in 0..c {
+                    let v = a[ch] * *g.add(o + ch) + b[ch] * (*x.add(o + ch) - mean[ch]) + c0[ch];
+                    let d = dx.add(o + ch);
+                    *d = if add { *d + v } else { v };
+                }
+            }
+        }
+        if !add {
+            clear_border(shape, dx);
+        }
+    }
+}
+
+dispatch!(
+    /// `dx (+)= g` where `y > 0`, else 0 (ReLU's gradient; `dx` may be `g`). With `b` not null,
+    /// the same for a second gradient `db` (an addition's two operands).
+    relu_grad => relu_grad_any(
+        shape: Shape,
+        y: *const f32,
+        g: *const f32,
+        relu: bool,
+        dx: *mut f32,
+        add: bool,
+        db: *mut f32,
+        add_b: bool,
+    )
+);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn relu_grad_any(
+    shape: Shape,
+    y: *const f32,
+    g: *const f32,
+    relu: bool,
+    dx: *mut f32,
+    add: bool,
+    db: *mut f32,
+    add_b: bool,
+) {
+    let c = shape.channels();
+    // SAFETY: the caller guarantees the images.
+    unsafe {
+        for (start, count) in runs(shape) {
+            for i in start..start + count * c {
+                let v = if relu && !passes(*y.add(i)) {
+                    0.0
+                } else {
+                    *g.add(i)
+                };
+                let d = dx.add(i);
+                *d = if add { *d + v } else { v };
+                if !db.is_null() {
+                    let d = db.add(i);
+                    *d = if add_b { *d + v } else { v };
+                }
+            }
+        }
+        if !add {
+            clear_border(shape, dx);
+        }
+        if !db.is_null() && !add_b {
+            clear_border(shape, db);
+        }
+    }
+}
+
+dispatch!(
+    /// The gradient of a `k x k`, stride `s` pooling from `x` to `y`: each output's gradient
+    /// goes to the window element the max took (the first maximum, as `x` and `y` say), or is
+    /// spread evenly over the window for an average.
+    pool_grad => pool_grad_any(
+        from: Shape,
+        to: Shape,
+        x: *const f32,
+        y: *const f32,
+        g: *const f32,
+        dx: *mut f32,
+        add: bool,
+        k: usize,
+        s: usize,
+        max: bool,
+    )
+);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pool_grad_any(
+    from: Shape,
+    to: Shape,
+    x: *const f32,
+    y: *const f32,
+    g: *const f32,
+    dx: *mut f32,
+    add: bool,
+    k: usize,
+    s: usize,
+    max: bool,
+) {
+    let (Shape::Spatial { c, w, h }, Shape::Spatial { h: ho, w: wo, .. }) = (from, to) else {
+        unreachable!("pooling is spatial")
+    };
+    let inv = 1.0 / (k * k) as f32;
+    // SAFETY: every window lies inside the input's interior, every output pixel inside the
+    // output's.
+    unsafe {
+        if !add {
+            std::ptr::write_bytes(dx, 0, (h + 2) * (w + 2) * c);
+        }
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let o = ((oy + 1) * (wo + 2) + ox + 1) * c;
+                let at = |ky: usize, kx: usize| ((oy * s + ky + 1) * (w + 2) + ox * s + kx + 1) * c;
+                for ch in 0..c {
+                    let d = *g.add(o + ch);
+                    if max {
+                        let target = *y.add(o + ch);
+                        let mut hit = at(0, 0);
+                        'find: for ky in 0..k {
+                            for kx in 0..k {
+                                if *x.add(at(ky, kx) + ch) == target {
+                                    hit = at(ky, kx);
+                                    break 'find;
+                                }
+                            }
+                        }
+                        *dx.add(hit + ch) += d;
+                    } else {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                *dx.add(at(ky, kx) + ch) += d * inv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+dispatch!(
+    /// `dx (+)= g / (h w)` at every pixel: the gradient of a global average pool.
+    global_avg_grad => global_avg_grad_any(shape: Shape, g: *const f32, dx: *mut f32, add: bool)
+);
+
+#[inline(always)]
+unsafe fn global_avg_grad_any(shape: Shape, g: *const f32, dx: *mut f32, add: bool) {
+    let c = shape.channels();
+    let inv = 1.0 / pixels(shape) as f32;
+    // SAFETY: the caller guarantees the image and the `c` gradients.
+    unsafe {
+        let g = std::slice::from_raw_parts(g, c);
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let d = std::slice::from_raw_parts_mut(dx.add(start + p * c), c);
+                for (d, g) in d.iter_mut().zip(g) {
+                    *d = if add { *d + g * inv } else { g * inv };
+                }
+            }
+        }
+        if !add {
+            clear_border(shape, dx);
+        }
+    }
+}
+
+/// `dx (+)= g` reordered from PyTorch's channel-major flattening back to NHWC.
+///
+/// # Safety
+/// `g` must hold `c h w` floats, `dx` one padded image of `shape`.
+pub(crate) unsafe fn flatten_grad(shape: Shape, g: *const f32, dx: *mut f32, add: bool) {
+    let Shape::Spatial { c, h, w } = shape else {
+        unreachable!("flattening is of a spatial value")
+    };
+    // SAFETY: as the caller's.
+    unsafe {
+        for yy in 0..h {
+            for xx in 0..w {
+                let p = ((yy + 1) * (w + 2) + xx + 1) * c;
+                for ch in 0..c {
+                    let v = *g.add((ch * h + yy) * w + xx);
+                    let d = dx.add(p + ch);
+                    *d = if add { *d + v } else { v };
+                }
+            }
+        }
+        if !add {
+            zero_border(dx, h, w, c);
+        }
+    }
+}
+
+/// The forward of [`flatten_grad`]: NHWC to PyTorch's channel-major order.
+///
+/// # Safety
+/// `x` must hold one padded image of `shape`, `y` `c h w` floats.
+pub(crate) unsafe fn flatten(shape: Shape, x: *const f32, y: *mut f32) {
+    let Shape::Spatial { c, h, w } = shape else {
+        unreachable!("flattening is of a spatial value")
+    };
+    // SAFETY: as the caller's.
+    unsafe {
+        for yy in 0..h {
+            for xx in 0..w {
+                let p = ((yy + 1) * (w + 2) + xx + 1) * c;
+                for ch in 0..c {
+                    *y.add((ch * h + yy) * w + xx) = *x.add(p + ch);
+                }
+            }
+        }
+    }
+}
+
+/// Mean over the interior pixels, per channel, into `y` (`c` floats).
+///
+/// # Safety
+/// `x` must hold one padded image of `shape`, `y` `c` floats.
+pub(crate) unsafe fn global_avg(shape: Shape, x: *const f32, y: *mut f32) {
+    let c = shape.channels();
+    // SAFETY: as the caller's.
+    unsafe {
+        let y = std::slice::from_raw_parts_mut(y, c);
+        y.fill(0.0);
+        for (start, count) in runs(shape) {
+            for p in 0..count {
+                let v = std::slice::from_raw_parts(x.add(start + p * c), c);
+                for (s, v) in y.iter_mut().zip(v) {
+                    *s += v;
+                }
+            }
+        }
+        let inv = 1.0 / pixels(shape) as f32;
+        for s in y.iter_mut() {
+            *s *= inv;
+        }
+    }
+}
+
+/// `y = max(x, 0)` over the interior (keeping a NaN, like PyTorch's relu).
+///
+/// # Safety
+/// Both pointers must hold one image of `shape`.
+pub(crate) unsafe fn relu(shape: Shape, x: *const f32, y: *mut f32) {
+    let c = shape.channels();
+    // SAFETY: as the caller's.
+    unsafe {
+        for (start, count) in runs(shape) {
+            for i in start..start + count * c {
+                let v = *x.add(i);
+                *y.add(i) = if v < 0.0 { 0.0 } else { v };
+            }
+        }
+    }
+}
+
+/// `y = relu?(a + b)` over the interior (the border stays as it is, zero).
+///
+/// # Safety
+/// The three pointers must hold one image of `shape`.
+pub(crate) unsafe fn add(shape: Shape, a: *const f32, b: *const f32, y: *mut f32, relu: bool) {
+    let c = shape.channels();
+    // SAFETY: as the caller's.
+    unsafe {
+        for (start, count) in runs(shape) {
+            for i in start..start + count * c {
+                let v = *a.add(i) + *b.add(i);
+                *y.add(i) = if relu && v < 0.0 { 0.0 } else { v };
+            }
+        }
+    }
+}
+
+/// `y = cat(new, old)` along channels at every pixel (the border included, zero).
+///
+/// # Safety
+/// `new` and `old` must hold one padded image of `cn` and `co` channels and `pixels` padded
+/// pixels, `y` of `cn + co`.
+pub(crate) unsafe fn concat(
+    new: *const f32,
+    old: *const f32,
+    y: *mut f32,
+    cn: usize,
+    co: usize,
+    pixels: usize,
+) {
+    // SAFETY: as the caller's.
+    unsafe {
+        for p in 0..pixels {
+            std::ptr::copy_nonoverlapping(new.add(p * cn), y.add(p * (cn + co)), cn);
+            std::ptr::copy_nonoverlapping(old.add(p * co), y.add(p * (cn + co) + cn), co);
+        }
+    }
+}
+
+/// The gradient of [`concat`]: `dnew (+)=` the first `cn` channels of `g`, `dold (+)=` the
+/// rest.
+///
+/// # Safety
+/// As [`concat`], with `g` laid out like `y`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn concat_grad(
+    g: *const f32,
+    dnew: *mut f32,
+    add_new: bool,
+    dold: *mut f32,
+    add_old: bool,
+    cn: usize,
+    co: usize,
+    pixels: usize,
+) {
+    // SAFETY: as the caller's; the border of `g` is zero, so the parts' borders come out zero.
+    unsafe {
+        for p in 0..pixels {
+            let src = g.add(p * (cn + co));
+            for (dst, off, n, add) in [
+                (dnew.add(p * cn), 0, cn, add_new),
+                (dold.add(p * co), cn, co, add_old),
+            ] {
+                for i in 0..n {
+                    let v = *src.add(off + i);
+                    *dst.add(i) = if add { *dst.add(i) + v } else { v };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,828 @@
+//! Compiling a layer graph for training: the forward operations (BatchNorm on batch
+//! statistics, split at the batch-wide reduction it needs), the backward operations that mirror
+//! them in reverse, and the stages the executor runs.
+//!
+//! An operation either works on one image at a time ([`ImageOp`]) or needs the whole batch
+//! ([`BatchOp`]: the end of a BatchNorm's statistics, the linear layers, the loss, the weight
+//! gradients). Consecutive image operations form a stage that runs image by image, each image
+//! through all of them while its activations are in the core's cache; batch operations are the
+//! barriers between stages.
+
+use super::super::conv::{ConvGeom, ConvPlan};
+use super::super::plan::{ConvKernel, Kernels, Shape};
+use super::super::winograd::WinogradPlan;
+use super::wgrad::WgradPlan;
+use crate::graph::{BatchNorm, Conv, Layer, Linear};
+use crate::params::{ParamId, ParamLayout};
+use anyhow::{Result, bail, ensure};
+
+/// A value: an index into [`TrainPlan::shapes`]. Its gradient has the same index.
+pub(crate) type V = usize;
+
+/// Rows of a linear layer's matrix product per task.
+pub(crate) const DENSE_ROWS: usize = 16;
+
+/// A convolution with its three kernels.
+#[derive(Clone, Debug)]
+pub(crate) struct TrainConv {
+    pub weight: ParamId,
+    pub bias: Option<ParamId>,
+    pub geom: ConvGeom,
+    pub forward: ConvKernel,
+    /// The input gradient: the output gradient (zero-upsampled when strided) convolved at
+    /// stride 1 with the transposed, flipped kernel. None when the input needs no gradient.
+    pub data: Option<ConvKernel>,
+    pub weight_grad: WgradPlan,
+}
+
+/// A linear layer: forward and input-gradient products over rows of the batch, and its weight
+/// gradient.
+#[derive(Clone, Debug)]
+pub(crate) struct TrainDense {
+    pub weight: ParamId,
+    pub bias: ParamId,
+    pub input: usize,
+    pub output: usize,
+    pub forward: ConvPlan,
+    pub data: ConvPlan,
+    pub weight_grad: WgradPlan,
+}
+
+/// A BatchNorm's tensors.
+#[derive(Clone, Debug)]
+pub(crate) struct TrainBn {
+    pub weight: ParamId,
+    pub bias: ParamId,
+    pub mean: ParamId,
+    pub var: ParamId,
+    pub channels: usize,
+    /// Pixels per image of its input (1 for feature vectors).
+    pub pixels: usize,
+}
+
+/// An operation on one image. Gradient writes say whether they start the gradient (`add:
+/// false`) or add to what other consumers wrote.
+#[derive(Clone, Debug)]
+pub(crate) enum ImageOp {
+    /// `y = conv(x) + bias`.
+    Conv {
+        x: V,
+        y: V,
+        conv: usize,
+    },
+    /// The image's share of a BatchNorm's batch statistics of `x`.
+    BnStats {
+        x: V,
+        bn: usize,
+    },
+    /// `y = relu?(bn(x) + res)` with the batch's statistics.
+    BnApply {
+        x: V,
+        y: V,
+        bn: usize,
+        res: Option<V>,
+        relu: bool,
+    },
+    Relu {
+        x: V,
+        y: V,
+    },
+    Pool {
+        x: V,
+        y: V,
+        k: usize,
+        s: usize,
+        max: bool,
+    },
+    GlobalAvg {
+        x: V,
+        y: V,
+    },
+    Flatten {
+        x: V,
+        y: V,
+    },
+    Add {
+        a: V,
+        b: V,
+        y: V,
+        relu: bool,
+    },
+    Concat {
+        new: V,
+        old: V,
+        y: V,
+    },
+    /// `dx (+)= conv^T(dy)`.
+    ConvData {
+        y: V,
+        x: V,
+        conv: usize,
+        add: bool,
+    },
+    /// The gradient of `y = relu?(bn(x) + res)` through the ReLU (in place), passed on to
+    /// `res`, and the image's share of the BatchNorm's parameter gradients.
+    BnGrad {
+        x: V,
+        y: V,
+        bn: usize,
+        relu: bool,
+        res: Option<(V, bool)>,
+    },
+    /// `dx (+)=` the BatchNorm's input gradient from `dy` (already through the ReLU).
+    BnInputGrad {
+        x: V,
+        y: V,
+        bn: usize,
+        add: bool,
+    },
+    ReluGrad {
+        x: V,
+        y: V,
+        add: bool,
+    },
+    PoolGrad {
+        x: V,
+        y: V,
+        k: usize,
+        s: usize,
+        max: bool,
+        add: bool,
+    },
+    GlobalAvgGrad {
+        x: V,
+        y: V,
+        add: bool,
+    },
+    FlattenGrad {
+        x: V,
+        y: V,
+        add: bool,
+    },
+    AddGrad {
+        a: (V, bool),
+        b: (V, bool),
+        y: V,
+        relu: bool,
+    },
+    ConcatGrad {
+        new: (V, bool),
+        old: (V, bool),
+        y: V,
+    },
+}
+
+/// An operation on the whole batch.
+#[derive(Clone, Debug)]
+pub(crate) enum BatchOp {
+    /// Batch statistics, the affine map they give, the running statistics' update.
+    BnFinalize { bn: usize },
+    /// `y = x W^T + b` over the rows of the batch.
+    Dense { x: V, y: V, dense: usize },
+    /// Softmax cross-entropy of the logits: loss, correct count, the logits' gradient.
+    Loss,
+    /// The weight (and bias) gradient of a convolution.
+    ConvWeightGrad { x: V, y: V, conv: usize },
+    /// The BatchNorm's parameter gradients and the coefficients of its input gradient.
+    BnGradFinalize { bn: usize },
+    /// The weight and bias gradients of a linear layer, and `dx =` the input gradient.
+    DenseGrad { x: V, y: V, dense: usize },
+}
+
+impl ImageOp {
+    /// Forward values and gradients this operation reads and writes: (value reads, gradient
+    /// reads, gradient writes).
+    fn grad_access(&self) -> (Vec<V>, Vec<V>) {
+        match *self {
+            ImageOp::ConvData { y, x, .. } => (vec![y], vec![x]),
+            ImageOp::BnGrad { y, res, .. } => {
+                (vec![y], res.map(|r| r.0).into_iter().chain([y]).collect())
+            }
+            ImageOp::BnInputGrad { x, y, .. }
+            | ImageOp::ReluGrad { x, y, .. }
+            | ImageOp::PoolGrad { x, y, .. }
+            | ImageOp::GlobalAvgGrad { x, y, .. }
+            | ImageOp::FlattenGrad { x, y, .. } => (vec![y], vec![x]),
+            ImageOp::AddGrad { a, b, y, .. } => (vec![y], vec![a.0, b.0]),
+            ImageOp::ConcatGrad { new, old, y } => (vec![y], vec![new.0, old.0]),
+            _ => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// Writes its single gradient output elementwise from its single gradient input, so the
+    /// output may take the input's buffer.
+    fn grad_in_place(&self) -> bool {
+        matches!(
+            self,
+            ImageOp::BnInputGrad { add: false, .. } | ImageOp::ReluGrad { add: false, .. }
+        )
+    }
+}
+
+impl BatchOp {
+    fn grad_access(&self) -> (Vec<V>, Vec<V>) {
+        match *self {
+            BatchOp::ConvWeightGrad { y, .. } => (vec![y], Vec::new()),
+            BatchOp::DenseGrad { x, y, .. } => (vec![y], vec![x]),
+            _ => (Vec::new(), Vec::new()),
+        }
+    }
+}
+
+/// What the executor runs: image operations image by image, or one batch operation.
+#[derive(Clone, Debug)]
+pub(crate) enum Stage {
+    Images(Vec<ImageOp>),
+    Batch(BatchOp),
+}
+
+/// A graph compiled for training.
+#[derive(Clone, Debug)]
+pub(crate) struct TrainPlan {
+    pub shapes: Vec<Shape>,
+    pub input: V,
+    pub output: V,
+    pub convs: Vec<TrainConv>,
+    pub denses: Vec<TrainDense>,
+    pub bns: Vec<TrainBn>,
+    pub forward: Vec<Stage>,
+    pub backward: Vec<Stage>,
+    /// The gradient buffer of each value (usize::MAX: none) and the number of buffers.
+    pub grad_buffer: Vec<usize>,
+    pub grad_buffers: usize,
+    /// The graph's ReLUs in execution order, by the value holding each one's output.
+    pub relus: Vec<V>,
+    /// The graph's max pools in execution order: (input, output, window, stride).
+    pub max_pools: Vec<(V, V, usize, usize)>,
+    pub kernels: Kernels,
+}
+
+impl TrainPlan {
+    /// Compiles `layers` for images `[c, h, w]`, checking that the tensors it names fit `layout`.
+    pub(crate) fn compile(
+        layers: &[Layer],
+        layout: &ParamLayout,
+        input: [usize; 3],
+        kernels: Kernels,
+    ) -> Result<Self> {
+        let [c, h, w] = input;
+        let mut b = Builder {
+            ops: Vec::new(),
+            shapes: Vec::new(),
+            uses: Vec::new(),
+            convs: Vec::new(),
+            denses: Vec::new(),
+            bns: Vec::new(),
+            relus: Vec::new(),
+            max_pools: Vec::new(),
+            kernels,
+        };
+        let x = b.value(Shape::Spatial { c, h, w });
+        let mut y = b.seq(layers, x)?;
+        if matches!(b.shapes[y], Shape::Spatial { .. }) {
+            y = b.flatten(y);
+        }
+        for conv in &b.convs {
+            check(layout, conv.weight, conv.geom.cout * conv.geom.depth())?;
+            if let Some(bias) = conv.bias {
+                check(layout, bias, conv.geom.cout)?;
+            }
+        }
+        for d in &b.denses {
+            check(layout, d.weight, d.input * d.output)?;
+            check(layout, d.bias, d.output)?;
+        }
+        for bn in &b.bns {
+            for id in [bn.weight, bn.bias, bn.mean, bn.var] {
+                check(layout, id, bn.channels)?;
+            }
+        }
+        let backward = b.backward(x, y)?;
+        let forward = stages(b.ops);
+        let (grad_buffer, grad_buffers) = allocate_grads(&backward, b.shapes.len(), y);
+        Ok(TrainPlan {
+            shapes: b.shapes,
+            input: x,
+            output: y,
+            convs: b.convs,
+            denses: b.denses,
+            bns: b.bns,
+            forward,
+            backward,
+            grad_buffer,
+            grad_buffers,
+            relus: b.relus,
+            max_pools: b.max_pools,
+            kernels,
+        })
+    }
+
+    /// Number of outputs per image.
+    pub(crate) fn classes(&self) -> usize {
+        self.shapes[self.output].channels()
+    }
+}
+
+fn check(layout: &ParamLayout, id: ParamId, numel: usize) -> Result<()> {
+    ensure!(id.0 < layout.len(), "tensor {} is not in the layout", id.0);
+    let info = layout.get(id);
+    ensure!(
+        info.numel() == numel,
+        "`{}` has {} values, the graph needs {numel}",
+        info.name,
+        info.numel()
+    );
+    Ok(())
+}
+
+/// A forward operation in the order the graph runs it.
+#[derive(Clone, Debug)]
+enum Fwd {
+    Image(ImageOp),
+    Batch(BatchOp),
+}
+
+struct Builder {
+    ops: Vec<Fwd>,
+    shapes: Vec<Shape>,
+    /// Readers of each value so far (and pins by pending shortcut and concat operands).
+    uses: Vec<usize>,
+    convs: Vec<TrainConv>,
+    denses: Vec<TrainDense>,
+    bns: Vec<TrainBn>,
+    relus: Vec<V>,
+    max_pools: Vec<(V, V, usize, usize)>,
+    kernels: Kernels,
+}
+
+impl Builder {
+    fn value(&mut self, shape: Shape) -> V {
+        self.shapes.push(shape);
+        self.uses.push(0);
+        self.shapes.len() - 1
+    }
+
+    fn image(&mut self, op: ImageOp, reads: &[V]) {
+        for &v in reads {
+            self.uses[v] += 1;
+        }
+        self.ops.push(Fwd::Image(op));
+    }
+
+    fn spatial(&self, x: V, what: &str) -> Result<(usize, usize, usize)> {
+        match self.shapes[x] {
+            Shape::Spatial { c, h, w } => Ok((c, h, w)),
+            Shape::Flat(_) => bail!("{what} needs a spatial input; the graph is malformed"),
+        }
+    }
+
+    fn seq(&mut self, layers: &[Layer], mut x: V) -> Result<V> {
+        for layer in layers {
+            x = self.layer(layer, x)?;
+        }
+        Ok(x)
+    }
+
+    fn layer(&mut self, layer: &Layer, x: V) -> Result<V> {
+        Ok(match layer {
+            Layer::Conv(c) => self.conv(c, x)?,
+            Layer::BatchNorm(bn) => self.batch_norm(bn, x)?,
+            Layer::Relu => {
+                let y = if self.fuse_relu(x) {
+                    x
+                } else {
+                    let y = self.value(self.shapes[x]);
+                    self.image(ImageOp::Relu { x, y }, &[x]);
+                    y
+                };
+                self.relus.push(y);
+                y
+            }
+            Layer::MaxPool { kernel, stride } | Layer::AvgPool { kernel, stride } => {
+                let (c, h, w) = self.spatial(x, "pooling")?;
+                ensure!(
+                    *kernel >= 1 && *stride >= 1 && *kernel <= h && *kernel <= w,
+                    "pooling window {kernel} on {h}x{w}"
+                );
+                let y = self.value(Shape::Spatial {
+                    c,
+                    h: (h - kernel) / stride + 1,
+                    w: (w - kernel) / stride + 1,
+                });
+                let max = matches!(layer, Layer::MaxPool { .. });
+                let (k, s) = (*kernel, *stride);
+                if max {
+                    self.max_pools.push((x, y, k, s));
+                }
+                self.image(ImageOp::Pool { x, y, k, s, max }, &[x]);
+                y
+            }
+            Layer::GlobalAvgPool => {
+                let (c, _, _) = self.spatial(x, "global pooling")?;
+                let y = self.value(Shape::Flat(c));
+                self.image(ImageOp::GlobalAvg { x, y }, &[x]);
+                y
+            }
+            Layer::Flatten => match self.shapes[x] {
+                Shape::Spatial { .. } => self.flatten(x),
+                Shape::Flat(_) => x,
+            },
+            Layer::Linear(l) => self.linear(l, x)?,
+            Layer::Residual { body, shortcut } => {
+                self.uses[x] += 1;
+                let skip = self.seq(shortcut, x)?;
+                self.uses[skip] += 1;
+                let out = self.seq(body, x)?;
+                self.uses[x] -= 1;
+                self.uses[skip] -= 1;
+                ensure!(
+                    self.shapes[out] == self.shapes[skip],
+                    "residual branches disagree: {:?} and {:?}",
+                    self.shapes[out],
+                    self.shapes[skip]
+                );
+                let fusable = self.uses[out] == 0
+                    && matches!(self.ops.last(),
+                        Some(Fwd::Image(ImageOp::BnApply { y, res: None, relu: false, .. })) if *y == out);
+                if fusable {
+                    if let Some(Fwd::Image(ImageOp::BnApply { res, .. })) = self.ops.last_mut() {
+                        *res = Some(skip);
+                    }
+                    self.uses[skip] += 1;
+                    out
+                } else {
+                    let y = self.value(self.shapes[out]);
+                    self.image(
+                        ImageOp::Add {
+                            a: out,
+                            b: skip,
+                            y,
+                            relu: false,
+                        },
+                        &[out, skip],
+                    );
+                    y
+                }
+            }
+            Layer::Concat { body } => {
+                let (c, h, w) = self.spatial(x, "a dense block")?;
+                self.uses[x] += 1;
+                let new = self.seq(body, x)?;
+                self.uses[x] -= 1;
+                let (cn, hn, wn) = self.spatial(new, "a dense block")?;
+                ensure!(
+                    (hn, wn) == (h, w),
+                    "dense block changes the size {h}x{w} to {hn}x{wn}"
+                );
+                let y = self.value(Shape::Spatial { c: cn + c, h, w });
+                self.image(ImageOp::Concat { new, old: x, y }, &[new, x]);
+                y
+            }
+        })
+    }
+
+    /// Folds a ReLU into the operation that just produced `x`, when nothing else reads `x`.
+    fn fuse_relu(&mut self, x: V) -> bool {
+        if self.uses[x] != 0 {
+            return false;
+        }
+        match self.ops.last_mut() {
+            Some(Fwd::Image(ImageOp::BnApply { y, relu, .. } | ImageOp::Add { y, relu, .. }))
+                if *y == x && !*relu =>
+            {
+                *relu = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn flatten(&mut self, x: V) -> V {
+        let Shape::Spatial { c, h, w } = self.shapes[x] else {
+            return x;
+        };
+        let y = self.value(Shape::Flat(c * h * w));
+        self.image(ImageOp::Flatten { x, y }, &[x]);
+        y
+    }
+
+    fn batch_norm(&mut self, bn: &BatchNorm, x: V) -> Result<V> {
+        ensure!(
+            self.shapes[x].channels() == bn.channels,
+            "BatchNorm over {} channels on {:?}",
+            bn.channels,
+            self.shapes[x]
+        );
+        self.bns.push(TrainBn {
+            weight: bn.weight,
+            bias: bn.bias,
+            mean: bn.running_mean,
+            var: bn.running_var,
+            channels: bn.channels,
+            pixels: super::kernels::pixels(self.shapes[x]),
+        });
+        let index = self.bns.len() - 1;
+        self.image(ImageOp::BnStats { x, bn: index }, &[x]);
+        self.ops.push(Fwd::Batch(BatchOp::BnFinalize { bn: index }));
+        let y = self.value(self.shapes[x]);
+        // Reading `x` again is not a new use: the same consumer.
+        self.ops.push(Fwd::Image(ImageOp::BnApply {
+            x,
+            y,
+            bn: index,
+            res: None,
+            relu: false,
+        }));
+        Ok(y)
+    }
+
+    fn conv(&mut self, c: &Conv, x: V) -> Result<V> {
+        let (cin, h, w) = self.spatial(x, "a convolution")?;
+        ensure!(
+            cin == c.cin,
+            "convolution expects {} channels, gets {cin}",
+            c.cin
+        );
+        ensure!(
+            c.kernel >= 1 && c.stride >= 1 && h + 2 * c.padding >= c.kernel,
+            "convolution {}x{} stride {} on {h}x{w}",
+            c.kernel,
+            c.kernel,
+            c.stride
+        );
+        // The input gradient's convolution pads by k - 1 - p: both must fit the border of 1.
+        ensure!(
+            c.padding <= 1 && c.kernel <= c.padding + 2,
+            "convolution {}x{} with padding {} (the CPU training kernels cover 3x3 with padding 1 and 1x1 without)",
+            c.kernel,
+            c.kernel,
+            c.padding
+        );
+        let out = |s: usize| (s + 2 * c.padding - c.kernel) / c.stride + 1;
+        let geom = ConvGeom {
+            cin,
+            cout: c.cout,
+            kernel: c.kernel,
+            stride: c.stride,
+            pad: c.padding,
+            h,
+            w,
+            ho: out(h),
+            wo: out(w),
+        };
+        // A strided convolution's gradient is spread over a grid of the input's size.
+        ensure!(
+            geom.stride * (geom.ho - 1) < h && geom.stride * (geom.wo - 1) < w,
+            "convolution geometry {geom:?}"
+        );
+        let data_geom = ConvGeom {
+            cin: c.cout,
+            cout: cin,
+            stride: 1,
+            pad: c.kernel - 1 - c.padding,
+            ho: h,
+            wo: w,
+            ..geom
+        };
+        let needs_grad = x != 0;
+        self.convs.push(TrainConv {
+            weight: c.weight,
+            bias: c.bias,
+            geom,
+            forward: self.kernel(geom),
+            data: needs_grad.then(|| self.kernel(data_geom)),
+            weight_grad: WgradPlan::conv(&geom, self.kernels.avx512),
+        });
+        let y = self.value(Shape::Spatial {
+            c: c.cout,
+            h: geom.ho,
+            w: geom.wo,
+        });
+        let conv = self.convs.len() - 1;
+        self.image(ImageOp::Conv { x, y, conv }, &[x]);
+        Ok(y)
+    }
+
+    fn kernel(&self, geom: ConvGeom) -> ConvKernel {
+        if WinogradPlan::covers(&geom) && geom.cin >= self.kernels.winograd_from {
+            ConvKernel::Winograd(WinogradPlan::new(geom, self.kernels.avx512))
+        } else {
+            ConvKernel::Direct(ConvPlan::new(geom, self.kernels.avx512))
+        }
+    }
+
+    fn linear(&mut self, l: &Linear, x: V) -> Result<V> {
+        let x = self.flatten(x);
+        ensure!(
+            self.shapes[x].channels() == l.input,
+            "linear layer expects {} features, gets {}",
+            l.input,
+            self.shapes[x].channels()
+        );
+        let avx512 = self.kernels.avx512;
+        let stride = |n: usize| n.div_ceil(16) * 16;
+        self.denses.push(TrainDense {
+            weight: l.weight,
+            bias: l.bias,
+            input: l.input,
+            output: l.output,
+            forward: ConvPlan::gemm(l.input, l.output, DENSE_ROWS, stride(l.input), avx512),
+            data: ConvPlan::gemm(l.output, l.input, DENSE_ROWS, stride(l.output), avx512),
+            weight_grad: WgradPlan::dense(l.input, l.output, avx512),
+        });
+        let y = self.value(Shape::Flat(l.output));
+        self.uses[x] += 1;
+        self.ops.push(Fwd::Batch(BatchOp::Dense {
+            x,
+            y,
+            dense: self.denses.len() - 1,
+        }));
+        Ok(y)
+    }
+
+    /// The backward operations of the forward ones, in reverse, as stages. The weight
+    /// gradients (which only write parameter gradients) wait for the next barrier, so the image
+    /// operations around them share a stage.
+    fn backward(&self, input: V, output: V) -> Result<Vec<Stage>> {
+        let needs = |v: V| v != input;
+        // Whether a gradient has been started (its first writer sets, later ones add).
+        let mut started = vec![false; self.shapes.len()];
+        started[output] = true;
+        let mut write = |v: V| -> bool { std::mem::replace(&mut started[v], true) };
+        let mut ops: Vec<Fwd> = vec![Fwd::Batch(BatchOp::Loss)];
+        let mut pending: Vec<BatchOp> = Vec::new();
+        let flush = |ops: &mut Vec<Fwd>, pending: &mut Vec<BatchOp>| {
+            ops.extend(pending.drain(..).map(Fwd::Batch));
+        };
+        for op in self.ops.iter().rev() {
+            match op {
+                Fwd::Batch(BatchOp::BnFinalize { .. }) => {}
+                Fwd::Batch(BatchOp::Dense { x, y, dense }) => {
+                    ensure!(
+                        !write(*x),
+                        "a linear layer's input is read twice (the CPU training kernels need one reader)"
+                    );
+                    flush(&mut ops, &mut pending);
+                    ops.push(Fwd::Batch(BatchOp::DenseGrad {
+                        x: *x,
+                        y: *y,
+                        dense: *dense,
+                    }));
+                }
+                Fwd::Batch(_) => unreachable!("forward batch operations are BatchNorm and dense"),
+                Fwd::Image(op) => match *op {
+                    ImageOp::Conv { x, y, conv } => {
+                        if needs(x) {
+                            let add = write(x);
+                            ops.push(Fwd::Image(ImageOp::ConvData { y, x, conv, add }));
+                        }
+                        pending.push(BatchOp::ConvWeightGrad { x, y, conv });
+                    }
+                    ImageOp::BnStats { .. } => {}
+                    ImageOp::BnApply {
+                        x,
+                        y,
+                        bn,
+                        res,
+                        relu,
+                    } => {
+                        let res = res.map(|r| (r, write(r)));
+                        ops.push(Fwd::Image(ImageOp::BnGrad {
+                            x,
+                            y,
+                            bn,
+                            relu,
+                            res,
+                        }));
+                        flush(&mut ops, &mut pending);
+                        ops.push(Fwd::Batch(BatchOp::BnGradFinalize { bn }));
+                        let add = write(x);
+                        ops.push(Fwd::Image(ImageOp::BnInputGrad { x, y, bn, add }));
+                    }
+                    ImageOp::Relu { x, y } => {
+                        let add = write(x);
+                        ops.push(Fwd::Image(ImageOp::ReluGrad { x, y, add }));
+                    }
+                    ImageOp::Pool { x, y, k, s, max } => {
+                        let add = write(x);
+                        ops.push(Fwd::Image(ImageOp::PoolGrad {
+                            x,
+                            y,
+                            k,
+                            s,
+                            max,
+                            add,
+                        }));
+                    }
+                    ImageOp::GlobalAvg { x, y } => {
+                        let add = write(x);
+                        ops.push(Fwd::Image(ImageOp::GlobalAvgGrad { x, y, add }));
+                    }
+                    ImageOp::Flatten { x, y } => {
+                        let add = write(x);
+                        ops.push(Fwd::Image(ImageOp::FlattenGrad { x, y, add }));
+                    }
+                    ImageOp::Add { a, b, y, relu } => {
+                        let a = (a, write(a));
+                        let b = (b, write(b));
+                        ops.push(Fwd::Image(ImageOp::AddGrad { a, b, y, relu }));
+                    }
+                    ImageOp::Concat { new, old, y } => {
+                        let new = (new, write(new));
+                        let old = (old, write(old));
+                        ops.push(Fwd::Image(ImageOp::ConcatGrad { new, old, y }));
+                    }
+                    _ => unreachable!("backward operations are made here"),
+                },
+            }
+        }
+        flush(&mut ops, &mut pending);
+        Ok(stages(ops))
+    }
+}
+
+/// Groups consecutive image operations into stages.
+fn stages(ops: Vec<Fwd>) -> Vec<Stage> {
+    let mut out: Vec<Stage> = Vec::new();
+    for op in ops {
+        match op {
+            Fwd::Batch(b) => out.push(Stage::Batch(b)),
+            Fwd::Image(i) => match out.last_mut() {
+                Some(Stage::Images(list)) => list.push(i),
+                _ => out.push(Stage::Images(vec![i])),
+            },
+        }
+    }
+    out
+}
+
+/// An operation's gradient reads, gradient writes, and whether it may write in place.
+type Access = (Vec<V>, Vec<V>, bool);
+
+/// Assigns every gradient a buffer, reusing the buffers of gradients no longer read. Returns
+/// (buffer of each value's gradient, usize::MAX where none, and the number of buffers).
+///
+/// An image stage runs each image through all its operations before the next (in parallel),
+/// so a buffer whose gradient dies inside a stage is free only after the stage: until then
+/// other images may still read it. The exception is an elementwise operation writing its output
+/// over its dying input, which touches the same image's floats only.
+fn allocate_grads(stages: &[Stage], values: usize, output: V) -> (Vec<usize>, usize) {
+    // Per stage, its operations' gradient reads, writes and in-place flags.
+    let accesses: Vec<Vec<Access>> = stages
+        .iter()
+        .map(|stage| match stage {
+            Stage::Images(ops) => ops
+                .iter()
+                .map(|op| {
+                    let (reads, writes) = op.grad_access();
+                    (reads, writes, op.grad_in_place())
+                })
+                .collect(),
+            Stage::Batch(BatchOp::Loss) => vec![(Vec::new(), vec![output], false)],
+            Stage::Batch(op) => {
+                let (reads, writes) = op.grad_access();
+                vec![(reads, writes, false)]
+            }
+        })
+        .collect();
+    // The last stage that reads each gradient (a write that adds reads it too).
+    let mut last_read = vec![None; values];
+    for (i, ops) in accesses.iter().enumerate() {
+        for (reads, writes, _) in ops {
+            for &v in reads.iter().chain(writes) {
+                last_read[v] = Some(i);
+            }
+        }
+    }
+    let mut buffer = vec![usize::MAX; values];
+    // The gradient that holds each buffer now.
+    let mut owner: Vec<V> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    for (i, ops) in accesses.iter().enumerate() {
+        for (reads, writes, in_place) in ops {
+            for &v in writes {
+                if buffer[v] != usize::MAX {
+                    continue;
+                }
+                let dying = reads.iter().copied().find(|&d| {
+                    last_read[d] == Some(i) && !writes.contains(&d) && owner[buffer[d]] == d
+                });
+                buffer[v] = match (in_place, dying) {
+                    (true, Some(d)) => buffer[d],
+                    _ => free.pop().unwrap_or_else(|| {
+                        owner.push(v);
+                        owner.len() - 1
+                    }),
+                };
+                owner[buffer[v]] = v;
+            }
+        }
+        // Released after the stage: other images may read them until it ends.
+        for (b, &v) in owner.iter().enumerate() {
+            if last_read[v] == Some(i) && !free.contains(&b) {
+                free.push(b);
+            }
+        }
+    }
+    (buffer, owner.len())
+}
