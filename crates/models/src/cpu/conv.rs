@@ -408,6 +408,25 @@ impl ConvPlan {
     }
 }
 
+/// `dst[c][r] = src[r][c]` for a `rows x cols` matrix, in 16 x 16 blocks so that neither side
+/// is walked a power of two apart element by element.
+pub(crate) fn transpose_blocked(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    assert!(
+        src.len() >= rows * cols && dst.len() >= rows * cols,
+        "matrix sizes"
+    );
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
 /// Zeroes the one-pixel border of a padded `h x w x c` image.
 ///
 /// # Safety

@@ -100,31 +100,40 @@ impl WinogradPlan {
         let per_pos = coutp * cin;
         packed.u.resize(16 * per_pos);
         let u = packed.u.as_mut_slice();
-        u.fill(0.0);
-        for co in 0..cout {
-            let (block, j) = (co / nr, co % nr);
+        // One (block, input channel) at a time: its 16 transformed rows of `nr` output channels
+        // are made in `tile`, then copied out whole. (Writing them straight into `u`, 16 rows
+        // a power of two apart, thrashes the L1 set they all map to.)
+        let mut tile = vec![0.0f32; 16 * nr];
+        for block in 0..coutp / nr {
             for ci in 0..cin {
-                let k = &weight[(co * cin + ci) * 9..][..9];
-                // G g: 4 rows of 3.
-                let mut gg = [[0.0f32; 3]; 4];
-                for c in 0..3 {
-                    let (g0, g1, g2) = (k[c], k[3 + c], k[6 + c]);
-                    gg[0][c] = g0;
-                    gg[1][c] = 0.5 * (g0 + g1 + g2);
-                    gg[2][c] = 0.5 * (g0 - g1 + g2);
-                    gg[3][c] = g2;
-                }
-                for (r, q) in gg.iter().enumerate() {
-                    let row = [
-                        q[0],
-                        0.5 * (q[0] + q[1] + q[2]),
-                        0.5 * (q[0] - q[1] + q[2]),
-                        q[2],
-                    ];
-                    for (c, v) in row.into_iter().enumerate() {
-                        let pos = 4 * r + c;
-                        u[pos * per_pos + (block * cin + ci) * nr + j] = v;
+                tile.fill(0.0);
+                for j in 0..nr.min(cout - block * nr) {
+                    let co = block * nr + j;
+                    let k = &weight[(co * cin + ci) * 9..][..9];
+                    // G g: 4 rows of 3.
+                    let mut gg = [[0.0f32; 3]; 4];
+                    for c in 0..3 {
+                        let (g0, g1, g2) = (k[c], k[3 + c], k[6 + c]);
+                        gg[0][c] = g0;
+                        gg[1][c] = 0.5 * (g0 + g1 + g2);
+                        gg[2][c] = 0.5 * (g0 - g1 + g2);
+                        gg[3][c] = g2;
                     }
+                    for (r, q) in gg.iter().enumerate() {
+                        let row_values = [
+                            q[0],
+                            0.5 * (q[0] + q[1] + q[2]),
+                            0.5 * (q[0] - q[1] + q[2]),
+                            q[2],
+                        ];
+                        for (c, v) in row_values.into_iter().enumerate() {
+                            tile[(4 * r + c) * nr + j] = v;
+                        }
+                    }
+                }
+                let row = (block * cin + ci) * nr;
+                for pos in 0..16 {
+                    u[pos * per_pos + row..][..nr].copy_from_slice(&tile[pos * nr..][..nr]);
                 }
             }
         }

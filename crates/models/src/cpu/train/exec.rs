@@ -8,11 +8,11 @@
 //! whatever the number of threads.
 
 use super::super::buffer::Aligned;
-use super::super::conv::PackedConv;
+use super::super::conv::{PackedConv, transpose_blocked};
 use super::super::exec::{PackedAny, pool};
 use super::super::plan::{ConvKernel, Shape};
 use super::super::winograd::Scratch;
-use super::kernels;
+use super::kernels::{self, Mask};
 use super::plan::{BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V};
 use super::wgrad::Sweep;
 use crate::forward::{BN_EPS, BN_MOMENTUM};
@@ -43,12 +43,22 @@ pub(crate) struct TrainBuffers {
     values: Vec<Aligned>,
     grads: Vec<Aligned>,
     bns: Vec<BnBuffers>,
-    /// Per convolution the forward and input-gradient packings; per linear layer the same.
-    convs: Vec<(PackedAny, Option<PackedAny>)>,
-    denses: Vec<(PackedConv, PackedConv)>,
+    /// Per convolution its packings; per linear layer the forward and input-gradient packings
+    /// and its transposed weight.
+    convs: Vec<Packing>,
+    denses: Vec<(PackedConv, PackedConv, Vec<f32>)>,
     /// A weight gradient in the kernel's layout.
     wgrad: Aligned,
     scratch: Mutex<Vec<ImageScratch>>,
+}
+
+/// One convolution's weights packed for its forward and input-gradient kernels.
+#[derive(Debug)]
+struct Packing {
+    forward: PackedAny,
+    data: Option<PackedAny>,
+    /// The transposed, flipped kernel the input gradient is packed from.
+    rearranged: Vec<f32>,
 }
 
 /// A BatchNorm's per-image shares (`[n][c]`: the statistics in the forward pass, the gradient
@@ -98,7 +108,7 @@ struct Ctx<'a> {
     grads: Vec<Ptr>,
     /// Per BatchNorm: part_a, part_b, mean, scale, shift, ga, gb, gc.
     bns: Vec<[Ptr; 8]>,
-    convs: &'a [(PackedAny, Option<PackedAny>)],
+    convs: &'a [Packing],
 }
 
 impl TrainPlan {
@@ -109,45 +119,55 @@ impl TrainPlan {
 
     /// Packs the weights of the point `params` (one vector per layout entry) for the kernels.
     pub(crate) fn pack(&self, bufs: &mut TrainBuffers, params: &[Vec<f32>]) {
-        bufs.convs.truncate(self.convs.len());
-        for (i, c) in self.convs.iter().enumerate() {
-            if bufs.convs.len() == i {
-                bufs.convs
-                    .push((c.forward.packed(), c.data.as_ref().map(ConvKernel::packed)));
-            }
-            let weight = &params[c.weight.0];
-            let bias = c.bias.map(|b| &params[b.0][..]);
-            let (fwd, data) = &mut bufs.convs[i];
-            c.forward.pack(weight, bias, fwd);
-            if let (Some(kernel), Some(packed)) = (&c.data, data) {
-                let g = &c.geom;
-                let taps = g.kernel * g.kernel;
-                // [cin, cout, k, k] with the taps reversed: the kernel of the transposed
-                // convolution.
-                let mut flipped = vec![0.0f32; weight.len()];
-                for co in 0..g.cout {
+        if bufs.convs.len() != self.convs.len() {
+            bufs.convs = self
+                .convs
+                .iter()
+                .map(|c| Packing {
+                    forward: c.forward.packed(),
+                    data: c.data.as_ref().map(ConvKernel::packed),
+                    rearranged: Vec::new(),
+                })
+                .collect();
+        }
+        // Each layer on its own: the big ones' Winograd transforms take a millisecond.
+        self.convs
+            .par_iter()
+            .zip(&mut bufs.convs)
+            .for_each(|(c, packing)| {
+                let weight = &params[c.weight.0];
+                let bias = c.bias.map(|b| &params[b.0][..]);
+                c.forward.pack(weight, bias, &mut packing.forward);
+                if let (Some(kernel), Some(packed)) = (&c.data, &mut packing.data) {
+                    let g = &c.geom;
+                    let taps = g.kernel * g.kernel;
+                    // [cin, cout, k, k] with the taps reversed: the kernel of the transposed
+                    // convolution, written in order.
+                    let flipped = &mut packing.rearranged;
+                    flipped.resize(weight.len(), 0.0);
                     for ci in 0..g.cin {
-                        for t in 0..taps {
-                            flipped[(ci * g.cout + co) * taps + taps - 1 - t] =
-                                weight[(co * g.cin + ci) * taps + t];
+                        for co in 0..g.cout {
+                            let src = &weight[(co * g.cin + ci) * taps..][..taps];
+                            let dst = &mut flipped[(ci * g.cout + co) * taps..][..taps];
+                            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                                *d = *s;
+                            }
                         }
                     }
+                    kernel.pack(flipped, None, packed);
                 }
-                kernel.pack(&flipped, None, packed);
-            }
-        }
+            });
         bufs.denses.resize_with(self.denses.len(), Default::default);
-        for (d, (fwd, data)) in self.denses.iter().zip(&mut bufs.denses) {
-            let weight = &params[d.weight.0];
-            d.forward.pack(weight, Some(&params[d.bias.0]), fwd);
-            let mut transposed = vec![0.0f32; weight.len()];
-            for o in 0..d.output {
-                for i in 0..d.input {
-                    transposed[i * d.output + o] = weight[o * d.input + i];
-                }
-            }
-            d.data.pack(&transposed, None, data);
-        }
+        self.denses
+            .par_iter()
+            .zip(&mut bufs.denses)
+            .for_each(|(d, (fwd, data, transposed))| {
+                let weight = &params[d.weight.0];
+                d.forward.pack(weight, Some(&params[d.bias.0]), fwd);
+                transposed.resize(weight.len(), 0.0);
+                transpose_blocked(weight, d.output, d.input, transposed);
+                d.data.pack(transposed, None, data);
+            });
     }
 
     /// Makes `bufs` hold a batch of `n`.
@@ -620,7 +640,8 @@ impl TrainPlan {
     }
 
     /// Sums the weight gradient of `plan` over the `sweeps` sweeps into `grad`: each thread
-    /// takes a share of the tiles and runs them over every sweep in order.
+    /// takes a share of the tiles and runs all of them over each piece of each sweep in order,
+    /// so a piece's data is read from memory once per thread.
     fn weight_grad(
         &self,
         plan: &super::wgrad::WgradPlan,
@@ -635,11 +656,10 @@ impl TrainPlan {
         (0..groups).into_par_iter().for_each(|group| {
             let range = group * tasks / groups..(group + 1) * tasks / groups;
             for i in 0..sweeps {
-                let s = sweep(i);
-                for task in range.clone() {
+                for (j, piece) in sweep(i).pieces(super::wgrad::PIECE_PIXELS).enumerate() {
                     // SAFETY: the accumulator holds the plan's tiles, each task owns its tile,
                     // and the sweeps cover the batch's buffers.
-                    unsafe { plan.run(task, &s, { acc }.0, i == 0) };
+                    unsafe { plan.run(range.clone(), &piece, { acc }.0, i == 0 && j == 0) };
                 }
             }
         });
@@ -679,7 +699,7 @@ impl Ctx<'_> {
         unsafe {
             match *op {
                 ImageOp::Conv { x, y, conv } => plan.convs[conv].forward.run(
-                    &self.convs[conv].0,
+                    &self.convs[conv].forward,
                     &mut s.winograd,
                     1,
                     |_| self.v(x, i).cast_const(),
@@ -739,9 +759,12 @@ impl Ctx<'_> {
                 } => kernels::bn_grad(
                     shape(x),
                     self.v(x, i),
-                    self.v(y, i),
+                    match (relu, res) {
+                        (false, _) => Mask::None,
+                        (true, Some(_)) => Mask::Output(self.v(y, i)),
+                        (true, None) => Mask::Affine(self.bn(bn, 3, i), self.bn(bn, 4, i)),
+                    },
                     self.g(y, i),
-                    relu,
                     res.map_or(null, |r| self.g(r.0, i)),
                     res.is_some_and(|r| r.1),
                     self.bn(bn, 2, i),
@@ -833,7 +856,10 @@ impl Ctx<'_> {
         let c = &self.plan.convs[conv];
         let g = &c.geom;
         let kernel = c.data.as_ref().expect("an input gradient is planned");
-        let packed = self.convs[conv].1.as_ref().expect("packed with the plan");
+        let packed = self.convs[conv]
+            .data
+            .as_ref()
+            .expect("packed with the plan");
         let dy = self.g(y, i);
         let dx = self.g(x, i);
         // SAFETY: the scratch buffers are sized for every convolution of the plan.

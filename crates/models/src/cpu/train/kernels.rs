@@ -23,6 +23,18 @@ fn runs(shape: Shape) -> impl Iterator<Item = (usize, usize)> {
     })
 }
 
+/// Where a BatchNorm's gradient learns which units its ReLU let through.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mask {
+    /// No ReLU after the BatchNorm.
+    None,
+    /// The forward output (`y > 0`): needed when a residual was added before the ReLU.
+    Output(*const f32),
+    /// The BatchNorm's affine map of its input (`x * scale + shift > 0`), the forward
+    /// output recomputed without reading it.
+    Affine(*const f32, *const f32),
+}
+
 /// Whether a ReLU let its input through (its output is positive; not for 0 or NaN).
 #[inline(always)]
 pub(crate) fn passes(y: f32) -> bool {
@@ -76,6 +88,30 @@ macro_rules! dispatch {
     };
 }
 
+/// The rows of an image's interior as slices of whole pixels (`c` floats each).
+///
+/// # Safety
+/// `p` must hold one image of `shape`, and the slices must not outlive it or overlap a
+/// mutable use of the same floats.
+unsafe fn rows<'a>(shape: Shape, p: *const f32) -> impl Iterator<Item = &'a [f32]> {
+    let c = shape.channels();
+    // SAFETY: every run lies inside the image.
+    runs(shape)
+        .map(move |(start, count)| unsafe { std::slice::from_raw_parts(p.add(start), count * c) })
+}
+
+/// [`rows`], mutable.
+///
+/// # Safety
+/// As [`rows`], and no other reference to the image may be alive.
+unsafe fn rows_mut<'a>(shape: Shape, p: *mut f32) -> impl Iterator<Item = &'a mut [f32]> {
+    let c = shape.channels();
+    // SAFETY: the runs are disjoint and inside the image.
+    runs(shape).map(move |(start, count)| unsafe {
+        std::slice::from_raw_parts_mut(p.add(start), count * c)
+    })
+}
+
 dispatch!(
     /// The image's share of a BatchNorm's statistics of `x`: per channel the image's mean
     /// (`mean`) and the sum of squared deviations from it (`m2`).
@@ -91,10 +127,9 @@ unsafe fn bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32
         let m2 = std::slice::from_raw_parts_mut(m2, c);
         mean.fill(0.0);
         m2.fill(0.0);
-        for (start, count) in runs(shape) {
-            for p in 0..count {
-                let v = std::slice::from_raw_parts(x.add(start + p * c), c);
-                for (s, v) in mean.iter_mut().zip(v) {
+        for row in rows(shape, x) {
+            for px in row.chunks_exact(c) {
+                for (s, v) in mean.iter_mut().zip(px) {
                     *s += v;
                 }
             }
@@ -103,10 +138,9 @@ unsafe fn bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32
         for s in mean.iter_mut() {
             *s *= inv;
         }
-        for (start, count) in runs(shape) {
-            for p in 0..count {
-                let v = std::slice::from_raw_parts(x.add(start + p * c), c);
-                for ((q, v), m) in m2.iter_mut().zip(v).zip(mean.iter()) {
+        for row in rows(shape, x) {
+            for px in row.chunks_exact(c) {
+                for ((q, v), m) in m2.iter_mut().zip(px).zip(mean.iter()) {
                     let d = v - m;
                     *q += d * d;
                 }
@@ -116,7 +150,7 @@ unsafe fn bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32
 }
 
 dispatch!(
-    /// `y = relu?(x * scale + shift + res)` per channel (`res` null: none); `y` may be `x`.
+    /// `y = relu?(x * scale + shift + res)` per channel (`res` null: none); `y` is not `x`.
     bn_apply => bn_apply_any(
         shape: Shape,
         x: *const f32,
@@ -143,16 +177,25 @@ unsafe fn bn_apply_any(
     unsafe {
         let scale = std::slice::from_raw_parts(scale, c);
         let shift = std::slice::from_raw_parts(shift, c);
-        for (start, count) in runs(shape) {
-            for p in 0..count {
-                let o = start + p * c;
-                for ch in 0..c {
-                    let mut v = *x.add(o + ch) * scale[ch] + shift[ch];
-                    if !res.is_null() {
-                        v += *res.add(o + ch);
+        let clamp = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+        if res.is_null() {
+            for (out, inp) in rows_mut(shape, y).zip(rows(shape, x)) {
+                for (o, i) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
+                    for (((o, i), a), b) in o.iter_mut().zip(i).zip(scale).zip(shift) {
+                        *o = clamp(i * a + b);
                     }
-                    // max(0, v) that keeps a NaN, like PyTorch's relu.
-                    *y.add(o + ch) = if relu && v < 0.0 { 0.0 } else { v };
+                }
+            }
+        } else {
+            for ((out, inp), r) in rows_mut(shape, y).zip(rows(shape, x)).zip(rows(shape, res)) {
+                for ((o, i), r) in out
+                    .chunks_exact_mut(c)
+                    .zip(inp.chunks_exact(c))
+                    .zip(r.chunks_exact(c))
+                {
+                    for ((((o, i), r), a), b) in o.iter_mut().zip(i).zip(r).zip(scale).zip(shift) {
+                        *o = clamp(i * a + b + r);
+                    }
                 }
             }
         }
@@ -160,15 +203,15 @@ unsafe fn bn_apply_any(
 }
 
 dispatch!(
-    /// The gradient `g` of `y = relu?(bn(x) + res)` through the ReLU (in place, where `y <= 0`
-    /// it becomes 0), copied or added to `res_grad` (null: none), and the image's share of
-    /// the BatchNorm's parameter gradients: per channel `sum g` and `sum g * (x - mean)`.
+    /// The gradient `g` of `y = relu?(bn(x) + res)` through the ReLU (in place, 0 where the
+    /// `mask` says the unit was off), copied or added to `res_grad` (null: none), and the
+    /// image's share of the BatchNorm's parameter gradients: per channel `sum g` and
+    /// `sum g * (x - mean)`.
     bn_grad => bn_grad_any(
         shape: Shape,
         x: *const f32,
-        y: *const f32,
+        mask: Mask,
         g: *mut f32,
-        relu: bool,
         res_grad: *mut f32,
         res_add: bool,
         mean: *const f32,
@@ -182,9 +225,8 @@ dispatch!(
 unsafe fn bn_grad_any(
     shape: Shape,
     x: *const f32,
-    y: *const f32,
+    mask: Mask,
     g: *mut f32,
-    relu: bool,
     res_grad: *mut f32,
     res_add: bool,
     mean: *const f32,
@@ -199,33 +241,67 @@ unsafe fn bn_grad_any(
         let sum_gx = std::slice::from_raw_parts_mut(sum_gx, c);
         sum_g.fill(0.0);
         sum_gx.fill(0.0);
-        for (start, count) in runs(shape) {
-            for p in 0..count {
-                let o = start + p * c;
-                for ch in 0..c {
-                    let mut d = *g.add(o + ch);
-                    if relu && !passes(*y.add(o + ch)) {
-                        d = 0.0;
-                        *g.add(o + ch) = 0.0;
+        let outputs = match mask {
+            Mask::Output(y) => Some(y),
+            _ => None,
+        };
+        for (j, (gr, xr)) in rows_mut(shape, g).zip(rows(shape, x)).enumerate() {
+            match mask {
+                Mask::None => {}
+                Mask::Output(_) => {
+                    let (start, count) = runs(shape).nth(j).expect("the same runs");
+                    let y = outputs.expect("an output mask");
+                    let yr = std::slice::from_raw_parts(y.add(start), count * c);
+                    for (g, y) in gr.iter_mut().zip(yr) {
+                        *g = if passes(*y) { *g } else { 0.0 };
                     }
-                    if !res_grad.is_null() {
-                        let r = res_grad.add(o + ch);
-                        *r = if res_add { *r + d } else { d };
+                }
+                Mask::Affine(scale, shift) => {
+                    let (scale, shift) = (
+                        std::slice::from_raw_parts(scale, c),
+                        std::slice::from_raw_parts(shift, c),
+                    );
+                    for (gp, xp) in gr.chunks_exact_mut(c).zip(xr.chunks_exact(c)) {
+                        for (((g, x), a), b) in gp.iter_mut().zip(xp).zip(scale).zip(shift) {
+                            // The forward pass's output, recomputed bit for bit.
+                            *g = if passes(x * a + b) { *g } else { 0.0 };
+                        }
                     }
-                    sum_g[ch] += d;
-                    sum_gx[ch] += d * (*x.add(o + ch) - mean[ch]);
+                }
+            }
+            for (gp, xp) in gr.chunks_exact(c).zip(xr.chunks_exact(c)) {
+                for ((((g, x), m), s), sx) in gp
+                    .iter()
+                    .zip(xp)
+                    .zip(mean)
+                    .zip(sum_g.iter_mut())
+                    .zip(sum_gx.iter_mut())
+                {
+                    *s += g;
+                    *sx += g * (x - m);
                 }
             }
         }
-        if !res_grad.is_null() && !res_add {
-            clear_border(shape, res_grad);
+        if !res_grad.is_null() {
+            for (dst, src) in rows_mut(shape, res_grad).zip(rows(shape, g)) {
+                if res_add {
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                } else {
+                    dst.copy_from_slice(src);
+                }
+            }
+            if !res_add {
+                clear_border(shape, res_grad);
+            }
         }
     }
 }
 
 dispatch!(
     /// `dx (+)= a * g + b * (x - mean) + c` per channel, BatchNorm's input gradient; `dx` may
-    /// be `g`.
+    /// be `g` (then `add` is false).
     bn_input_grad => bn_input_grad_any(
         shape: Shape,
         x: *const f32,
@@ -253,23 +329,33 @@ unsafe fn bn_input_grad_any(
     c0: *const f32,
 ) {
     let c = shape.channels();
-    // SAFETY: the caller guarantees the images and the `c`-float coefficients.
+    // SAFETY: the caller guarantees the images and the `c`-float coefficients; `g` is read
+    // through `dx` when they are the same.
     unsafe {
-        let (mean, a) = (
-            std::slice::from_raw_parts(mean, c),
-            std::slice::from_raw_parts(a, c),
-        );
-        let (b, c0) = (
-            std::slice::from_raw_parts(b, c),
-            std::slice::from_raw_parts(c0, c),
-        );
-        for (start, count) in runs(shape) {
-            for p in 0..count {
-                let o = start + p * c;
-                for ch in 0..c {
-                    let v = a[ch] * *g.add(o + ch) + b[ch] * (*x.add(o + ch) - mean[ch]) + c0[ch];
-                    let d = dx.add(o + ch);
-                    *d = if add { *d + v } else { v };
+        let coef = |p: *const f32| std::slice::from_raw_parts(p, c);
+        let (mean, a, b, c0) = (coef(mean), coef(a), coef(b), coef(c0));
+        let in_place = std::ptr::eq(g, dx);
+        assert!(!(in_place && add), "an in-place gradient starts it");
+        for (j, (out, xr)) in rows_mut(shape, dx).zip(rows(shape, x)).enumerate() {
+            let f = |g: f32, x: f32, ch: usize| a[ch] * g + b[ch] * (x - mean[ch]) + c0[ch];
+            if in_place {
+                for (o, xp) in out.chunks_exact_mut(c).zip(xr.chunks_exact(c)) {
+                    for (ch, (o, x)) in o.iter_mut().zip(xp).enumerate() {
+                        *o = f(*o, *x, ch);
+                    }
+                }
+            } else {
+                let (start, count) = runs(shape).nth(j).expect("the same runs");
+                let gr = std::slice::from_raw_parts(g.add(start), count * c);
+                for ((o, xp), gp) in out
+                    .chunks_exact_mut(c)
+                    .zip(xr.chunks_exact(c))
+                    .zip(gr.chunks_exact(c))
+                {
+                    for (ch, ((o, x), g)) in o.iter_mut().zip(xp).zip(gp).enumerate() {
+                        let v = f(*g, *x, ch);
+                        *o = if add { *o + v } else { v };
+                    }
                 }
             }
         }
@@ -280,8 +366,8 @@ unsafe fn bn_input_grad_any(
 }
 
 dispatch!(
-    /// `dx (+)= g` where `y > 0`, else 0 (ReLU's gradient; `dx` may be `g`). With `b` not null,
-    /// the same for a second gradient `db` (an addition's two operands).
+    /// `dx (+)= g` where `y > 0`, else 0 (ReLU's gradient; `dx` may be `g`, then `add` is
+    /// false). With `db` not null, the same for a second gradient (an addition's operands).
     relu_grad => relu_grad_any(
         shape: Shape,
         y: *const f32,
@@ -307,7 +393,8 @@ unsafe fn relu_grad_any(
     add_b: bool,
 ) {
     let c = shape.channels();
-    // SAFETY: the caller guarantees the images.
+    // SAFETY: the caller guarantees the images; a destination equal to `g` is written only
+    // with its own masked value.
     unsafe {
         for (start, count) in runs(shape) {
             for i in start..start + count * c {
@@ -369,8 +456,10 @@ unsafe fn pool_grad_any(
         unreachable!("pooling is spatial")
     };
     let inv = 1.0 / (k * k) as f32;
+    // Per channel of one output pixel: 1 until the window's maximum has been found.
+    let mut open = vec![0.0f32; c];
     // SAFETY: every window lies inside the input's interior, every output pixel inside the
-    // output's.
+    // output's; the windows' pixels are `c` floats each.
     unsafe {
         if !add {
             std::ptr::write_bytes(dx, 0, (h + 2) * (w + 2) * c);
@@ -378,26 +467,25 @@ unsafe fn pool_grad_any(
         for oy in 0..ho {
             for ox in 0..wo {
                 let o = ((oy + 1) * (wo + 2) + ox + 1) * c;
-                let at = |ky: usize, kx: usize| ((oy * s + ky + 1) * (w + 2) + ox * s + kx + 1) * c;
-                for ch in 0..c {
-                    let d = *g.add(o + ch);
+                let gs = std::slice::from_raw_parts(g.add(o), c);
+                let ys = std::slice::from_raw_parts(y.add(o), c);
+                open.fill(1.0);
+                for t in 0..k * k {
+                    let at = ((oy * s + t / k + 1) * (w + 2) + ox * s + t % k + 1) * c;
+                    let xs = std::slice::from_raw_parts(x.add(at), c);
+                    let ds = std::slice::from_raw_parts_mut(dx.add(at), c);
                     if max {
-                        let target = *y.add(o + ch);
-                        let mut hit = at(0, 0);
-                        'find: for ky in 0..k {
-                            for kx in 0..k {
-                                if *x.add(at(ky, kx) + ch) == target {
-                                    hit = at(ky, kx);
-                                    break 'find;
-                                }
-                            }
+                        // The first element equal to the maximum takes the gradient.
+                        for ((((d, &xv), &yv), &gv), o) in
+                            ds.iter_mut().zip(xs).zip(ys).zip(gs).zip(open.iter_mut())
+                        {
+                            let hit = if xv == yv { *o } else { 0.0 };
+                            *d += hit * gv;
+                            *o -= hit;
                         }
-                        *dx.add(hit + ch) += d;
                     } else {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                *dx.add(at(ky, kx) + ch) += d * inv;
-                            }
+                        for (d, gv) in ds.iter_mut().zip(gs) {
+                            *d += gv * inv;
                         }
                     }
                 }

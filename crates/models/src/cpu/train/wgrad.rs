@@ -35,7 +35,42 @@ pub(crate) struct Sweep {
     pub cols: usize,
 }
 
-type TaskFn = unsafe fn(&WgradPlan, usize, usize, &Sweep, *mut f32, bool);
+impl Sweep {
+    /// The sweep in consecutive pieces of about `pixels` pixels (whole rows, or runs within a
+    /// row when a row is longer), in pixel order.
+    pub(crate) fn pieces(self, pixels: usize) -> impl Iterator<Item = Sweep> {
+        let pixels = pixels.max(1);
+        let (row_step, col_step) = if self.cols >= pixels {
+            (1, pixels)
+        } else {
+            (pixels / self.cols, self.cols)
+        };
+        (0..self.rows).step_by(row_step).flat_map(move |r0| {
+            (0..self.cols).step_by(col_step).map(move |c0| {
+                let rows = row_step.min(self.rows - r0);
+                let cols = col_step.min(self.cols - c0);
+                // SAFETY (both): a piece starts at a pixel of the sweep.
+                Sweep {
+                    x: unsafe { self.x.offset(r0 as isize * self.x_row).add(c0 * self.x_ps) },
+                    dy: unsafe {
+                        self.dy
+                            .offset(r0 as isize * self.dy_row)
+                            .add(c0 * self.dy_ps)
+                    },
+                    rows,
+                    cols,
+                    ..self
+                }
+            })
+        })
+    }
+}
+
+/// Pixels per piece of a sweep: the gradient and input of a piece stay in L1 while every tile
+/// of a thread runs over it.
+pub(crate) const PIECE_PIXELS: usize = 64;
+
+type TaskFn = unsafe fn(&WgradPlan, std::ops::Range<usize>, &Sweep, *mut f32, bool);
 
 /// How one layer's weight gradient runs: rows, tile shape, the kernel chosen.
 #[derive(Clone)]
@@ -48,6 +83,10 @@ pub(crate) struct WgradPlan {
     /// Vectors of 16 output channels per tile, rows per tile.
     nv: usize,
     rc: usize,
+    /// The tiles hold vectors of 16 rows and broadcast the output gradient instead (for few
+    /// output channels, where broadcasting the input would take a load per multiply-add);
+    /// the accumulator is then `[cout][rows]`.
+    by_rows: bool,
     /// Input offset of each row in floats (`tap offset + channel`), padded with zeros to whole
     /// row tiles.
     offsets: Vec<isize>,
@@ -64,6 +103,7 @@ impl std::fmt::Debug for WgradPlan {
             .field("rows", &self.depth)
             .field("cout", &self.cout)
             .field("tile", &(self.rc, 16 * self.nv))
+            .field("by_rows", &self.by_rows)
             .field("avx512", &self.fast.is_some())
             .finish()
     }
@@ -97,6 +137,22 @@ impl WgradPlan {
     fn new(mut offsets: Vec<isize>, cout: usize, taps: usize, cin: usize, avx512: bool) -> Self {
         let depth = offsets.len();
         let vectors = cout.div_ceil(16);
+        let fast = avx512 && cfg!(target_arch = "x86_64");
+        if fast && vectors == 1 && cout.is_multiple_of(ROWS_RC) && cin.is_multiple_of(16) {
+            offsets.resize(depth.div_ceil(16 * ROWS_NQ) * 16 * ROWS_NQ, 0);
+            return Self {
+                depth,
+                cout,
+                coutp: 16,
+                nv: ROWS_NQ,
+                rc: ROWS_RC,
+                by_rows: true,
+                offsets,
+                fast: select_rows(),
+                taps,
+                cin,
+            };
+        }
         // Wider tiles need fewer broadcasts per multiply-add; 24-28 accumulators of 32 registers.
         let (nv, rc) = if vectors.is_multiple_of(4) {
             (4, 6)
@@ -115,6 +171,7 @@ impl WgradPlan {
             coutp: vectors * 16,
             nv,
             rc,
+            by_rows: false,
             offsets,
             fast,
             taps,
@@ -124,41 +181,79 @@ impl WgradPlan {
 
     /// Floats of the accumulated gradient (`[rows rounded up to tiles][cout rounded up]`).
     pub(crate) fn acc_len(&self) -> usize {
-        self.offsets.len() * self.coutp
+        if self.by_rows {
+            self.offsets.len() * self.cout
+        } else {
+            self.offsets.len() * self.coutp
+        }
     }
 
     /// Number of independent tasks (tiles of the result).
     pub(crate) fn tasks(&self) -> usize {
-        self.offsets.len() / self.rc * (self.coutp / (16 * self.nv))
+        let (tiles, blocks) = self.tiles_and_blocks();
+        tiles * blocks
     }
 
-    /// Adds sweep `s` into task `task`'s tile of `acc` (`first`: the tile starts at zero).
+    /// Row tiles and output-channel blocks.
+    fn tiles_and_blocks(&self) -> (usize, usize) {
+        if self.by_rows {
+            (self.offsets.len() / (16 * self.nv), self.cout / self.rc)
+        } else {
+            (self.offsets.len() / self.rc, self.coutp / (16 * self.nv))
+        }
+    }
+
+    /// Adds sweep `s` into the tiles of `acc` of the tasks `tasks` (`first`: the tiles start
+    /// at zero).
     ///
     /// # Safety
     /// `acc` must hold [`WgradPlan::acc_len`] floats; every row offset of every pixel of the
-    /// sweep must lie inside the input, and every pixel's `coutp` gradient floats... of which
-    /// `cout` are read, inside the gradient.
-    pub(crate) unsafe fn run(&self, task: usize, s: &Sweep, acc: *mut f32, first: bool) {
-        let blocks = self.coutp / (16 * self.nv);
-        let (tile, block) = (task / blocks, task % blocks);
+    /// sweep must lie inside the input, and every pixel's first `cout` gradient floats inside
+    /// the gradient.
+    pub(crate) unsafe fn run(
+        &self,
+        tasks: std::ops::Range<usize>,
+        s: &Sweep,
+        acc: *mut f32,
+        first: bool,
+    ) {
         // SAFETY: forwarded.
         unsafe {
             match self.fast {
-                Some(f) => f(self, tile, block, s, acc, first),
-                None => portable(self, tile, block, s, acc, first),
+                Some(f) => f(self, tasks, s, acc, first),
+                None => {
+                    for task in tasks {
+                        let (tile, block) = self.task(task);
+                        portable(self, tile, block, s, acc, first);
+                    }
+                }
             }
         }
+    }
+
+    /// The (row tile, output-channel block) of a task.
+    fn task(&self, task: usize) -> (usize, usize) {
+        let (_, blocks) = self.tiles_and_blocks();
+        (task / blocks, task % blocks)
     }
 
     /// Adds the accumulated gradient to `grad` in PyTorch's `[cout, cin, k, k]` layout (or
     /// `[output, input]` for a linear layer).
     pub(crate) fn add_to(&self, acc: &[f32], grad: &mut [f32]) {
         assert_eq!(grad.len(), self.cout * self.depth, "weight gradient size");
+        let rows = self.offsets.len();
+        let at = |row: usize, co: usize| {
+            if self.by_rows {
+                co * rows + row
+            } else {
+                row * self.coutp + co
+            }
+        };
         for co in 0..self.cout {
             for ci in 0..self.cin {
                 let dst = &mut grad[(co * self.cin + ci) * self.taps..][..self.taps];
                 for (tap, d) in dst.iter_mut().enumerate() {
-                    *d += acc[(tap * self.cin + ci) * self.coutp + co];
+                    *d += acc[at(tap * self.cin + ci, co)];
                 }
             }
         }
@@ -208,6 +303,20 @@ unsafe fn portable(
     }
 }
 
+/// The transposed tile: vectors of 16 rows, output channels broadcast.
+const ROWS_NQ: usize = 3;
+const ROWS_RC: usize = 8;
+
+#[cfg(target_arch = "x86_64")]
+fn select_rows() -> Option<TaskFn> {
+    Some(avx512::tile_rows::<ROWS_NQ, ROWS_RC>)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn select_rows() -> Option<TaskFn> {
+    None
+}
+
 #[cfg(target_arch = "x86_64")]
 fn select(nv: usize, rc: usize) -> Option<TaskFn> {
     use avx512::tile;
@@ -230,13 +339,109 @@ mod avx512 {
     use super::{Sweep, WgradPlan};
     use std::arch::x86_64::*;
 
-    /// One tile of `RC` rows by `NV` vectors over one sweep.
+    /// Tiles of `RC` rows by `NV` vectors over one sweep, one per task.
     ///
     /// # Safety
     /// The CPU must support AVX-512F; as [`WgradPlan::run`].
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::needless_range_loop)] // (row, vector) indices name the registers
     pub(super) unsafe fn tile<const NV: usize, const RC: usize>(
+        plan: &WgradPlan,
+        tasks: std::ops::Range<usize>,
+        s: &Sweep,
+        acc: *mut f32,
+        first: bool,
+    ) {
+        for task in tasks {
+            let (tile, block) = plan.task(task);
+            // SAFETY: forwarded.
+            unsafe { one::<NV, RC>(plan, tile, block, s, acc, first) };
+        }
+    }
+
+    /// Transposed tiles (`NQ` vectors of 16 rows by `RC` output channels), one per task.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; as [`WgradPlan::run`], and the plan's rows of a vector
+    /// must be contiguous in the input (whole 16-channel runs of one tap).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_rows<const NQ: usize, const RC: usize>(
+        plan: &WgradPlan,
+        tasks: std::ops::Range<usize>,
+        s: &Sweep,
+        acc: *mut f32,
+        first: bool,
+    ) {
+        for task in tasks {
+            let (tile, block) = plan.task(task);
+            // SAFETY: forwarded.
+            unsafe { one_rows::<NQ, RC>(plan, tile, block, s, acc, first) };
+        }
+    }
+
+    /// One transposed tile over one sweep.
+    ///
+    /// # Safety
+    /// As [`tile_rows`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::needless_range_loop)] // (channel, vector) indices name the registers
+    unsafe fn one_rows<const NQ: usize, const RC: usize>(
+        plan: &WgradPlan,
+        tile: usize,
+        block: usize,
+        s: &Sweep,
+        acc: *mut f32,
+        first: bool,
+    ) {
+        let rows = plan.offsets.len();
+        let offs: [isize; NQ] = std::array::from_fn(|q| plan.offsets[(tile * NQ + q) * 16]);
+        let co0 = block * RC;
+        let mut sums = [[_mm512_setzero_ps(); NQ]; RC];
+        // SAFETY: the caller guarantees the sweep's pixels (each vector of rows inside the
+        // input) and the accumulator; the block's channels are below `cout`.
+        unsafe {
+            let dst = acc.add(co0 * rows + tile * NQ * 16);
+            if !first {
+                for j in 0..RC {
+                    for q in 0..NQ {
+                        sums[j][q] = _mm512_loadu_ps(dst.add(j * rows + 16 * q));
+                    }
+                }
+            }
+            for oy in 0..s.rows {
+                let xr = s.x.offset(oy as isize * s.x_row);
+                let dr = s.dy.offset(oy as isize * s.dy_row).add(co0);
+                for ox in 0..s.cols {
+                    let xp = xr.add(ox * s.x_ps);
+                    let dp = dr.add(ox * s.dy_ps);
+                    let mut xv = [_mm512_setzero_ps(); NQ];
+                    for q in 0..NQ {
+                        xv[q] = _mm512_loadu_ps(xp.offset(offs[q]));
+                    }
+                    for j in 0..RC {
+                        let g = _mm512_set1_ps(*dp.add(j));
+                        for q in 0..NQ {
+                            sums[j][q] = _mm512_fmadd_ps(g, xv[q], sums[j][q]);
+                        }
+                    }
+                }
+            }
+            for j in 0..RC {
+                for q in 0..NQ {
+                    _mm512_storeu_ps(dst.add(j * rows + 16 * q), sums[j][q]);
+                }
+            }
+        }
+    }
+
+    /// One tile of `RC` rows by `NV` vectors over one sweep.
+    ///
+    /// # Safety
+    /// As [`tile`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::needless_range_loop)] // (row, vector) indices name the registers
+    unsafe fn one<const NV: usize, const RC: usize>(
         plan: &WgradPlan,
         tile: usize,
         block: usize,
@@ -250,6 +455,7 @@ mod avx512 {
             let l = lanes.saturating_sub(16 * j).min(16);
             ((1u32 << l) - 1) as __mmask16
         });
+        let full = lanes == width;
         let mut offs = [0isize; RC];
         offs.copy_from_slice(&plan.offsets[tile * RC..][..RC]);
         let mut sums = [[_mm512_setzero_ps(); NV]; RC];
@@ -272,7 +478,11 @@ mod avx512 {
                     let dp = dr.add(ox * s.dy_ps);
                     let mut g = [_mm512_setzero_ps(); NV];
                     for j in 0..NV {
-                        g[j] = _mm512_maskz_loadu_ps(masks[j], dp.add(16 * j));
+                        g[j] = if full {
+                            _mm512_loadu_ps(dp.add(16 * j))
+                        } else {
+                            _mm512_maskz_loadu_ps(masks[j], dp.add(16 * j))
+                        };
                     }
                     for r in 0..RC {
                         let xv = _mm512_set1_ps(*xp.offset(offs[r]));
@@ -354,6 +564,8 @@ mod tests {
             (100, 16, 1, 1, 4),
             (16, 100, 1, 1, 4),
             (52, 16, 1, 1, 8),
+            (32, 16, 3, 2, 8),
+            (16, 8, 1, 1, 4),
         ] {
             let pad = kernel / 2;
             let ho = (h + 2 * pad - kernel) / stride + 1;
@@ -390,10 +602,8 @@ mod tests {
                     rows: ho,
                     cols: ho,
                 };
-                for task in 0..plan.tasks() {
-                    // SAFETY: the sweep covers the padded test arrays.
-                    unsafe { plan.run(task, &s, acc.as_mut_ptr(), true) };
-                }
+                // SAFETY: the sweep covers the padded test arrays.
+                unsafe { plan.run(0..plan.tasks(), &s, acc.as_mut_ptr(), true) };
                 let mut got = vec![0.0f32; expect.len()];
                 plan.add_to(&acc, &mut got);
                 for (i, (a, b)) in got.iter().zip(&expect).enumerate() {
