@@ -6,7 +6,8 @@ Measures, on the CPU and at a fixed thread count, the models of Li et al. 2018
 (tomgoldstein/loss-landscape, cifar10/models) defines them:
 
   eval_b128 / eval_b512   eval-mode forward throughput (no loss), torch.no_grad()
-  train_b128              one SGD step (nesterov, momentum 0.9, wd 5e-4, lr 0.1)
+  train_b128 / train_b1024  one SGD step (nesterov, momentum 0.9, wd 5e-4, lr 0.1) on a
+                          batch of 128 / 1024
   surface_ref             the reference surface loop: set_weights (p.data = w + d*x)
                           then eval_loss (DataLoader of batch 128, loss.item()*bs,
                           predicted.eq(targets).sum()) over N in-memory images
@@ -41,10 +42,11 @@ import time
 
 DEFAULT_CONFIGS = "resnet20:1,resnet20:0.25,vgg9:1,vgg9:0.25,resnet56:1:eval"
 QUICK_CONFIGS = "resnet20:0.25,vgg9:0.25"
-ALL_MEASURES = ["eval_b128", "eval_b512", "train_b128", "surface_ref", "surface_tuned"]
+ALL_MEASURES = ["eval_b128", "eval_b512", "train_b128", "train_b1024", "surface_ref", "surface_tuned"]
 MEASURE_ALIASES = {
-    "all": ALL_MEASURES,
+    "all": [m for m in ALL_MEASURES if m != "train_b1024"],
     "eval": ["eval_b128", "eval_b512"],
+    "train": ["train_b128", "train_b1024"],
     "surface": ["surface_ref", "surface_tuned"],
 }
 
@@ -609,11 +611,15 @@ def run_config(rec, name, width, measures, a):
             f.label = "%s:%g:eval_b%d" % (name, width, bs)
             rec.measure(f)
 
-    def train():
+    def train(bs):
         net = copy.deepcopy(model).train()
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
         crit = nn.CrossEntropyLoss()
-        x, y = x512[:128].contiguous(), y512[:128].contiguous()
+        if bs <= 512:
+            x, y = x512[:bs].contiguous(), y512[:bs].contiguous()
+        else:
+            x = torch.randn(bs, 3, 32, 32, generator=gen)
+            y = torch.randint(0, 10, (bs,), generator=gen)
 
         def step():
             opt.zero_grad()
@@ -621,15 +627,17 @@ def run_config(rec, name, width, measures, a):
             loss.backward()
             opt.step()
 
-        ts = timeit(step, 3, R)
+        ts = timeit(step, 3 if bs <= 512 else 1, R)
         # forward + backward (grad wrt inputs and wrt weights) ~ 3x the forward multiply-adds
-        return dict(model=name, width=width, measure="train_b128", batch=128, median_s=statistics.median(ts),
-                    per="step", images=128, times=ts, macs_img=macs, mac_factor=3,
+        return dict(model=name, width=width, measure="train_b%d" % bs, batch=bs, median_s=statistics.median(ts),
+                    per="step", images=bs, times=ts, macs_img=macs, mac_factor=3,
                     mac_note="3x forward MACs (fwd + input-grad + weight-grad)", **info)
 
-    if "train_b128" in measures:
-        train.label = "%s:%g:%s" % (name, width, "train_b128")
-        rec.measure(train)
+    for bs in (128, 1024):
+        if "train_b%d" % bs in measures:
+            f = lambda bs=bs: train(bs)  # noqa: E731
+            f.label = "%s:%g:train_b%d" % (name, width, bs)
+            rec.measure(f)
 
     if not any(m.startswith("surface") for m in measures):
         return

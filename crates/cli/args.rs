@@ -102,12 +102,13 @@ pub struct BenchArgs {
     /// Images per grid point and per inference measurement.
     #[arg(long, default_value_t = 2000)]
     pub images: usize,
-    /// Inference batch sizes (the last one is used for grid points).
+    /// Inference batch sizes (the last one is used for grid points; 0: skip inference and grid
+    /// points).
     #[arg(long, value_delimiter = ',', default_value = "128,500")]
     pub eval_batch: Vec<usize>,
-    /// Training batch size (0: skip the training-step measurement).
-    #[arg(long, default_value_t = 128)]
-    pub train_batch: usize,
+    /// Training batch sizes, each one step of one physical batch (0: skip training).
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    pub train_batch: Vec<usize>,
     /// Timed repetitions of each measurement (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,

@@ -177,8 +177,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 models: args.models.clone(),
                 width: args.width,
                 images: args.images,
-                eval_batches: args.eval_batch.clone(),
-                train_batch: args.train_batch,
+                eval_batches: args.eval_batch.iter().copied().filter(|&b| b > 0).collect(),
+                train_batches: args
+                    .train_batch
+                    .iter()
+                    .copied()
+                    .filter(|&b| b > 0)
+                    .collect(),
                 repeats: args.repeats,
                 precision: args.precision,
             };

@@ -239,11 +239,7 @@ impl Evaluator {
     /// An evaluator for the graph `layers`.
     pub fn new(layers: &[Layer]) -> Self {
         let folded = FoldedGraph::plan(layers);
-        let wanted = !matches!(
-            std::env::var("LANDSCAPE_CPU_KERNELS").as_deref(),
-            Ok("off" | "0" | "false" | "no")
-        );
-        let cpu = wanted
+        let cpu = crate::cpu::cpu_kernels_enabled()
             .then(|| CpuNet::new(folded.layers(), IMAGE_SHAPE).ok())
             .flatten()
             .map(Arc::new);
@@ -274,6 +270,16 @@ impl Evaluator {
             && self.precision == Precision::F32
             && data.on_cpu
             && data.image == IMAGE_SHAPE
+    }
+
+    /// What [`Evaluator::evaluate`] on `data` runs on: `cpu-kernels-avx512`,
+    /// `cpu-kernels-portable` or `burn`.
+    pub fn engine(&self, data: &DeviceBatches) -> &'static str {
+        match (self.uses_cpu_kernels(data), crate::cpu::avx512_available()) {
+            (true, true) => "cpu-kernels-avx512",
+            (true, false) => "cpu-kernels-portable",
+            (false, _) => "burn",
+        }
     }
 
     /// Loss and accuracy of the point `params` (one flat tensor per layout entry, running

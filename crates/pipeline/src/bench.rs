@@ -5,12 +5,12 @@
 //! shape) and synchronized by reading a scalar back.
 
 use anyhow::Result;
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::{Arch, Network, NetworkSpec, ParamScope};
 use landscape_surface::direction::{DirNorm, Direction, Ignore, displaced};
 use landscape_train::optimizer::Optimizer;
-use landscape_train::{TrainConfig, train_step};
+use landscape_train::{MicroBatch, TrainConfig, TrainEngine};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -23,10 +23,10 @@ pub struct BenchPlan {
     pub width: f64,
     /// Images per grid point (and per inference measurement).
     pub images: usize,
-    /// Inference batch sizes to try.
+    /// Inference batch sizes to try (none: no inference or grid-point measurement).
     pub eval_batches: Vec<usize>,
-    /// Training batch size (0: no training-step measurement).
-    pub train_batch: usize,
+    /// Training batch sizes (none: no training-step measurement).
+    pub train_batches: Vec<usize>,
     /// Timed repetitions of each measurement (after one warm-up).
     pub repeats: usize,
     /// Number format of the inference and grid-point measurements (training stays f32).
@@ -52,6 +52,8 @@ pub struct BenchResult {
     pub points_per_s: Option<f64>,
     /// Multiply-adds per second of the forward pass, in units of 1e9.
     pub gmacs_per_s: f64,
+    /// What ran it: `cpu-kernels-avx512`, `cpu-kernels-portable` or `burn`.
+    pub engine: &'static str,
 }
 
 fn random_images(n: usize, device: &Device) -> DeviceBatchesSource {
@@ -102,7 +104,8 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
                           precision: Precision,
                           batch: usize,
                           images_per_s: f64,
-                          points_per_s: Option<f64>| {
+                          points_per_s: Option<f64>,
+                          engine: &'static str| {
             let r = BenchResult {
                 model: arch.to_string(),
                 width: plan.width,
@@ -112,9 +115,10 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
                 images_per_s,
                 points_per_s,
                 gmacs_per_s: images_per_s * macs / 1e9,
+                engine,
             };
             eprintln!(
-                "{:<18} {:<11} {:<4} batch {:>5}: {:>10.0} images/s{}",
+                "{:<18} {:<11} {:<4} batch {:>5}: {:>10.0} images/s{} ({engine})",
                 r.model,
                 r.measure,
                 r.precision.name(),
@@ -136,68 +140,72 @@ pub fn run(plan: &BenchPlan, device: &Device) -> Result<Vec<BenchResult>> {
                 batch,
                 plan.images as f64 / seconds,
                 None,
+                evaluator.engine(&data),
             );
         }
-        let batch = *plan.eval_batches.last().unwrap_or(&500);
-        let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
-        let dirs = Direction::random(
-            &base,
-            ParamScope::Weights,
-            DirNorm::Filter,
-            Ignore::Biasbn,
-            1,
-            2,
-        );
-        let mut t = 0.0;
-        let seconds = time(plan.repeats, || {
-            t += 0.01;
-            evaluator.evaluate(&displaced(&base, &dirs, &[t, -t]), &data)
-        });
-        record(
-            "grid_point",
-            plan.precision,
-            batch,
-            plan.images as f64 / seconds,
-            Some(1.0 / seconds),
-        );
-        if plan.train_batch == 0 {
-            continue;
+        if let Some(&batch) = plan.eval_batches.last() {
+            let data = DeviceBatches::upload(&source.images, &source.labels, batch, device)?;
+            let dirs = Direction::random(
+                &base,
+                ParamScope::Weights,
+                DirNorm::Filter,
+                Ignore::Biasbn,
+                1,
+                2,
+            );
+            let mut t = 0.0;
+            let seconds = time(plan.repeats, || {
+                t += 0.01;
+                evaluator.evaluate(&displaced(&base, &dirs, &[t, -t]), &data)
+            });
+            record(
+                "grid_point",
+                plan.precision,
+                batch,
+                plan.images as f64 / seconds,
+                Some(1.0 / seconds),
+                evaluator.engine(&data),
+            );
         }
-        let config: TrainConfig = toml::from_str(&format!(
-            "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = {}\nweight_decay = 5e-4",
-            plan.width, plan.train_batch
-        ))?;
-        let b = plan.train_batch.min(plan.images);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(source.images[..b * 3072].to_vec(), [b, 3, 32, 32]),
-            device,
-        );
-        let labels: Vec<i64> = source.labels[..b].iter().map(|&l| l as i64).collect();
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
-        let mut optimizer = Optimizer::new(&config, net.layout());
-        let mut params = base.clone();
-        let steps = 5;
-        let seconds = time(plan.repeats, || {
-            for _ in 0..steps {
-                let (next, stats) = train_step(
-                    &net,
-                    &params,
-                    &mut optimizer,
-                    std::iter::once((x.clone(), y.clone())),
-                    b,
-                    0.1,
-                );
-                params = next;
-                std::hint::black_box(stats);
-            }
-        });
-        record(
-            "train_step",
-            Precision::F32,
-            b,
-            (steps * b) as f64 / seconds,
-            None,
-        );
+        for &train_batch in &plan.train_batches {
+            let config: TrainConfig = toml::from_str(&format!(
+                "model = \"{arch}\"\nwidth = {}\noptimizer = \"sgd\"\nnesterov = true\nlr = 0.1\nepochs = 1\nbatch_size = {}\nweight_decay = 5e-4",
+                plan.width, train_batch
+            ))?;
+            let b = train_batch.min(plan.images);
+            let mut optimizer = Optimizer::new(&config, net.layout());
+            let mut engine = TrainEngine::new(&net, device);
+            let micro = MicroBatch {
+                images: source.images[..b * 3072].to_vec(),
+                labels: source.labels[..b].to_vec(),
+            };
+            let mut params = base.clone();
+            // About 640 images per timed repetition.
+            let steps = (640 / b).max(1);
+            let seconds = time(plan.repeats, || {
+                for _ in 0..steps {
+                    let (next, stats) = engine.step(
+                        &net,
+                        &params,
+                        &mut optimizer,
+                        std::iter::once(micro.clone()),
+                        b,
+                        0.1,
+                    );
+                    params = next;
+                    std::hint::black_box(stats);
+                }
+            });
+            let engine_name = engine.name();
+            record(
+                "train_step",
+                Precision::F32,
+                b,
+                (steps * b) as f64 / seconds,
+                None,
+                engine_name,
+            );
+        }
     }
     Ok(results)
 }
@@ -265,14 +273,13 @@ pub fn compare_with_cpu(plan: &BenchPlan, device: &Device) -> Result<Vec<DeviceA
             plan.width
         ))?;
         let step = |p: &landscape_models::ParamSet, d: &Device| {
-            let x = Tensor::<4>::from_data(
-                TensorData::new(source.images[..64 * 3072].to_vec(), [64, 3, 32, 32]),
-                d,
-            );
-            let labels: Vec<i64> = source.labels[..64].iter().map(|&l| l as i64).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [64]), d);
+            let micro = MicroBatch {
+                images: source.images[..64 * 3072].to_vec(),
+                labels: source.labels[..64].to_vec(),
+            };
             let mut optimizer = Optimizer::new(&config, net.layout());
-            train_step(&net, p, &mut optimizer, std::iter::once((x, y)), 64, 0.1)
+            TrainEngine::new(&net, d)
+                .step(&net, p, &mut optimizer, std::iter::once(micro), 64, 0.1)
                 .0
                 .to_host()
         };

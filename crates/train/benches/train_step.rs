@@ -1,12 +1,13 @@
 //! Training throughput: one SGD step (forward, backward, Nesterov momentum with weight decay) on
-//! a batch of 128 images, for ResNet-20 and VGG-9 at the quick scale's width (0.25) and at full
-//! width. Criterion's "elem/s" is training images per second. Run with `just bench`.
+//! a batch of 128 images, on landscape's CPU kernels and on burn's autodiff, for ResNet-20 and
+//! VGG-9 at the quick scale's width (0.25) and at full width (burn's only at 0.25: a step takes
+//! seconds there). Criterion's "elem/s" is training images per second. Run with `just bench`.
 
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use landscape_models::{Network, NetworkSpec};
 use landscape_train::optimizer::Optimizer;
-use landscape_train::{TrainConfig, train_step};
+use landscape_train::{MicroBatch, TrainConfig, TrainEngine};
 use std::time::Duration;
 
 const BATCH: usize = 128;
@@ -27,14 +28,21 @@ fn train_steps(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(15))
         .warm_up_time(Duration::from_secs(2));
     group.throughput(Throughput::Elements(BATCH as u64));
-    let x = Tensor::<4>::random([BATCH, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-    let labels: Vec<i64> = (0..BATCH as i64).map(|i| i % 10).collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [BATCH]), &device);
-    for (model, width) in [
-        ("resnet20", 0.25),
-        ("vgg9", 0.25),
-        ("resnet20", 1.0),
-        ("vgg9", 1.0),
+    let images: Vec<f32> =
+        Tensor::<4>::random([BATCH, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device)
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+    let micro = MicroBatch {
+        images,
+        labels: (0..BATCH as u16).map(|i| i % 10).collect(),
+    };
+    for (model, width, burn) in [
+        ("resnet20", 0.25, true),
+        ("vgg9", 0.25, true),
+        ("resnet20", 1.0, false),
+        ("vgg9", 1.0, false),
+        ("resnet56", 1.0, false),
     ] {
         let cfg = config(model, width);
         let net = Network::new(NetworkSpec {
@@ -43,22 +51,32 @@ fn train_steps(c: &mut Criterion) {
             classes: 10,
         })
         .unwrap();
-        let mut params = net.init(0, &device);
-        let mut optimizer = Optimizer::new(&cfg, net.layout());
-        group.bench_function(BenchmarkId::new(model, format!("w{width}_b{BATCH}")), |b| {
-            b.iter(|| {
-                let (next, stats) = train_step(
-                    &net,
-                    &params,
-                    &mut optimizer,
-                    std::iter::once((x.clone(), y.clone())),
-                    BATCH,
-                    0.1,
-                );
-                params = next;
-                stats
-            })
-        });
+        let engines = [
+            Some(TrainEngine::new(&net, &device)),
+            burn.then(|| TrainEngine::autodiff(&device)),
+        ];
+        for mut engine in engines.into_iter().flatten() {
+            let mut params = net.init(0, &device);
+            let mut optimizer = Optimizer::new(&cfg, net.layout());
+            let id = BenchmarkId::new(
+                format!("{model}/{}", engine.name()),
+                format!("w{width}_b{BATCH}"),
+            );
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    let (next, stats) = engine.step(
+                        &net,
+                        &params,
+                        &mut optimizer,
+                        std::iter::once(micro.clone()),
+                        BATCH,
+                        0.1,
+                    );
+                    params = next;
+                    stats
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod data;
+pub mod engine;
 pub mod metrics;
 pub mod optimizer;
 pub mod run;
@@ -22,5 +23,6 @@ pub mod trainer;
 
 pub use config::{BatchSize, OptimizerKind, Schedule, TrainConfig};
 pub use data::RunData;
+pub use engine::{MicroBatch, TrainEngine};
 pub use run::{DataIdentity, RunConfig, RunDir, RunRecord, RunState, RunStatus};
-pub use trainer::{train_run, train_step};
+pub use trainer::train_run;

@@ -10,98 +10,20 @@
 //! augmentation) is a function of (seed, epoch, example), and the optimizer state is saved.
 
 use crate::data::RunData;
+use crate::engine::{MicroBatch, TrainEngine};
 use crate::metrics::{self, EpochMetrics};
 use crate::optimizer::Optimizer;
 use crate::run::{RunDir, RunRecord, RunState, RunStatus};
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use landscape_core::progress::Progress;
 use landscape_core::tensor_file::TensorFile;
 use landscape_data::{Augmentation, epoch_order, fill_batch};
 use landscape_models::checkpoint;
 use landscape_models::eval::Evaluator;
-use landscape_models::forward::{BatchNormMode, Forward, correct_count, per_sample_loss};
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamSet};
 use std::collections::BTreeMap;
 use std::time::Instant;
-
-/// One optimizer step on a logical batch given as micro-batches (images, labels) of
-/// `batch_len` examples in all: each micro-batch runs forward (BatchNorm on its own statistics,
-/// running statistics updated after it) and backward, gradients accumulate to the gradient of
-/// the logical batch's mean loss, then one update. Returns the new parameters, the batch's mean
-/// loss and its number of correct predictions.
-pub fn train_step(
-    network: &Network,
-    params: &ParamSet,
-    optimizer: &mut Optimizer,
-    micro_batches: impl Iterator<Item = (Tensor<4>, Tensor<1, Int>)>,
-    batch_len: usize,
-    lr: f64,
-) -> (ParamSet, (f64, i64)) {
-    let layout = network.layout().clone();
-    let mut params = params.clone();
-    let mut grads: Vec<Option<Tensor<1>>> = vec![None; layout.len()];
-    let mut loss_total: Option<Tensor<1>> = None;
-    let mut correct_total: Option<Tensor<1, Int>> = None;
-    for (x, y) in micro_batches {
-        let leaves: Vec<Tensor<1>> = layout
-            .entries()
-            .iter()
-            .zip(params.tensors())
-            .map(|(info, t)| {
-                if info.kind.is_learnable() {
-                    t.clone().autodiff().require_grad()
-                } else {
-                    t.clone()
-                }
-            })
-            .collect();
-        let mut pass = Forward::new(&leaves, BatchNormMode::Batch);
-        let logits = pass.logits(network.layers(), x);
-        let updates = pass.into_running_updates();
-        let losses = per_sample_loss(logits.clone(), y.clone());
-        // Sum over the micro-batch divided by the logical batch: the accumulated gradient is
-        // the gradient of the logical batch's mean loss.
-        let backward = losses.clone().sum().div_scalar(batch_len as f64).backward();
-        for (i, leaf) in leaves.iter().enumerate() {
-            if let Some(g) = leaf.grad(&backward) {
-                grads[i] = Some(match grads[i].take() {
-                    Some(acc) => acc + g,
-                    None => g,
-                });
-            }
-        }
-        let mut tensors = params.tensors().to_vec();
-        for (id, value) in updates {
-            tensors[id.0] = value;
-        }
-        params = ParamSet::new(layout.clone(), tensors).expect("same layout");
-        let micro_loss = losses.inner().sum();
-        let micro_correct = correct_count(logits.inner(), y);
-        loss_total = Some(match loss_total {
-            Some(t) => t + micro_loss,
-            None => micro_loss,
-        });
-        correct_total = Some(match correct_total {
-            Some(c) => c + micro_correct,
-            None => micro_correct,
-        });
-    }
-    let params = optimizer.step(&params, grads, lr);
-    let loss = loss_total
-        .expect("a batch has examples")
-        .into_scalar::<f32>() as f64
-        / batch_len as f64;
-    (
-        params,
-        (
-            loss,
-            correct_total
-                .expect("a batch has examples")
-                .into_scalar::<i64>(),
-        ),
-    )
-}
 
 /// Trains (or resumes, or finds finished) the run described by `record` under `workdir`.
 ///
@@ -139,8 +61,8 @@ struct Session<'a> {
     dir: RunDir,
     record: &'a RunRecord,
     data: &'a RunData,
-    device: Device,
     network: Network,
+    engine: TrainEngine,
     evaluator: Evaluator,
     params: ParamSet,
     optimizer: Optimizer,
@@ -162,6 +84,7 @@ impl<'a> Session<'a> {
             classes: config.data.classes,
         })?;
         let evaluator = Evaluator::new(network.layers());
+        let engine = TrainEngine::new(&network, device);
         let mut optimizer = Optimizer::new(&config.train, network.layout());
         let resume = dir.resume_path();
         let (params, metrics) = if resume.exists() {
@@ -190,7 +113,7 @@ impl<'a> Session<'a> {
             dir,
             record,
             data,
-            device: device.clone(),
+            engine,
             network,
             evaluator,
             params,
@@ -268,30 +191,20 @@ impl<'a> Session<'a> {
             .len()
             .div_ceil(self.record.config.train.max_micro_batch);
         let micro_size = indices.len().div_ceil(micro_count);
-        let mut pixels = Vec::new();
+        let data = self.data;
         let micro_batches = indices.chunks(micro_size).map(|micro| {
+            let mut images = Vec::new();
             fill_batch(
-                &self.data.train,
+                &data.train,
                 micro,
-                &self.data.normalization,
+                &data.normalization,
                 augment,
-                &mut pixels,
+                &mut images,
             );
-            let m = micro.len();
-            let x = Tensor::<4>::from_data(
-                TensorData::new(std::mem::take(&mut pixels), [m, 3, 32, 32]),
-                &self.device,
-            );
-            let labels: Vec<i64> = micro
-                .iter()
-                .map(|&i| self.data.train.labels[i] as i64)
-                .collect();
-            (
-                x,
-                Tensor::<1, Int>::from_data(TensorData::new(labels, [m]), &self.device),
-            )
+            let labels = micro.iter().map(|&i| data.train.labels[i]).collect();
+            MicroBatch { images, labels }
         });
-        let (params, stats) = train_step(
+        let (params, stats) = self.engine.step(
             &self.network,
             &self.params,
             &mut self.optimizer,

@@ -52,6 +52,16 @@ pub use train::{CpuTrainer, TrainWorkspace};
 /// its matrix products are too short to gain on the direct kernel.
 const WINOGRAD_MIN_CHANNELS: usize = 16;
 
+/// Whether landscape's CPU kernels may run: yes unless the environment variable
+/// `LANDSCAPE_CPU_KERNELS` is `off` (or `0`, `false`, `no`), which keeps burn's operations for
+/// inference and training alike.
+pub fn cpu_kernels_enabled() -> bool {
+    !matches!(
+        std::env::var("LANDSCAPE_CPU_KERNELS").as_deref(),
+        Ok("off" | "0" | "false" | "no")
+    )
+}
+
 /// Whether this CPU has the AVX-512 kernels' instructions.
 pub fn avx512_available() -> bool {
     #[cfg(target_arch = "x86_64")]
