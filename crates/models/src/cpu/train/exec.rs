@@ -13,7 +13,7 @@ use super::super::exec::{PackedAny, pool};
 use super::super::plan::{ConvKernel, Shape};
 use super::super::winograd::Scratch;
 use super::kernels::{self, Mask};
-use super::plan::{BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V};
+use super::plan::{BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V, WGRAD_CHUNKS};
 use super::wgrad::Sweep;
 use crate::forward::{BN_EPS, BN_MOMENTUM};
 use rayon::prelude::*;
@@ -49,6 +49,9 @@ pub(crate) struct TrainBuffers {
     denses: Vec<(PackedConv, PackedConv, Vec<f32>)>,
     /// A weight gradient in the kernel's layout.
     wgrad: Aligned,
+    /// The chunks' weight- and bias-gradient partials of the convolutions of one stage.
+    partials: Aligned,
+    bias_partials: Vec<f64>,
     scratch: Mutex<Vec<ImageScratch>>,
 }
 
@@ -109,6 +112,21 @@ struct Ctx<'a> {
     /// Per BatchNorm: part_a, part_b, mean, scale, shift, ga, gb, gc.
     bns: Vec<[Ptr; 8]>,
     convs: &'a [Packing],
+    partials: Ptr,
+    bias_partials: Ptr64,
+}
+
+/// [`Ptr`] for f64.
+#[derive(Clone, Copy)]
+struct Ptr64(*mut f64);
+// SAFETY: as `Ptr`: each chunk's task writes its own partials.
+unsafe impl Send for Ptr64 {}
+// SAFETY: as above.
+unsafe impl Sync for Ptr64 {}
+
+/// Chunks of a batch of `n` for the weight-gradient partials.
+fn chunks(n: usize) -> usize {
+    WGRAD_CHUNKS.min(n).max(1)
 }
 
 impl TrainPlan {
@@ -215,6 +233,8 @@ impl TrainPlan {
             .max()
             .unwrap_or(0);
         bufs.wgrad = Aligned::zeros(wgrad);
+        bufs.partials = Aligned::zeros(self.partials.0);
+        bufs.bias_partials = vec![0.0; self.partials.1];
     }
 
     fn scratch(&self) -> ImageScratch {
@@ -416,19 +436,44 @@ impl TrainPlan {
             grads,
             bns,
             convs: &bufs.convs,
+            partials: Ptr(bufs.partials.as_mut_slice().as_mut_ptr()),
+            bias_partials: Ptr64(bufs.bias_partials.as_mut_ptr()),
         };
         let pool = &bufs.scratch;
-        (0..n).into_par_iter().for_each(|i| {
+        let with_scratch = |f: &mut dyn FnMut(&mut ImageScratch)| {
             let taken = pool.lock().expect("scratch pool").pop();
             let mut scratch = taken.unwrap_or_else(|| self.scratch());
-            for op in ops {
-                // SAFETY: the plan's shapes size every buffer for the batch, and image `i`'s
-                // task touches only image `i` of each value and gradient, and row `i` of the
-                // BatchNorm shares.
-                unsafe { ctx.run(op, i, &mut scratch) };
-            }
+            f(&mut scratch);
             pool.lock().expect("scratch pool").push(scratch);
-        });
+        };
+        // SAFETY (both loops): the plan's shapes size every buffer for the batch, and image
+        // `i`'s operations touch only image `i` of each value and gradient, row `i` of the
+        // BatchNorm shares, and its chunk's weight-gradient partials (one task per chunk).
+        if ops
+            .iter()
+            .any(|op| matches!(op, ImageOp::ConvWeightGrad { .. }))
+        {
+            let chunks = chunks(n);
+            (0..chunks).into_par_iter().for_each(|c| {
+                with_scratch(&mut |scratch| {
+                    let images = c * n / chunks..(c + 1) * n / chunks;
+                    let first = images.start;
+                    for i in images {
+                        for op in ops {
+                            unsafe { ctx.run(op, i, (c, i == first), scratch) };
+                        }
+                    }
+                })
+            });
+        } else {
+            (0..n).into_par_iter().for_each(|i| {
+                with_scratch(&mut |scratch| {
+                    for op in ops {
+                        unsafe { ctx.run(op, i, (0, false), scratch) };
+                    }
+                })
+            });
+        }
     }
 
     #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
@@ -543,47 +588,31 @@ impl TrainPlan {
                 }
                 *stats = (loss, correct);
             }
-            BatchOp::ConvWeightGrad { x, y, conv } => {
+            BatchOp::ConvWeightSum { conv } => {
                 let c = &self.convs[conv];
-                let g = &c.geom;
-                let (sx, sy) = (stride(self.shapes[x]), stride(self.shapes[y]));
-                let origin = 1 - g.pad;
-                let (wp, wpo) = (g.w + 2, g.wo + 2);
-                let xp = Ptr(bufs.values[x].as_mut_slice().as_mut_ptr());
-                let gp = Ptr(bufs.grads[self.grad_buffer[y]].as_mut_slice().as_mut_ptr());
-                let sweep = |i: usize| Sweep {
-                    // SAFETY (both): image `i` of each buffer, at its first output pixel.
-                    x: unsafe { { xp }.0.add(i * sx + (origin * wp + origin) * g.cin) },
-                    x_row: (g.stride * wp * g.cin) as isize,
-                    x_ps: g.stride * g.cin,
-                    dy: unsafe { { gp }.0.add(i * sy + (wpo + 1) * g.cout) },
-                    dy_row: (wpo * g.cout) as isize,
-                    dy_ps: g.cout,
-                    rows: g.ho,
-                    cols: g.wo,
-                };
-                self.weight_grad(&c.weight_grad, bufs, n, sweep, &mut grads[c.weight.0]);
-                if let Some(bias) = c.bias {
-                    let gy = bufs.grads[self.grad_buffer[y]].as_slice();
-                    let mut total = vec![0.0f64; g.cout];
-                    let mut image = vec![0.0f32; g.cout];
-                    for i in 0..n {
-                        image.fill(0.0);
-                        for oy in 0..g.ho {
-                            for ox in 0..g.wo {
-                                let p =
-                                    &gy[i * sy + ((oy + 1) * wpo + ox + 1) * g.cout..][..g.cout];
-                                for (s, v) in image.iter_mut().zip(p) {
-                                    *s += v;
-                                }
+                let plan = &c.weight_grad;
+                let (len, chunks) = (plan.acc_len(), chunks(n));
+                let arena = &mut bufs.partials.as_mut_slice()[c.partial..][..chunks * len];
+                let (first, rest) = arena.split_at_mut(len);
+                // Chunk 0 += chunks 1.., in order, each thread over its own range of floats.
+                let part = len.div_ceil(rayon::current_num_threads()).div_ceil(16) * 16;
+                first
+                    .par_chunks_mut(part.max(16))
+                    .enumerate()
+                    .for_each(|(k, dst)| {
+                        let start = k * part.max(16);
+                        for r in rest.chunks(len) {
+                            for (d, v) in dst.iter_mut().zip(&r[start..]) {
+                                *d += v;
                             }
                         }
-                        for (t, s) in total.iter_mut().zip(&image) {
-                            *t += *s as f64;
-                        }
-                    }
-                    for (d, t) in grads[bias.0].iter_mut().zip(&total) {
-                        *d += *t as f32;
+                    });
+                plan.add_to(first, &mut grads[c.weight.0]);
+                if let Some(bias) = c.bias {
+                    let cout = c.geom.cout;
+                    let parts = &bufs.bias_partials[c.bias_partial..][..chunks * cout];
+                    for (co, d) in grads[bias.0].iter_mut().enumerate() {
+                        *d += (0..chunks).map(|k| parts[k * cout + co]).sum::<f64>() as f32;
                     }
                 }
             }
@@ -687,11 +716,11 @@ impl Ctx<'_> {
         unsafe { self.bns[bn][which].0.add(offset) }
     }
 
-    /// Runs `op` on image `i`.
+    /// Runs `op` on image `i`, of weight-gradient chunk `chunk.0` (`chunk.1`: its first image).
     ///
     /// # Safety
     /// As [`TrainPlan::images`] says.
-    unsafe fn run(&self, op: &ImageOp, i: usize, s: &mut ImageScratch) {
+    unsafe fn run(&self, op: &ImageOp, i: usize, chunk: (usize, bool), s: &mut ImageScratch) {
         let plan = self.plan;
         let shape = |v: V| plan.shapes[v];
         let null = std::ptr::null_mut::<f32>();
@@ -750,6 +779,9 @@ impl Ctx<'_> {
                     )
                 }
                 ImageOp::ConvData { y, x, conv, add } => self.conv_data(y, x, conv, add, i, s),
+                ImageOp::ConvWeightGrad { x, y, conv } => {
+                    self.conv_weight_grad(x, y, conv, i, chunk)
+                }
                 ImageOp::BnGrad {
                     x,
                     y,
@@ -841,6 +873,66 @@ impl Ctx<'_> {
                         shape(old.0).channels(),
                         (h + 2) * (w + 2),
                     )
+                }
+            }
+        }
+    }
+
+    /// Adds image `i`'s weight and bias gradient to chunk `chunk.0`'s partials (which it starts
+    /// when `chunk.1`).
+    ///
+    /// # Safety
+    /// As [`Ctx::run`].
+    unsafe fn conv_weight_grad(&self, x: V, y: V, conv: usize, i: usize, chunk: (usize, bool)) {
+        let c = &self.plan.convs[conv];
+        let g = &c.geom;
+        let origin = 1 - g.pad;
+        let (wp, wpo) = (g.w + 2, g.wo + 2);
+        let (chunk, first) = chunk;
+        let plan = &c.weight_grad;
+        // SAFETY: the sweep starts at image `i`'s first output pixel; the partials of a chunk
+        // are its own.
+        unsafe {
+            let dy = self.g(y, i);
+            let sweep = Sweep {
+                x: self.v(x, i).add((origin * wp + origin) * g.cin),
+                x_row: (g.stride * wp * g.cin) as isize,
+                x_ps: g.stride * g.cin,
+                dy: dy.add((wpo + 1) * g.cout),
+                dy_row: (wpo * g.cout) as isize,
+                dy_ps: g.cout,
+                rows: g.ho,
+                cols: g.wo,
+            };
+            let acc = self.partials.0.add(c.partial + chunk * plan.acc_len());
+            for (j, piece) in sweep.pieces(super::wgrad::PIECE_PIXELS).enumerate() {
+                plan.run(0..plan.tasks(), &piece, acc, first && j == 0);
+            }
+            if c.bias.is_some() {
+                let mut sum = [0.0f32; 512];
+                let sum = &mut sum[..g.cout.min(512)];
+                assert_eq!(
+                    sum.len(),
+                    g.cout,
+                    "a biased convolution of at most 512 channels"
+                );
+                for oy in 0..g.ho {
+                    let row = std::slice::from_raw_parts(
+                        dy.add(((oy + 1) * wpo + 1) * g.cout),
+                        g.wo * g.cout,
+                    );
+                    for px in row.chunks_exact(g.cout) {
+                        for (s, v) in sum.iter_mut().zip(px) {
+                            *s += v;
+                        }
+                    }
+                }
+                let parts = std::slice::from_raw_parts_mut(
+                    self.bias_partials.0.add(c.bias_partial + chunk * g.cout),
+                    g.cout,
+                );
+                for (p, s) in parts.iter_mut().zip(sum.iter()) {
+                    *p = if first { *s as f64 } else { *p + *s as f64 };
                 }
             }
         }

@@ -22,6 +22,11 @@ pub(crate) type V = usize;
 /// Rows of a linear layer's matrix product per task.
 pub(crate) const DENSE_ROWS: usize = 16;
 
+/// Chunks of a batch whose weight gradients are summed apart (in a backward stage, each chunk's
+/// images run in order on one thread while their gradients are in its cache) and then added in
+/// chunk order. Fixed, so a step gives the same bits for any number of threads.
+pub(crate) const WGRAD_CHUNKS: usize = 8;
+
 /// A convolution with its three kernels.
 #[derive(Clone, Debug)]
 pub(crate) struct TrainConv {
@@ -33,6 +38,10 @@ pub(crate) struct TrainConv {
     /// stride 1 with the transposed, flipped kernel. None when the input needs no gradient.
     pub data: Option<ConvKernel>,
     pub weight_grad: WgradPlan,
+    /// Where its chunks' weight-gradient partials start in the partial arena (floats; chunk `c`
+    /// at `c * acc_len` past it), and its bias partials in the f64 arena.
+    pub partial: usize,
+    pub bias_partial: usize,
 }
 
 /// A linear layer: forward and input-gradient products over rows of the batch, and its weight
@@ -120,6 +129,12 @@ pub(crate) enum ImageOp {
         conv: usize,
         add: bool,
     },
+    /// The image's weight (and bias) gradient, added to its chunk's partial.
+    ConvWeightGrad {
+        x: V,
+        y: V,
+        conv: usize,
+    },
     /// The gradient of `y = relu?(bn(x) + res)` through the ReLU (in place), passed on to
     /// `res`, and the image's share of the BatchNorm's parameter gradients.
     BnGrad {
@@ -181,8 +196,8 @@ pub(crate) enum BatchOp {
     Dense { x: V, y: V, dense: usize },
     /// Softmax cross-entropy of the logits: loss, correct count, the logits' gradient.
     Loss,
-    /// The weight (and bias) gradient of a convolution.
-    ConvWeightGrad { x: V, y: V, conv: usize },
+    /// The chunks' weight (and bias) gradient partials of a convolution, added in order.
+    ConvWeightSum { conv: usize },
     /// The BatchNorm's parameter gradients and the coefficients of its input gradient.
     BnGradFinalize { bn: usize },
     /// The weight and bias gradients of a linear layer, and `dx =` the input gradient.
@@ -195,6 +210,7 @@ impl ImageOp {
     fn grad_access(&self) -> (Vec<V>, Vec<V>) {
         match *self {
             ImageOp::ConvData { y, x, .. } => (vec![y], vec![x]),
+            ImageOp::ConvWeightGrad { y, .. } => (vec![y], Vec::new()),
             ImageOp::BnGrad { y, res, .. } => {
                 (vec![y], res.map(|r| r.0).into_iter().chain([y]).collect())
             }
@@ -222,7 +238,6 @@ impl ImageOp {
 impl BatchOp {
     fn grad_access(&self) -> (Vec<V>, Vec<V>) {
         match *self {
-            BatchOp::ConvWeightGrad { y, .. } => (vec![y], Vec::new()),
             BatchOp::DenseGrad { x, y, .. } => (vec![y], vec![x]),
             _ => (Vec::new(), Vec::new()),
         }
@@ -254,6 +269,8 @@ pub(crate) struct TrainPlan {
     pub relus: Vec<V>,
     /// The graph's max pools in execution order: (input, output, window, stride).
     pub max_pools: Vec<(V, V, usize, usize)>,
+    /// Floats and f64s of the weight- and bias-gradient partial arenas.
+    pub partials: (usize, usize),
     pub kernels: Kernels,
 }
 
@@ -299,6 +316,7 @@ impl TrainPlan {
         }
         let backward = b.backward(x, y)?;
         let forward = stages(b.ops);
+        let partials = place_partials(&backward, &mut b.convs);
         let (grad_buffer, grad_buffers) = allocate_grads(&backward, b.shapes.len(), y);
         Ok(TrainPlan {
             shapes: b.shapes,
@@ -313,6 +331,7 @@ impl TrainPlan {
             grad_buffers,
             relus: b.relus,
             max_pools: b.max_pools,
+            partials,
             kernels,
         })
     }
@@ -592,6 +611,8 @@ impl Builder {
             forward: self.kernel(geom),
             data: needs_grad.then(|| self.kernel(data_geom)),
             weight_grad: WgradPlan::conv(&geom, self.kernels.avx512),
+            partial: 0,
+            bias_partial: 0,
         });
         let y = self.value(Shape::Spatial {
             c: c.cout,
@@ -676,7 +697,8 @@ impl Builder {
                             let add = write(x);
                             ops.push(Fwd::Image(ImageOp::ConvData { y, x, conv, add }));
                         }
-                        pending.push(BatchOp::ConvWeightGrad { x, y, conv });
+                        ops.push(Fwd::Image(ImageOp::ConvWeightGrad { x, y, conv }));
+                        pending.push(BatchOp::ConvWeightSum { conv });
                     }
                     ImageOp::BnStats { .. } => {}
                     ImageOp::BnApply {
@@ -739,6 +761,29 @@ impl Builder {
         flush(&mut ops, &mut pending);
         Ok(stages(ops))
     }
+}
+
+/// Places each convolution's weight-gradient partials in the arenas: the convolutions of one
+/// stage side by side (their sums run at the barrier after it, before the next stage reuses
+/// the space). Returns the arenas' sizes (floats, f64s).
+fn place_partials(stages: &[Stage], convs: &mut [TrainConv]) -> (usize, usize) {
+    let (mut floats, mut doubles) = (0, 0);
+    for stage in stages {
+        let Stage::Images(ops) = stage else { continue };
+        let (mut f, mut d) = (0, 0);
+        for op in ops {
+            if let ImageOp::ConvWeightGrad { conv, .. } = *op {
+                let c = &mut convs[conv];
+                c.partial = f;
+                c.bias_partial = d;
+                f += WGRAD_CHUNKS * c.weight_grad.acc_len();
+                d += WGRAD_CHUNKS * c.geom.cout;
+            }
+        }
+        floats = floats.max(f);
+        doubles = doubles.max(d);
+    }
+    (floats, doubles)
 }
 
 /// Groups consecutive image operations into stages.
