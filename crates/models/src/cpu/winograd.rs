@@ -247,7 +247,7 @@ impl WinogradPlan {
 /// # Safety
 /// The tile and the 16 destination rows must be valid; `avx512` only where the CPU has it.
 #[inline]
-unsafe fn input_transform(
+pub(crate) unsafe fn input_transform(
     avx512: bool,
     src: *const f32,
     row: usize,

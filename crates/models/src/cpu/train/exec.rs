@@ -13,8 +13,11 @@ use super::super::exec::{PackedAny, pool};
 use super::super::plan::{ConvKernel, Shape};
 use super::super::winograd::Scratch;
 use super::kernels::{self, Mask};
-use super::plan::{BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V, WGRAD_CHUNKS};
+use super::plan::{
+    BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V, WGRAD_CHUNKS, WeightGradKernel,
+};
 use super::wgrad::Sweep;
+use super::winograd_grad::GradScratch;
 use crate::forward::{BN_EPS, BN_MOMENTUM};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -88,6 +91,8 @@ struct ImageScratch {
     up: Aligned,
     /// An input gradient computed before it is added.
     tmp: Aligned,
+    /// Winograd weight gradients' transforms.
+    grad: GradScratch,
 }
 
 /// A pointer shared by the image tasks, each of which touches its own image only.
@@ -258,6 +263,7 @@ impl TrainPlan {
             winograd: Scratch::new(v, m),
             up: Aligned::zeros(up),
             tmp: Aligned::zeros(tmp),
+            grad: GradScratch::default(),
         }
     }
 
@@ -780,7 +786,7 @@ impl Ctx<'_> {
                 }
                 ImageOp::ConvData { y, x, conv, add } => self.conv_data(y, x, conv, add, i, s),
                 ImageOp::ConvWeightGrad { x, y, conv } => {
-                    self.conv_weight_grad(x, y, conv, i, chunk)
+                    self.conv_weight_grad(x, y, conv, i, chunk, s)
                 }
                 ImageOp::BnGrad {
                     x,
@@ -883,30 +889,45 @@ impl Ctx<'_> {
     ///
     /// # Safety
     /// As [`Ctx::run`].
-    unsafe fn conv_weight_grad(&self, x: V, y: V, conv: usize, i: usize, chunk: (usize, bool)) {
+    unsafe fn conv_weight_grad(
+        &self,
+        x: V,
+        y: V,
+        conv: usize,
+        i: usize,
+        chunk: (usize, bool),
+        s: &mut ImageScratch,
+    ) {
         let c = &self.plan.convs[conv];
         let g = &c.geom;
         let origin = 1 - g.pad;
         let (wp, wpo) = (g.w + 2, g.wo + 2);
         let (chunk, first) = chunk;
-        let plan = &c.weight_grad;
         // SAFETY: the sweep starts at image `i`'s first output pixel; the partials of a chunk
         // are its own.
         unsafe {
             let dy = self.g(y, i);
-            let sweep = Sweep {
-                x: self.v(x, i).add((origin * wp + origin) * g.cin),
-                x_row: (g.stride * wp * g.cin) as isize,
-                x_ps: g.stride * g.cin,
-                dy: dy.add((wpo + 1) * g.cout),
-                dy_row: (wpo * g.cout) as isize,
-                dy_ps: g.cout,
-                rows: g.ho,
-                cols: g.wo,
-            };
-            let acc = self.partials.0.add(c.partial + chunk * plan.acc_len());
-            for (j, piece) in sweep.pieces(super::wgrad::PIECE_PIXELS).enumerate() {
-                plan.run(0..plan.tasks(), &piece, acc, first && j == 0);
+            let acc = self
+                .partials
+                .0
+                .add(c.partial + chunk * c.weight_grad.acc_len());
+            match &c.weight_grad {
+                WeightGradKernel::Direct(plan) => {
+                    let sweep = Sweep {
+                        x: self.v(x, i).add((origin * wp + origin) * g.cin),
+                        x_row: (g.stride * wp * g.cin) as isize,
+                        x_ps: g.stride * g.cin,
+                        dy: dy.add((wpo + 1) * g.cout),
+                        dy_row: (wpo * g.cout) as isize,
+                        dy_ps: g.cout,
+                        rows: g.ho,
+                        cols: g.wo,
+                    };
+                    for (j, piece) in sweep.pieces(super::wgrad::PIECE_PIXELS).enumerate() {
+                        plan.run(0..plan.tasks(), &piece, acc, first && j == 0);
+                    }
+                }
+                WeightGradKernel::Winograd(w) => w.run(self.v(x, i), dy, acc, first, &mut s.grad),
             }
             if c.bias.is_some() {
                 let mut sum = [0.0f32; 512];

@@ -39,6 +39,7 @@ mod exec;
 mod kernels;
 mod plan;
 mod wgrad;
+mod winograd_grad;
 
 use super::avx512_available;
 use super::plan::Kernels;

@@ -12,6 +12,7 @@ use super::super::conv::{ConvGeom, ConvPlan};
 use super::super::plan::{ConvKernel, Kernels, Shape};
 use super::super::winograd::WinogradPlan;
 use super::wgrad::WgradPlan;
+use super::winograd_grad::WinogradGrad;
 use crate::graph::{BatchNorm, Conv, Layer, Linear};
 use crate::params::{ParamId, ParamLayout};
 use anyhow::{Result, bail, ensure};
@@ -37,12 +38,43 @@ pub(crate) struct TrainConv {
     /// The input gradient: the output gradient (zero-upsampled when strided) convolved at
     /// stride 1 with the transposed, flipped kernel. None when the input needs no gradient.
     pub data: Option<ConvKernel>,
-    pub weight_grad: WgradPlan,
+    pub weight_grad: WeightGradKernel,
     /// Where its chunks' weight-gradient partials start in the partial arena (floats; chunk `c`
     /// at `c * acc_len` past it), and its bias partials in the f64 arena.
     pub partial: usize,
     pub bias_partial: usize,
 }
+
+/// How a convolution's weight gradient runs.
+#[derive(Clone, Debug)]
+pub(crate) enum WeightGradKernel {
+    /// The direct reduction over pixels.
+    Direct(WgradPlan),
+    /// Winograd's F(2x2, 3x3) (3x3 stride-1 convolutions).
+    Winograd(WinogradGrad),
+}
+
+impl WeightGradKernel {
+    /// Floats of one chunk's partial.
+    pub(crate) fn acc_len(&self) -> usize {
+        match self {
+            WeightGradKernel::Direct(p) => p.acc_len(),
+            WeightGradKernel::Winograd(w) => w.acc_len(),
+        }
+    }
+
+    /// Adds a summed partial to `grad` in PyTorch's layout.
+    pub(crate) fn add_to(&self, acc: &[f32], grad: &mut [f32]) {
+        match self {
+            WeightGradKernel::Direct(p) => p.add_to(acc, grad),
+            WeightGradKernel::Winograd(w) => w.add_to(acc, grad),
+        }
+    }
+}
+
+/// Input channels from which a 3x3 stride-1 convolution's weight gradient runs by Winograd's
+/// F(2x2, 3x3) (where Winograd is allowed at all).
+const WINOGRAD_GRAD_MIN_CHANNELS: usize = 64;
 
 /// A linear layer: forward and input-gradient products over rows of the batch, and its weight
 /// gradient.
@@ -610,7 +642,14 @@ impl Builder {
             geom,
             forward: self.kernel(geom),
             data: needs_grad.then(|| self.kernel(data_geom)),
-            weight_grad: WgradPlan::conv(&geom, self.kernels.avx512),
+            weight_grad: if WinogradPlan::covers(&geom)
+                && self.kernels.winograd_from != usize::MAX
+                && cin >= WINOGRAD_GRAD_MIN_CHANNELS
+            {
+                WeightGradKernel::Winograd(WinogradGrad::new(geom, self.kernels.avx512))
+            } else {
+                WeightGradKernel::Direct(WgradPlan::conv(&geom, self.kernels.avx512))
+            },
             partial: 0,
             bias_partial: 0,
         });

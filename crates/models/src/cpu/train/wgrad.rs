@@ -237,18 +237,26 @@ impl WgradPlan {
         (task / blocks, task % blocks)
     }
 
+    /// Where row `row`, output channel `co` of the result lies in the accumulator.
+    pub(crate) fn index(&self, row: usize, co: usize) -> usize {
+        if self.by_rows {
+            co * self.offsets.len() + row
+        } else {
+            row * self.coutp + co
+        }
+    }
+
+    /// Output channels rounded up to whole vectors (the row length of a gradient pixel the
+    /// tiles may read).
+    pub(crate) fn cout_padded(&self) -> usize {
+        self.coutp
+    }
+
     /// Adds the accumulated gradient to `grad` in PyTorch's `[cout, cin, k, k]` layout (or
     /// `[output, input]` for a linear layer).
     pub(crate) fn add_to(&self, acc: &[f32], grad: &mut [f32]) {
         assert_eq!(grad.len(), self.cout * self.depth, "weight gradient size");
-        let rows = self.offsets.len();
-        let at = |row: usize, co: usize| {
-            if self.by_rows {
-                co * rows + row
-            } else {
-                row * self.coutp + co
-            }
-        };
+        let at = |row: usize, co: usize| self.index(row, co);
         for co in 0..self.cout {
             for ci in 0..self.cin {
                 let dst = &mut grad[(co * self.cin + ci) * self.taps..][..self.taps];
