@@ -195,7 +195,7 @@ unsafe fn spread(
         let d = |p: usize| std::slice::from_raw_parts(out.add(p), c);
         let (d00, d01, d10, d11) = (d(0), d(c), d(row), d(row + c));
         let o = |p: usize| std::slice::from_raw_parts_mut(dst.add(p * pos_stride), c);
-        let outs: [&mut [f32]; 16] = std::array::from_fn(|p| o(p));
+        let outs: [&mut [f32]; 16] = std::array::from_fn(o);
         for ch in 0..c {
             // A dY: four rows of two.
             let r = [
