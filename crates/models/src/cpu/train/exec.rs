@@ -93,6 +93,8 @@ struct ImageScratch {
     tmp: Aligned,
     /// Winograd weight gradients' transforms.
     grad: GradScratch,
+    /// BatchNorm sums over one period (two of them).
+    bn: Vec<f32>,
 }
 
 /// A pointer shared by the image tasks, each of which touches its own image only.
@@ -128,6 +130,14 @@ struct Ptr64(*mut f64);
 unsafe impl Send for Ptr64 {}
 // SAFETY: as above.
 unsafe impl Sync for Ptr64 {}
+
+/// Repeats the first `c` floats of `v` over all of it (a coefficient vector expanded to its
+/// period, see [`kernels::period`]).
+fn expand(v: &mut [f32], c: usize) {
+    for k in c..v.len() {
+        v[k] = v[k % c];
+    }
+}
 
 /// Chunks of a batch of `n` for the weight-gradient partials.
 fn chunks(n: usize) -> usize {
@@ -216,17 +226,17 @@ impl TrainPlan {
             .bns
             .iter()
             .map(|bn| {
-                let c = bn.channels;
+                let (c, l) = (bn.channels, kernels::period(bn.channels));
                 BnBuffers {
                     part_a: vec![0.0; n * c],
                     part_b: vec![0.0; n * c],
-                    mean: vec![0.0; c],
+                    mean: vec![0.0; l],
                     invstd: vec![0.0; c],
-                    scale: vec![0.0; c],
-                    shift: vec![0.0; c],
-                    ga: vec![0.0; c],
-                    gb: vec![0.0; c],
-                    gc: vec![0.0; c],
+                    scale: vec![0.0; l],
+                    shift: vec![0.0; l],
+                    ga: vec![0.0; l],
+                    gb: vec![0.0; l],
+                    gc: vec![0.0; l],
                 }
             })
             .collect();
@@ -264,6 +274,15 @@ impl TrainPlan {
             up: Aligned::zeros(up),
             tmp: Aligned::zeros(tmp),
             grad: GradScratch::default(),
+            bn: vec![
+                0.0;
+                2 * self
+                    .bns
+                    .iter()
+                    .map(|b| kernels::period(b.channels))
+                    .max()
+                    .unwrap_or(0)
+            ],
         }
     }
 
@@ -524,6 +543,9 @@ impl TrainPlan {
                     let rv = &mut params[layer.var.0][ch];
                     *rv = *rv * (1.0 - m) + unbiased as f32 * m;
                 }
+                for v in [&mut b.mean, &mut b.scale, &mut b.shift] {
+                    expand(v, c);
+                }
             }
             BatchOp::BnGradFinalize { bn } => {
                 let layer = &self.bns[bn];
@@ -541,6 +563,9 @@ impl TrainPlan {
                     b.ga[ch] = a as f32;
                     b.gb[ch] = (-a * invstd * dgamma / count) as f32;
                     b.gc[ch] = (-a * dbeta / count) as f32;
+                }
+                for v in [&mut b.ga, &mut b.gb, &mut b.gc] {
+                    expand(v, c);
                 }
             }
             BatchOp::Dense { x, y, dense } => {
@@ -742,9 +767,14 @@ impl Ctx<'_> {
                     |_| null.cast_const(),
                     false,
                 ),
-                ImageOp::BnStats { x, bn } => {
-                    kernels::bn_stats(shape(x), self.v(x, i), self.bn(bn, 0, i), self.bn(bn, 1, i))
-                }
+                ImageOp::BnStats { x, bn } => kernels::bn_stats(
+                    shape(x),
+                    self.v(x, i),
+                    self.bn(bn, 0, i),
+                    self.bn(bn, 1, i),
+                    kernels::period(plan.bns[bn].channels),
+                    s.bn.as_mut_ptr(),
+                ),
                 ImageOp::BnApply {
                     x,
                     y,
@@ -757,6 +787,7 @@ impl Ctx<'_> {
                     self.v(y, i),
                     self.bn(bn, 3, i),
                     self.bn(bn, 4, i),
+                    kernels::period(plan.bns[bn].channels),
                     res.map_or(null, |r| self.v(r, i)),
                     relu,
                 ),
@@ -806,8 +837,10 @@ impl Ctx<'_> {
                     res.map_or(null, |r| self.g(r.0, i)),
                     res.is_some_and(|r| r.1),
                     self.bn(bn, 2, i),
+                    kernels::period(plan.bns[bn].channels),
                     self.bn(bn, 0, i),
                     self.bn(bn, 1, i),
+                    s.bn.as_mut_ptr(),
                 ),
                 ImageOp::BnInputGrad { x, y, bn, add } => kernels::bn_input_grad(
                     shape(x),
@@ -819,6 +852,7 @@ impl Ctx<'_> {
                     self.bn(bn, 5, i),
                     self.bn(bn, 6, i),
                     self.bn(bn, 7, i),
+                    kernels::period(plan.bns[bn].channels),
                 ),
                 ImageOp::ReluGrad { x, y, add } => kernels::relu_grad(
                     shape(y),

@@ -112,75 +112,130 @@ unsafe fn rows_mut<'a>(shape: Shape, p: *mut f32) -> impl Iterator<Item = &'a mu
     })
 }
 
+/// Floats after which the channel pattern of a row repeats in whole 16-lane vectors:
+/// `lcm(c, 16)`. A BatchNorm's per-channel coefficients are kept expanded to this length, so
+/// its passes run over rows in chunks of this many floats (vectorized, whatever the channel
+/// count) instead of pixel by pixel.
+pub(crate) fn period(c: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    c / gcd(c, 16) * 16
+}
+
+/// Folds per-lane sums of period `acc.len()` into per-channel sums `out` (`c` channels).
+fn fold(acc: &[f32], out: &mut [f32]) {
+    let c = out.len();
+    out.fill(0.0);
+    for (k, v) in acc.iter().enumerate() {
+        out[k % c] += v;
+    }
+}
+
+/// A row in chunks of `period` floats (the last one may be shorter: it pairs with the
+/// coefficients' first floats, as a row starts at channel 0).
+#[inline(always)]
+fn periodic<'a>(row: &'a [f32], period: usize) -> impl Iterator<Item = &'a [f32]> {
+    row.chunks(period)
+}
+
 dispatch!(
     /// The image's share of a BatchNorm's statistics of `x`: per channel the image's mean
-    /// (`mean`) and the sum of squared deviations from it (`m2`).
-    bn_stats => bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32)
+    /// (`mean`) and the sum of squared deviations from it (`m2`). `scratch` holds `2 period`
+    /// floats.
+    bn_stats => bn_stats_any(
+        shape: Shape,
+        x: *const f32,
+        mean: *mut f32,
+        m2: *mut f32,
+        period: usize,
+        scratch: *mut f32,
+    )
 );
 
 #[inline(always)]
-unsafe fn bn_stats_any(shape: Shape, x: *const f32, mean: *mut f32, m2: *mut f32) {
+unsafe fn bn_stats_any(
+    shape: Shape,
+    x: *const f32,
+    mean: *mut f32,
+    m2: *mut f32,
+    period: usize,
+    scratch: *mut f32,
+) {
     let c = shape.channels();
-    // SAFETY: `mean` and `m2` hold `c` floats, `x` one image.
+    // SAFETY: `mean` and `m2` hold `c` floats, `scratch` `2 period`, `x` one image.
     unsafe {
         let mean = std::slice::from_raw_parts_mut(mean, c);
         let m2 = std::slice::from_raw_parts_mut(m2, c);
-        mean.fill(0.0);
-        m2.fill(0.0);
+        let acc = std::slice::from_raw_parts_mut(scratch, period);
+        let lanes = std::slice::from_raw_parts_mut(scratch.add(period), period);
+        acc.fill(0.0);
         for row in rows(shape, x) {
-            for px in row.chunks_exact(c) {
-                for (s, v) in mean.iter_mut().zip(px) {
+            for run in periodic(row, period) {
+                for (s, v) in acc.iter_mut().zip(run) {
                     *s += v;
                 }
             }
         }
+        fold(acc, mean);
         let inv = 1.0 / pixels(shape) as f32;
         for s in mean.iter_mut() {
             *s *= inv;
         }
+        for (k, l) in lanes.iter_mut().enumerate() {
+            *l = mean[k % c];
+        }
+        acc.fill(0.0);
         for row in rows(shape, x) {
-            for px in row.chunks_exact(c) {
-                for ((q, v), m) in m2.iter_mut().zip(px).zip(mean.iter()) {
+            for run in periodic(row, period) {
+                for ((q, v), m) in acc.iter_mut().zip(run).zip(lanes.iter()) {
                     let d = v - m;
                     *q += d * d;
                 }
             }
         }
+        fold(acc, m2);
     }
 }
 
 dispatch!(
-    /// `y = relu?(x * scale + shift + res)` per channel (`res` null: none); `y` is not `x`.
+    /// `y = relu?(x * scale + shift + res)` per channel (`res` null: none); `y` is not `x`;
+    /// `scale` and `shift` expanded to `period` floats.
     bn_apply => bn_apply_any(
         shape: Shape,
         x: *const f32,
         y: *mut f32,
         scale: *const f32,
         shift: *const f32,
+        period: usize,
         res: *const f32,
         relu: bool,
     )
 );
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn bn_apply_any(
     shape: Shape,
     x: *const f32,
     y: *mut f32,
     scale: *const f32,
     shift: *const f32,
+    period: usize,
     res: *const f32,
     relu: bool,
 ) {
-    let c = shape.channels();
-    // SAFETY: the caller guarantees the images and the `c` coefficients.
+    // SAFETY: the caller guarantees the images and the `period` coefficients.
     unsafe {
-        let scale = std::slice::from_raw_parts(scale, c);
-        let shift = std::slice::from_raw_parts(shift, c);
+        let scale = std::slice::from_raw_parts(scale, period);
+        let shift = std::slice::from_raw_parts(shift, period);
         let clamp = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
         if res.is_null() {
             for (out, inp) in rows_mut(shape, y).zip(rows(shape, x)) {
-                for (o, i) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
+                for (o, i) in out.chunks_mut(period).zip(periodic(inp, period)) {
                     for (((o, i), a), b) in o.iter_mut().zip(i).zip(scale).zip(shift) {
                         *o = clamp(i * a + b);
                     }
@@ -189,9 +244,9 @@ unsafe fn bn_apply_any(
         } else {
             for ((out, inp), r) in rows_mut(shape, y).zip(rows(shape, x)).zip(rows(shape, res)) {
                 for ((o, i), r) in out
-                    .chunks_exact_mut(c)
-                    .zip(inp.chunks_exact(c))
-                    .zip(r.chunks_exact(c))
+                    .chunks_mut(period)
+                    .zip(periodic(inp, period))
+                    .zip(periodic(r, period))
                 {
                     for ((((o, i), r), a), b) in o.iter_mut().zip(i).zip(r).zip(scale).zip(shift) {
                         *o = clamp(i * a + b + r);
@@ -206,7 +261,8 @@ dispatch!(
     /// The gradient `g` of `y = relu?(bn(x) + res)` through the ReLU (in place, 0 where the
     /// `mask` says the unit was off), copied or added to `res_grad` (null: none), and the
     /// image's share of the BatchNorm's parameter gradients: per channel `sum g` and
-    /// `sum g * (x - mean)`.
+    /// `sum g * (x - mean)`. `mean` (and the mask's coefficients) expanded to `period`
+    /// floats; `scratch` holds `2 period`.
     bn_grad => bn_grad_any(
         shape: Shape,
         x: *const f32,
@@ -215,8 +271,10 @@ dispatch!(
         res_grad: *mut f32,
         res_add: bool,
         mean: *const f32,
+        period: usize,
         sum_g: *mut f32,
         sum_gx: *mut f32,
+        scratch: *mut f32,
     )
 );
 
@@ -230,17 +288,20 @@ unsafe fn bn_grad_any(
     res_grad: *mut f32,
     res_add: bool,
     mean: *const f32,
+    period: usize,
     sum_g: *mut f32,
     sum_gx: *mut f32,
+    scratch: *mut f32,
 ) {
     let c = shape.channels();
-    // SAFETY: the caller guarantees the images and the `c`-float vectors.
+    // SAFETY: the caller guarantees the images, the `period`-float coefficients, the
+    // `c`-float sums and the scratch.
     unsafe {
-        let mean = std::slice::from_raw_parts(mean, c);
-        let sum_g = std::slice::from_raw_parts_mut(sum_g, c);
-        let sum_gx = std::slice::from_raw_parts_mut(sum_gx, c);
-        sum_g.fill(0.0);
-        sum_gx.fill(0.0);
+        let mean = std::slice::from_raw_parts(mean, period);
+        let acc_g = std::slice::from_raw_parts_mut(scratch, period);
+        let acc_gx = std::slice::from_raw_parts_mut(scratch.add(period), period);
+        acc_g.fill(0.0);
+        acc_gx.fill(0.0);
         let outputs = match mask {
             Mask::Output(y) => Some(y),
             _ => None,
@@ -258,10 +319,10 @@ unsafe fn bn_grad_any(
                 }
                 Mask::Affine(scale, shift) => {
                     let (scale, shift) = (
-                        std::slice::from_raw_parts(scale, c),
-                        std::slice::from_raw_parts(shift, c),
+                        std::slice::from_raw_parts(scale, period),
+                        std::slice::from_raw_parts(shift, period),
                     );
-                    for (gp, xp) in gr.chunks_exact_mut(c).zip(xr.chunks_exact(c)) {
+                    for (gp, xp) in gr.chunks_mut(period).zip(periodic(xr, period)) {
                         for (((g, x), a), b) in gp.iter_mut().zip(xp).zip(scale).zip(shift) {
                             // The forward pass's output, recomputed bit for bit.
                             *g = if passes(x * a + b) { *g } else { 0.0 };
@@ -269,19 +330,21 @@ unsafe fn bn_grad_any(
                     }
                 }
             }
-            for (gp, xp) in gr.chunks_exact(c).zip(xr.chunks_exact(c)) {
+            for (gp, xp) in periodic(gr, period).zip(periodic(xr, period)) {
                 for ((((g, x), m), s), sx) in gp
                     .iter()
                     .zip(xp)
                     .zip(mean)
-                    .zip(sum_g.iter_mut())
-                    .zip(sum_gx.iter_mut())
+                    .zip(acc_g.iter_mut())
+                    .zip(acc_gx.iter_mut())
                 {
                     *s += g;
                     *sx += g * (x - m);
                 }
             }
         }
+        fold(acc_g, std::slice::from_raw_parts_mut(sum_g, c));
+        fold(acc_gx, std::slice::from_raw_parts_mut(sum_gx, c));
         if !res_grad.is_null() {
             for (dst, src) in rows_mut(shape, res_grad).zip(rows(shape, g)) {
                 if res_add {
@@ -301,7 +364,7 @@ unsafe fn bn_grad_any(
 
 dispatch!(
     /// `dx (+)= a * g + b * (x - mean) + c` per channel, BatchNorm's input gradient; `dx` may
-    /// be `g` (then `add` is false).
+    /// be `g` (then `add` is false); the coefficients expanded to `period` floats.
     bn_input_grad => bn_input_grad_any(
         shape: Shape,
         x: *const f32,
@@ -312,6 +375,7 @@ dispatch!(
         a: *const f32,
         b: *const f32,
         c0: *const f32,
+        period: usize,
     )
 );
 
@@ -327,33 +391,42 @@ unsafe fn bn_input_grad_any(
     a: *const f32,
     b: *const f32,
     c0: *const f32,
+    period: usize,
 ) {
     let c = shape.channels();
-    // SAFETY: the caller guarantees the images and the `c`-float coefficients; `g` is read
-    // through `dx` when they are the same.
+    // SAFETY: the caller guarantees the images and the `period`-float coefficients; `g` is
+    // read through `dx` when they are the same.
     unsafe {
-        let coef = |p: *const f32| std::slice::from_raw_parts(p, c);
+        let coef = |p: *const f32| std::slice::from_raw_parts(p, period);
         let (mean, a, b, c0) = (coef(mean), coef(a), coef(b), coef(c0));
         let in_place = std::ptr::eq(g, dx);
         assert!(!(in_place && add), "an in-place gradient starts it");
         for (j, (out, xr)) in rows_mut(shape, dx).zip(rows(shape, x)).enumerate() {
-            let f = |g: f32, x: f32, ch: usize| a[ch] * g + b[ch] * (x - mean[ch]) + c0[ch];
             if in_place {
-                for (o, xp) in out.chunks_exact_mut(c).zip(xr.chunks_exact(c)) {
-                    for (ch, (o, x)) in o.iter_mut().zip(xp).enumerate() {
-                        *o = f(*o, *x, ch);
+                for (o, xp) in out.chunks_mut(period).zip(periodic(xr, period)) {
+                    for ((((o, x), m), a), (b, c0)) in
+                        o.iter_mut().zip(xp).zip(mean).zip(a).zip(b.iter().zip(c0))
+                    {
+                        *o = a * *o + b * (x - m) + c0;
                     }
                 }
             } else {
                 let (start, count) = runs(shape).nth(j).expect("the same runs");
                 let gr = std::slice::from_raw_parts(g.add(start), count * c);
                 for ((o, xp), gp) in out
-                    .chunks_exact_mut(c)
-                    .zip(xr.chunks_exact(c))
-                    .zip(gr.chunks_exact(c))
+                    .chunks_mut(period)
+                    .zip(periodic(xr, period))
+                    .zip(periodic(gr, period))
                 {
-                    for (ch, ((o, x), g)) in o.iter_mut().zip(xp).zip(gp).enumerate() {
-                        let v = f(*g, *x, ch);
+                    for (((((o, x), g), m), a), (b, c0)) in o
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(gp)
+                        .zip(mean)
+                        .zip(a)
+                        .zip(b.iter().zip(c0))
+                    {
+                        let v = a * g + b * (x - m) + c0;
                         *o = if add { *o + v } else { v };
                     }
                 }
