@@ -138,7 +138,7 @@ fn fold(acc: &[f32], out: &mut [f32]) {
 /// A row in chunks of `period` floats (the last one may be shorter: it pairs with the
 /// coefficients' first floats, as a row starts at channel 0).
 #[inline(always)]
-fn periodic<'a>(row: &'a [f32], period: usize) -> impl Iterator<Item = &'a [f32]> {
+fn periodic(row: &[f32], period: usize) -> impl Iterator<Item = &[f32]> {
     row.chunks(period)
 }
 
