@@ -214,14 +214,14 @@ impl TrainPlan {
             .iter()
             .map(|&s| Aligned::zeros(rows(s, n) * stride(s)))
             .collect();
-        let grad_len = (0..self.shapes.len())
-            .filter(|&v| self.grad_buffer[v] != usize::MAX)
-            .map(|v| rows(self.shapes[v], n) * stride(self.shapes[v]))
-            .max()
-            .unwrap_or(0);
-        bufs.grads = (0..self.grad_buffers)
-            .map(|_| Aligned::zeros(grad_len))
-            .collect();
+        // Each gradient buffer as large as the largest gradient it holds.
+        let mut grad_len = vec![0; self.grad_buffers];
+        for (v, &b) in self.grad_buffer.iter().enumerate() {
+            if b != usize::MAX {
+                grad_len[b] = grad_len[b].max(rows(self.shapes[v], n) * stride(self.shapes[v]));
+            }
+        }
+        bufs.grads = grad_len.into_iter().map(Aligned::zeros).collect();
         bufs.bns = self
             .bns
             .iter()
