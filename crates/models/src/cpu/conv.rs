@@ -79,6 +79,8 @@ pub(crate) struct ConvPlan {
     taps: Vec<isize>,
     /// The AVX-512 kernel for this shape (None: the portable one).
     fast: Option<TileFn>,
+    /// Input pixel stride of a [`ConvPlan::grid`] plan (what `fast` is specialized for).
+    grid_ps: usize,
 }
 
 impl std::fmt::Debug for ConvPlan {
@@ -190,6 +192,7 @@ impl ConvPlan {
             rw,
             taps,
             fast,
+            grid_ps: ps,
         }
     }
 
@@ -197,7 +200,8 @@ impl ConvPlan {
     /// `packed`, reusing its storage.
     pub(crate) fn pack(&self, weight: &[f32], bias: Option<&[f32]>, packed: &mut PackedConv) {
         let g = &self.geom;
-        let (nr, depth, taps) = (16 * self.nv, g.depth(), g.kernel * g.kernel);
+        let taps = self.taps.len();
+        let (nr, depth) = (16 * self.nv, taps * g.cin);
         assert_eq!(weight.len(), g.cout * depth, "convolution weight size");
         let blocks = g.cout_padded() / nr;
         packed.w.resize(blocks * depth * nr);
@@ -241,19 +245,106 @@ impl ConvPlan {
         relu: bool,
     ) {
         let g = &self.geom;
-        let nr = 16 * self.nv;
-        let depth = g.depth();
-        let blocks = g.cout_padded() / nr;
         let (wp_in, wp_out) = (g.w + 2, g.wo + 2);
-        let row_stride = (g.stride * wp_in * g.cin) as isize;
-        let out_row = (wp_out * g.cout) as isize;
         let origin = 1 - g.pad;
+        let out0 = (wp_out + 1) * g.cout;
+        // SAFETY: the planned geometry keeps every tap of every output pixel inside the padded
+        // input (padding <= the border), and every output pixel inside the padded output.
+        unsafe {
+            self.run_tiles(
+                packed,
+                x.add((origin * wp_in + origin) * g.cin),
+                (g.stride * wp_in * g.cin) as isize,
+                g.stride * g.cin,
+                y.add(out0),
+                (wp_out * g.cout) as isize,
+                g.cout,
+                if res.is_null() { res } else { res.add(out0) },
+                relu,
+            );
+            zero_border(y, g.ho, g.wo, g.cout);
+        }
+    }
+
+    /// A plan over a grid of `rows x cols` output pixels with its own taps (offsets in floats
+    /// from an output pixel's input origin), run by [`ConvPlan::run_grid`]: one output phase of
+    /// a strided convolution's transpose. Input pixels are `in_ps` floats apart.
+    pub(crate) fn grid(
+        cin: usize,
+        cout: usize,
+        rows: usize,
+        cols: usize,
+        taps: Vec<isize>,
+        in_ps: usize,
+        avx512: bool,
+    ) -> Self {
+        let geom = ConvGeom {
+            cin,
+            cout,
+            kernel: 1,
+            stride: 1,
+            pad: 0,
+            h: rows,
+            w: cols,
+            ho: rows,
+            wo: cols,
+        };
+        let mut plan = Self::with_stride(geom, avx512, in_ps);
+        plan.taps = taps;
+        plan
+    }
+
+    /// Runs a plan made by [`ConvPlan::grid`]: output pixel `(r, c)` at
+    /// `y0 + r * out_row + c * out_ps`, its input origin at `x0 + r * in_row + c * in_ps`
+    /// (`in_ps` as planned); `res` (when not null) laid out like the output.
+    ///
+    /// # Safety
+    /// Every tap of every output pixel must lie inside the input, every output pixel (and its
+    /// residual) inside theirs; the output must not overlap the input.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn run_grid(
+        &self,
+        packed: &PackedConv,
+        x0: *const f32,
+        in_row: isize,
+        y0: *mut f32,
+        out_row: isize,
+        out_ps: usize,
+        res: *const f32,
+    ) {
+        let ps = self.grid_ps;
+        // SAFETY: forwarded.
+        unsafe { self.run_tiles(packed, x0, in_row, ps, y0, out_row, out_ps, res, false) }
+    }
+
+    /// The tiles of every output-channel block over the output grid: output `(oy, ox)` at
+    /// `y0 + oy * out_row + ox * out_ps`, reading the input from `x0 + oy * row_stride + ox * ps`
+    /// plus each tap's offset.
+    ///
+    /// # Safety
+    /// As [`ConvPlan::run`] for the addresses this computes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_tiles(
+        &self,
+        packed: &PackedConv,
+        x0: *const f32,
+        row_stride: isize,
+        ps: usize,
+        y0: *mut f32,
+        out_row: isize,
+        out_ps: usize,
+        res0: *const f32,
+        relu: bool,
+    ) {
+        let g = &self.geom;
+        let nr = 16 * self.nv;
+        let depth = self.taps.len() * g.cin;
+        let blocks = g.cout_padded() / nr;
         let tiles_y = g.ho.div_ceil(self.rh);
         let tiles_x = g.wo.div_ceil(self.rw);
         for block in 0..blocks {
             // SAFETY (all pointer arithmetic below): the tile origins are clamped so that
-            // every tile lies inside the output, and the planned geometry keeps every tap of
-            // every output pixel inside the padded input (padding <= the border).
+            // every tile lies inside the output grid; the caller guarantees the addresses.
             unsafe {
                 let w = packed.w.as_slice().as_ptr().add(block * depth * nr);
                 let bias = packed.bias.as_slice().as_ptr().add(block * nr);
@@ -262,22 +353,20 @@ impl ConvPlan {
                     let oy = (ty * self.rh).min(g.ho - self.rh);
                     for tx in 0..tiles_x {
                         let ox = (tx * self.rw).min(g.wo - self.rw);
-                        let a = x.add(
-                            ((oy * g.stride + origin) * wp_in + ox * g.stride + origin) * g.cin,
-                        );
-                        let o = ((oy + 1) * wp_out + ox + 1) * g.cout + block * nr;
+                        let a = x0.offset(oy as isize * row_stride).add(ox * ps);
+                        let o = oy as isize * out_row + (ox * out_ps + block * nr) as isize;
                         let tile = Tile {
                             a,
                             row_stride,
-                            ps: g.stride * g.cin,
+                            ps,
                             taps: &self.taps,
                             cin: g.cin,
                             w,
                             bias,
-                            out: y.add(o),
+                            out: y0.offset(o),
                             out_row,
-                            out_ps: g.cout,
-                            res: if res.is_null() { res } else { res.add(o) },
+                            out_ps,
+                            res: if res0.is_null() { res0 } else { res0.offset(o) },
                             relu,
                             nvalid,
                         };
@@ -289,8 +378,6 @@ impl ConvPlan {
                 }
             }
         }
-        // SAFETY: `y` holds the padded output.
-        unsafe { zero_border(y, g.ho, g.wo, g.cout) };
     }
 }
 

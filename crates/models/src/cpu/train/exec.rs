@@ -8,13 +8,13 @@
 //! whatever the number of threads.
 
 use super::super::buffer::Aligned;
-use super::super::conv::{PackedConv, transpose_blocked};
+use super::super::conv::{ConvPlan, PackedConv, transpose_blocked, zero_border};
 use super::super::exec::{PackedAny, pool};
 use super::super::plan::{ConvKernel, Shape};
 use super::super::winograd::Scratch;
 use super::kernels::{self, Mask};
 use super::plan::{
-    BatchOp, DENSE_ROWS, ImageOp, Stage, TrainPlan, V, WGRAD_CHUNKS, WeightGradKernel,
+    BatchOp, DENSE_ROWS, DataKernel, ImageOp, Stage, TrainPlan, V, WGRAD_CHUNKS, WeightGradKernel,
 };
 use super::wgrad::Sweep;
 use super::winograd_grad::GradScratch;
@@ -62,9 +62,17 @@ pub(crate) struct TrainBuffers {
 #[derive(Debug)]
 struct Packing {
     forward: PackedAny,
-    data: Option<PackedAny>,
+    data: Option<PackedData>,
     /// The transposed, flipped kernel the input gradient is packed from.
     rearranged: Vec<f32>,
+}
+
+/// A convolution's input-gradient weights, as its [`DataKernel`] runs them.
+#[derive(Debug)]
+enum PackedData {
+    Kernel(PackedAny),
+    /// One per phase (empty for a phase without taps).
+    Phases(Vec<PackedConv>),
 }
 
 /// A BatchNorm's per-image shares (`[n][c]`: the statistics in the forward pass, the gradient
@@ -158,7 +166,14 @@ impl TrainPlan {
                 .iter()
                 .map(|c| Packing {
                     forward: c.forward.packed(),
-                    data: c.data.as_ref().map(ConvKernel::packed),
+                    data: c.data.as_ref().map(|d| match d {
+                        DataKernel::Flipped(k) | DataKernel::Spread(k) => {
+                            PackedData::Kernel(k.packed())
+                        }
+                        DataKernel::Phases(p) => {
+                            PackedData::Phases(p.iter().map(|_| PackedConv::default()).collect())
+                        }
+                    }),
                     rearranged: Vec::new(),
                 })
                 .collect();
@@ -171,23 +186,47 @@ impl TrainPlan {
                 let weight = &params[c.weight.0];
                 let bias = c.bias.map(|b| &params[b.0][..]);
                 c.forward.pack(weight, bias, &mut packing.forward);
-                if let (Some(kernel), Some(packed)) = (&c.data, &mut packing.data) {
-                    let g = &c.geom;
-                    let taps = g.kernel * g.kernel;
-                    // [cin, cout, k, k] with the taps reversed: the kernel of the transposed
-                    // convolution, written in order.
-                    let flipped = &mut packing.rearranged;
-                    flipped.resize(weight.len(), 0.0);
-                    for ci in 0..g.cin {
-                        for co in 0..g.cout {
-                            let src = &weight[(co * g.cin + ci) * taps..][..taps];
-                            let dst = &mut flipped[(ci * g.cout + co) * taps..][..taps];
-                            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                                *d = *s;
+                let g = &c.geom;
+                let taps = g.kernel * g.kernel;
+                let rearranged = &mut packing.rearranged;
+                match (&c.data, &mut packing.data) {
+                    (
+                        Some(DataKernel::Flipped(kernel) | DataKernel::Spread(kernel)),
+                        Some(PackedData::Kernel(packed)),
+                    ) => {
+                        // [cin, cout, k, k] with the taps reversed: the kernel of the
+                        // transposed convolution, written in order.
+                        rearranged.resize(weight.len(), 0.0);
+                        for ci in 0..g.cin {
+                            for co in 0..g.cout {
+                                let src = &weight[(co * g.cin + ci) * taps..][..taps];
+                                let dst = &mut rearranged[(ci * g.cout + co) * taps..][..taps];
+                                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                                    *d = *s;
+                                }
                             }
                         }
+                        kernel.pack(rearranged, None, packed);
                     }
-                    kernel.pack(flipped, None, packed);
+                    (Some(DataKernel::Phases(phases)), Some(PackedData::Phases(packed))) => {
+                        for (phase, packed) in phases.iter().zip(packed) {
+                            let Some(plan) = &phase.plan else { continue };
+                            // [cin, cout, the phase's taps].
+                            let n = phase.taps.len();
+                            rearranged.resize(g.cin * g.cout * n, 0.0);
+                            for ci in 0..g.cin {
+                                for co in 0..g.cout {
+                                    for (t, &(ky, kx)) in phase.taps.iter().enumerate() {
+                                        rearranged[(ci * g.cout + co) * n + t] =
+                                            weight[(co * g.cin + ci) * taps + ky * g.kernel + kx];
+                                    }
+                                }
+                            }
+                            plan.pack(rearranged, None, packed);
+                        }
+                    }
+                    (None, None) => {}
+                    _ => unreachable!("packed for another plan"),
                 }
             });
         bufs.denses.resize_with(self.denses.len(), Default::default);
@@ -255,7 +294,11 @@ impl TrainPlan {
     fn scratch(&self) -> ImageScratch {
         let (mut v, mut m, mut up, mut tmp) = (0, 0, 0, 0);
         for c in &self.convs {
-            for kernel in std::iter::once(&c.forward).chain(&c.data) {
+            let data = match &c.data {
+                Some(DataKernel::Flipped(k) | DataKernel::Spread(k)) => Some(k),
+                _ => None,
+            };
+            for kernel in std::iter::once(&c.forward).chain(data) {
                 if let ConvKernel::Winograd(w) = kernel {
                     let (wv, wm) = w.scratch_len();
                     v = v.max(wv);
@@ -993,61 +1036,111 @@ impl Ctx<'_> {
         }
     }
 
-    /// `dx (+)= conv^T(dy)` for image `i`: a strided convolution's output gradient is first
-    /// spread over the input grid (zeros between), then convolved at stride 1 with the
-    /// flipped kernel.
+    /// `dx (+)= conv^T(dy)` for image `i` (see [`DataKernel`]).
     ///
     /// # Safety
     /// As [`Ctx::run`].
     unsafe fn conv_data(&self, y: V, x: V, conv: usize, add: bool, i: usize, s: &mut ImageScratch) {
         let c = &self.plan.convs[conv];
         let g = &c.geom;
-        let kernel = c.data.as_ref().expect("an input gradient is planned");
         let packed = self.convs[conv]
             .data
             .as_ref()
             .expect("packed with the plan");
         let dy = self.g(y, i);
         let dx = self.g(x, i);
-        // SAFETY: the scratch buffers are sized for every convolution of the plan.
+        let len = (g.h + 2) * (g.w + 2) * g.cin;
+        // SAFETY: the scratch buffers are sized for every convolution of the plan; the
+        // gradients hold one padded image each.
         unsafe {
-            let src = if g.stride == 1 {
-                dy.cast_const()
-            } else {
-                let up = s.up.as_mut_slice();
-                let wp = g.w + 2;
-                up[..(g.h + 2) * wp * g.cout].fill(0.0);
-                for oy in 0..g.ho {
-                    for ox in 0..g.wo {
-                        let from = dy.add(((oy + 1) * (g.wo + 2) + ox + 1) * g.cout);
-                        let to = ((g.stride * oy + 1) * wp + g.stride * ox + 1) * g.cout;
-                        std::ptr::copy_nonoverlapping(from, up.as_mut_ptr().add(to), g.cout);
+            match (
+                c.data.as_ref().expect("an input gradient is planned"),
+                packed,
+            ) {
+                (DataKernel::Phases(phases), PackedData::Phases(packs)) => {
+                    let in_place = phases
+                        .iter()
+                        .all(|p| p.plan.as_ref().is_none_or(ConvPlan::tiles_disjoint));
+                    let covered = phases.iter().all(|p| p.plan.is_some());
+                    // Accumulate into `dx` itself, or into `tmp` first when a phase's tiles
+                    // overlap (a pixel added twice).
+                    let out = if add && !in_place {
+                        s.tmp.as_mut_slice().as_mut_ptr()
+                    } else {
+                        dx
+                    };
+                    let accumulate = add && in_place;
+                    if !accumulate && !covered {
+                        std::ptr::write_bytes(out, 0, len);
+                    }
+                    let (wp, wpo) = (g.w + 2, g.wo + 2);
+                    for (phase, pack) in phases.iter().zip(packs) {
+                        let Some(plan) = &phase.plan else { continue };
+                        let y0 = out.add(((phase.py + 1) * wp + phase.px + 1) * g.cin);
+                        plan.run_grid(
+                            pack,
+                            dy.add((wpo + 1) * g.cout),
+                            (wpo * g.cout) as isize,
+                            y0,
+                            (2 * wp * g.cin) as isize,
+                            2 * g.cin,
+                            if accumulate { y0 } else { std::ptr::null() },
+                        );
+                    }
+                    zero_border(out, g.h, g.w, g.cin);
+                    if out != dx {
+                        for j in 0..len {
+                            *dx.add(j) += *out.add(j);
+                        }
                     }
                 }
-                up.as_ptr()
-            };
-            if !add || kernel.adds_in_place() {
-                let res = if add {
-                    dx.cast_const()
-                } else {
-                    std::ptr::null()
-                };
-                kernel.run(packed, &mut s.winograd, 1, |_| src, |_| dx, |_| res, false);
-            } else {
-                let tmp = s.tmp.as_mut_slice().as_mut_ptr();
-                kernel.run(
-                    packed,
-                    &mut s.winograd,
-                    1,
-                    |_| src,
-                    |_| tmp,
-                    |_| std::ptr::null(),
-                    false,
-                );
-                let len = (g.h + 2) * (g.w + 2) * g.cin;
-                for j in 0..len {
-                    *dx.add(j) += *tmp.add(j);
+                (
+                    DataKernel::Flipped(kernel) | DataKernel::Spread(kernel),
+                    PackedData::Kernel(packed),
+                ) => {
+                    let src = if g.stride == 1 {
+                        dy.cast_const()
+                    } else {
+                        let up = s.up.as_mut_slice();
+                        let wp = g.w + 2;
+                        up[..(g.h + 2) * wp * g.cout].fill(0.0);
+                        for oy in 0..g.ho {
+                            for ox in 0..g.wo {
+                                let from = dy.add(((oy + 1) * (g.wo + 2) + ox + 1) * g.cout);
+                                let to = ((g.stride * oy + 1) * wp + g.stride * ox + 1) * g.cout;
+                                std::ptr::copy_nonoverlapping(
+                                    from,
+                                    up.as_mut_ptr().add(to),
+                                    g.cout,
+                                );
+                            }
+                        }
+                        up.as_ptr()
+                    };
+                    if !add || kernel.adds_in_place() {
+                        let res = if add {
+                            dx.cast_const()
+                        } else {
+                            std::ptr::null()
+                        };
+                        kernel.run(packed, &mut s.winograd, 1, |_| src, |_| dx, |_| res, false);
+                    } else {
+                        let tmp = s.tmp.as_mut_slice().as_mut_ptr();
+                        kernel.run(
+                            packed,
+                            &mut s.winograd,
+                            1,
+                            |_| src,
+                            |_| tmp,
+                            |_| std::ptr::null(),
+                            false,
+                        );
+                        for j in 0..len {
+                            *dx.add(j) += *tmp.add(j);
+                        }
+                    }
                 }
+                _ => unreachable!("packed for another plan"),
             }
         }
     }

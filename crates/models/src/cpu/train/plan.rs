@@ -35,14 +35,39 @@ pub(crate) struct TrainConv {
     pub bias: Option<ParamId>,
     pub geom: ConvGeom,
     pub forward: ConvKernel,
-    /// The input gradient: the output gradient (zero-upsampled when strided) convolved at
-    /// stride 1 with the transposed, flipped kernel. None when the input needs no gradient.
-    pub data: Option<ConvKernel>,
+    /// The input gradient. None when the input needs no gradient.
+    pub data: Option<DataKernel>,
     pub weight_grad: WeightGradKernel,
     /// Where its chunks' weight-gradient partials start in the partial arena (floats; chunk `c`
     /// at `c * acc_len` past it), and its bias partials in the f64 arena.
     pub partial: usize,
     pub bias_partial: usize,
+}
+
+/// How a convolution's input gradient (its transpose applied to the output gradient) runs.
+#[derive(Clone, Debug)]
+pub(crate) enum DataKernel {
+    /// A stride-1 convolution with the transposed, flipped kernel.
+    Flipped(ConvKernel),
+    /// A stride-2 convolution: each of the 4 output phases (input pixels of one row and column
+    /// parity) is a small convolution of the output gradient with the taps that reach it,
+    /// written at stride 2. No multiply is spent on the zeros a spread-out gradient would hold.
+    Phases(Vec<Phase>),
+    /// Other strides: the output gradient spread over the input grid (zeros between), then
+    /// the flipped kernel at stride 1.
+    Spread(ConvKernel),
+}
+
+/// One output phase of a stride-2 convolution's transpose.
+#[derive(Clone, Debug)]
+pub(crate) struct Phase {
+    /// Row and column parity of the input pixels it computes.
+    pub py: usize,
+    pub px: usize,
+    /// The kernel taps `(ky, kx)` that reach them (empty: the phase gets no gradient).
+    pub taps: Vec<(usize, usize)>,
+    /// The convolution over the output gradient's grid (None without taps).
+    pub plan: Option<ConvPlan>,
 }
 
 /// How a convolution's weight gradient runs.
@@ -641,7 +666,11 @@ impl Builder {
             bias: c.bias,
             geom,
             forward: self.kernel(geom),
-            data: needs_grad.then(|| self.kernel(data_geom)),
+            data: needs_grad.then(|| match geom.stride {
+                1 => DataKernel::Flipped(self.kernel(data_geom)),
+                2 => DataKernel::Phases(phases(&geom, self.kernels.avx512)),
+                _ => DataKernel::Spread(self.kernel(data_geom)),
+            }),
             weight_grad: if WinogradPlan::covers(&geom)
                 && self.kernels.winograd_from != usize::MAX
                 && cin >= WINOGRAD_GRAD_MIN_CHANNELS
@@ -800,6 +829,36 @@ impl Builder {
         flush(&mut ops, &mut pending);
         Ok(stages(ops))
     }
+}
+
+/// The 4 output phases of the transpose of the stride-2 convolution `g`: input row `2a + py`
+/// gets tap row `ky` from output row `a + (py + pad - ky) / 2` when the parities match.
+fn phases(g: &ConvGeom, avx512: bool) -> Vec<Phase> {
+    let wpo = (g.wo + 2) as isize;
+    let reach = |p: usize, k: usize| -> Option<isize> {
+        let d = (p + g.pad) as isize - k as isize;
+        (d >= 0 && d % 2 == 0).then_some(d / 2)
+    };
+    let mut out = Vec::new();
+    for py in 0..2 {
+        for px in 0..2 {
+            let mut taps = Vec::new();
+            let mut offsets = Vec::new();
+            for ky in 0..g.kernel {
+                for kx in 0..g.kernel {
+                    if let (Some(dy), Some(dx)) = (reach(py, ky), reach(px, kx)) {
+                        taps.push((ky, kx));
+                        offsets.push((dy * wpo + dx) * g.cout as isize);
+                    }
+                }
+            }
+            let (rows, cols) = ((g.h - py).div_ceil(2), (g.w - px).div_ceil(2));
+            let plan = (!taps.is_empty())
+                .then(|| ConvPlan::grid(g.cout, g.cin, rows, cols, offsets, g.cout, avx512));
+            out.push(Phase { py, px, taps, plan });
+        }
+    }
+    out
 }
 
 /// Places each convolution's weight-gradient partials in the arenas: the convolutions of one
