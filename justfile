@@ -30,7 +30,7 @@ precision:
 
 # Benchmarks: grid points per second and training images per second, beside PyTorch on this CPU.
 bench:
-    cargo bench -p landscape-surface -p landscape-train
+    cargo bench -p landscape-models -p landscape-surface -p landscape-train
     if [ -x bench/.venv/bin/python ]; then bench/.venv/bin/python bench/pytorch_cpu.py --quick; else echo "PyTorch baseline: see bench/README.md to install it"; fi
 
 # The CUDA binary and its CPU-agreement test, stripped and xz-compressed in target/gpu/, for a GPU machine without Rust (bench/README.md).

@@ -117,6 +117,10 @@ pub struct RunStatus {
     pub train_loss: Option<f64>,
     /// A sentence for people (why it diverged, ...).
     pub message: String,
+    /// What computed the gradients of the last session (`cpu-kernels-avx512`, `burn`, ...;
+    /// see [`crate::TrainEngine::name`]); empty in runs recorded before it was kept.
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// The files of one run.

@@ -315,6 +315,7 @@ impl<'a> Session<'a> {
             test_loss: last.map(|m| m.test_loss),
             train_loss: last.and_then(|m| m.train_loss),
             message: message.to_string(),
+            engine: self.engine.name().to_string(),
         };
         self.dir.write_status(&status)?;
         Ok(status)
