@@ -350,14 +350,9 @@ impl Evaluator {
         let (mut loss, mut correct) = (0.0f64, 0usize);
         for (row, &label) in logits.chunks_exact(classes).zip(&host.labels) {
             assert!(label < classes, "label {label} of {classes} classes");
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-            let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-            loss += max + sum.ln() - row[label] as f64;
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-            correct += (best == label) as usize;
+            let (l, right, _, _) = crate::cpu::softmax_loss(row, label);
+            loss += l;
+            correct += right as usize;
         }
         let n = data.len().max(1) as f64;
         Evaluation {

@@ -111,14 +111,7 @@ impl CpuNet {
         avx512: bool,
         winograd: bool,
     ) -> Result<Self> {
-        let kernels = Kernels {
-            avx512: avx512 && avx512_available(),
-            winograd_from: if winograd {
-                WINOGRAD_MIN_CHANNELS
-            } else {
-                usize::MAX
-            },
-        };
+        let kernels = Kernels::choose(avx512, winograd, WINOGRAD_MIN_CHANNELS);
         Ok(Self {
             plan: Plan::compile(layers, input, kernels)?,
             input,
@@ -229,6 +222,19 @@ impl CpuNet {
                 point.workspaces.lock().expect("workspace pool").push(ws);
             });
     }
+}
+
+/// The cross-entropy of one row of logits against `label`, in f64, and whether the row's
+/// first largest logit is the label; also the row's largest logit and the sum of
+/// `exp(logit - max)`, from which the softmax follows.
+pub(crate) fn softmax_loss(row: &[f32], label: usize) -> (f64, bool, f64, f64) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+    let best = row
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+    (max + sum.ln() - row[label] as f64, best == label, max, sum)
 }
 
 /// `[n, c, h, w]` to `[n, h, w, c]`.

@@ -166,6 +166,17 @@ pub(crate) struct Kernels {
     pub winograd_from: usize,
 }
 
+impl Kernels {
+    /// AVX-512 where asked for and the CPU has it; Winograd from `winograd_from` input
+    /// channels where `winograd`.
+    pub(crate) fn choose(avx512: bool, winograd: bool, winograd_from: usize) -> Self {
+        Self {
+            avx512: avx512 && super::avx512_available(),
+            winograd_from: if winograd { winograd_from } else { usize::MAX },
+        }
+    }
+}
+
 /// A linear layer, run as a 1x1 convolution over the images of a group.
 #[derive(Clone, Debug)]
 pub(crate) struct DenseLayer {

@@ -646,14 +646,9 @@ impl TrainPlan {
                 for (i, &label) in labels.iter().enumerate() {
                     let row = &logits[i * s..][..classes];
                     let label = label as usize;
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-                    let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-                    loss += max + sum.ln() - row[label] as f64;
-                    let best = row
-                        .iter()
-                        .enumerate()
-                        .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-                    correct += (best == label) as usize;
+                    let (l, right, max, sum) = super::super::softmax_loss(row, label);
+                    loss += l;
+                    correct += right as usize;
                     for (j, (d, &v)) in g[i * s..][..classes].iter_mut().zip(row).enumerate() {
                         let p = (v as f64 - max).exp() / sum;
                         let onehot = if j == label { 1.0 } else { 0.0 };

@@ -87,14 +87,7 @@ impl CpuTrainer {
         avx512: bool,
         winograd: bool,
     ) -> Result<Self> {
-        let kernels = Kernels {
-            avx512: avx512 && avx512_available(),
-            winograd_from: if winograd {
-                TRAIN_WINOGRAD_MIN_CHANNELS
-            } else {
-                usize::MAX
-            },
-        };
+        let kernels = Kernels::choose(avx512, winograd, TRAIN_WINOGRAD_MIN_CHANNELS);
         Ok(Self {
             plan: TrainPlan::compile(layers, layout, input, kernels)?,
         })

@@ -359,8 +359,7 @@ mod avx512 {
         acc: *mut f32,
         first: bool,
     ) {
-        for task in tasks {
-            let (tile, block) = plan.task(task);
+        for (tile, block) in tasks.map(|t| plan.task(t)) {
             // SAFETY: forwarded.
             unsafe { one::<NV, RC>(plan, tile, block, s, acc, first) };
         }
@@ -379,8 +378,7 @@ mod avx512 {
         acc: *mut f32,
         first: bool,
     ) {
-        for task in tasks {
-            let (tile, block) = plan.task(task);
+        for (tile, block) in tasks.map(|t| plan.task(t)) {
             // SAFETY: forwarded.
             unsafe { one_rows::<NQ, RC>(plan, tile, block, s, acc, first) };
         }
