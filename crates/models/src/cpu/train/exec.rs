@@ -514,9 +514,16 @@ impl TrainPlan {
             f(&mut scratch);
             pool.lock().expect("scratch pool").push(scratch);
         };
-        // SAFETY (both loops): the plan's shapes size every buffer for the batch, and image
-        // `i`'s operations touch only image `i` of each value and gradient, row `i` of the
-        // BatchNorm shares, and its chunk's weight-gradient partials (one task per chunk).
+        // SAFETY (both loops): the plan's shapes size every buffer for the batch, and a group's
+        // operations touch only its images of each value and gradient, their rows of the
+        // BatchNorm shares, and their chunk's weight-gradient partials (one task per chunk).
+        let group = self.group(ops);
+        let run =
+            |images: std::ops::Range<usize>, chunk: (usize, usize), scratch: &mut ImageScratch| {
+                for op in ops {
+                    unsafe { ctx.run_group(op, images.clone(), chunk, scratch) };
+                }
+            };
         if ops
             .iter()
             .any(|op| matches!(op, ImageOp::ConvWeightGrad { .. }))
@@ -525,22 +532,47 @@ impl TrainPlan {
             (0..chunks).into_par_iter().for_each(|c| {
                 with_scratch(&mut |scratch| {
                     let images = c * n / chunks..(c + 1) * n / chunks;
-                    let first = images.start;
-                    for i in images {
-                        for op in ops {
-                            unsafe { ctx.run(op, i, (c, i == first), scratch) };
-                        }
+                    for g0 in images.clone().step_by(group) {
+                        run(g0..(g0 + group).min(images.end), (c, images.start), scratch);
                     }
                 })
             });
         } else {
-            (0..n).into_par_iter().for_each(|i| {
+            (0..n.div_ceil(group)).into_par_iter().for_each(|k| {
                 with_scratch(&mut |scratch| {
-                    for op in ops {
-                        unsafe { ctx.run(op, i, (0, false), scratch) };
-                    }
+                    run(k * group..((k + 1) * group).min(n), (0, 0), scratch)
                 })
             });
+        }
+    }
+
+    /// Images a stage runs together: one, unless it has a Winograd convolution, whose matrix
+    /// products then take the tiles of several images (each weight read for more rows), as
+    /// many as keep a group's largest activations within about 512 KiB.
+    fn group(&self, ops: &[ImageOp]) -> usize {
+        let winograd = |conv: usize| {
+            let c = &self.convs[conv];
+            matches!(c.forward, ConvKernel::Winograd(_))
+                || matches!(c.data, Some(DataKernel::Flipped(ConvKernel::Winograd(_))))
+                || matches!(c.weight_grad, WeightGradKernel::Winograd(_))
+        };
+        let mut floats = 1;
+        let mut any = false;
+        for op in ops {
+            if let ImageOp::Conv { x, y, conv }
+            | ImageOp::ConvData { y, x, conv, .. }
+            | ImageOp::ConvWeightGrad { x, y, conv } = *op
+            {
+                any |= winograd(conv);
+                floats = floats
+                    .max(stride(self.shapes[x]))
+                    .max(stride(self.shapes[y]));
+            }
+        }
+        if any {
+            ((1 << 17) / floats).clamp(1, 8)
+        } else {
+            1
         }
     }
 
@@ -785,6 +817,94 @@ impl Ctx<'_> {
         unsafe { self.bns[bn][which].0.add(offset) }
     }
 
+    /// Runs `op` on the images `images`, of weight-gradient chunk `chunk.0` whose first image
+    /// is `chunk.1`: Winograd convolutions on all of them at once, the rest image by image.
+    ///
+    /// # Safety
+    /// As [`TrainPlan::images`] says.
+    unsafe fn run_group(
+        &self,
+        op: &ImageOp,
+        images: std::ops::Range<usize>,
+        chunk: (usize, usize),
+        s: &mut ImageScratch,
+    ) {
+        let plan = self.plan;
+        let (i0, n) = (images.start, images.len());
+        let null = std::ptr::null::<f32>();
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match *op {
+                ImageOp::Conv { x, y, conv } => plan.convs[conv].forward.run(
+                    &self.convs[conv].forward,
+                    &mut s.winograd,
+                    n,
+                    |g| self.v(x, i0 + g).cast_const(),
+                    |g| self.v(y, i0 + g),
+                    |_| null,
+                    false,
+                ),
+                ImageOp::ConvData { y, x, conv, add } => match (
+                    plan.convs[conv].data.as_ref(),
+                    self.convs[conv].data.as_ref(),
+                ) {
+                    (
+                        Some(DataKernel::Flipped(kernel @ ConvKernel::Winograd(_))),
+                        Some(PackedData::Kernel(packed)),
+                    ) => kernel.run(
+                        packed,
+                        &mut s.winograd,
+                        n,
+                        |g| self.g(y, i0 + g).cast_const(),
+                        |g| self.g(x, i0 + g),
+                        |g| {
+                            if add {
+                                self.g(x, i0 + g).cast_const()
+                            } else {
+                                null
+                            }
+                        },
+                        false,
+                    ),
+                    _ => {
+                        for i in images {
+                            self.conv_data(y, x, conv, add, i, s);
+                        }
+                    }
+                },
+                ImageOp::ConvWeightGrad { x, y, conv } => match &plan.convs[conv].weight_grad {
+                    WeightGradKernel::Winograd(w) => {
+                        let acc = self
+                            .partials
+                            .0
+                            .add(plan.convs[conv].partial + chunk.0 * w.acc_len());
+                        w.run(
+                            n,
+                            |g| self.v(x, i0 + g).cast_const(),
+                            |g| self.g(y, i0 + g).cast_const(),
+                            acc,
+                            i0 == chunk.1,
+                            &mut s.grad,
+                        );
+                        for i in images {
+                            self.conv_bias_grad(y, conv, i, (chunk.0, i == chunk.1));
+                        }
+                    }
+                    WeightGradKernel::Direct(_) => {
+                        for i in images {
+                            self.run(op, i, (chunk.0, i == chunk.1), s);
+                        }
+                    }
+                },
+                _ => {
+                    for i in images {
+                        self.run(op, i, (chunk.0, i == chunk.1), s);
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs `op` on image `i`, of weight-gradient chunk `chunk.0` (`chunk.1`: its first image).
     ///
     /// # Safety
@@ -855,7 +975,7 @@ impl Ctx<'_> {
                 }
                 ImageOp::ConvData { y, x, conv, add } => self.conv_data(y, x, conv, add, i, s),
                 ImageOp::ConvWeightGrad { x, y, conv } => {
-                    self.conv_weight_grad(x, y, conv, i, chunk, s)
+                    self.conv_weight_grad(x, y, conv, i, chunk)
                 }
                 ImageOp::BnGrad {
                     x,
@@ -961,15 +1081,7 @@ impl Ctx<'_> {
     ///
     /// # Safety
     /// As [`Ctx::run`].
-    unsafe fn conv_weight_grad(
-        &self,
-        x: V,
-        y: V,
-        conv: usize,
-        i: usize,
-        chunk: (usize, bool),
-        s: &mut ImageScratch,
-    ) {
+    unsafe fn conv_weight_grad(&self, x: V, y: V, conv: usize, i: usize, chunk: (usize, bool)) {
         let c = &self.plan.convs[conv];
         let g = &c.geom;
         let origin = 1 - g.pad;
@@ -983,50 +1095,67 @@ impl Ctx<'_> {
                 .partials
                 .0
                 .add(c.partial + chunk * c.weight_grad.acc_len());
-            match &c.weight_grad {
-                WeightGradKernel::Direct(plan) => {
-                    let sweep = Sweep {
-                        x: self.v(x, i).add((origin * wp + origin) * g.cin),
-                        x_row: (g.stride * wp * g.cin) as isize,
-                        x_ps: g.stride * g.cin,
-                        dy: dy.add((wpo + 1) * g.cout),
-                        dy_row: (wpo * g.cout) as isize,
-                        dy_ps: g.cout,
-                        rows: g.ho,
-                        cols: g.wo,
-                    };
-                    for (j, piece) in sweep.pieces(super::wgrad::PIECE_PIXELS).enumerate() {
-                        plan.run(0..plan.tasks(), &piece, acc, first && j == 0);
-                    }
-                }
-                WeightGradKernel::Winograd(w) => w.run(self.v(x, i), dy, acc, first, &mut s.grad),
+            let WeightGradKernel::Direct(plan) = &c.weight_grad else {
+                unreachable!("Winograd weight gradients run per group")
+            };
+            let sweep = Sweep {
+                x: self.v(x, i).add((origin * wp + origin) * g.cin),
+                x_row: (g.stride * wp * g.cin) as isize,
+                x_ps: g.stride * g.cin,
+                dy: dy.add((wpo + 1) * g.cout),
+                dy_row: (wpo * g.cout) as isize,
+                dy_ps: g.cout,
+                rows: g.ho,
+                cols: g.wo,
+            };
+            for (j, piece) in sweep.pieces(super::wgrad::PIECE_PIXELS).enumerate() {
+                plan.run(0..plan.tasks(), &piece, acc, first && j == 0);
             }
-            if c.bias.is_some() {
-                let mut sum = [0.0f32; 512];
-                let sum = &mut sum[..g.cout.min(512)];
-                assert_eq!(
-                    sum.len(),
-                    g.cout,
-                    "a biased convolution of at most 512 channels"
+            self.conv_bias_grad(y, conv, i, (chunk, first));
+        }
+    }
+
+    /// Adds image `i`'s bias gradient (its output gradient summed over pixels) to chunk
+    /// `chunk.0`'s partial (which it starts when `chunk.1`); nothing for a convolution without
+    /// bias.
+    ///
+    /// # Safety
+    /// As [`Ctx::run`].
+    unsafe fn conv_bias_grad(&self, y: V, conv: usize, i: usize, chunk: (usize, bool)) {
+        let c = &self.plan.convs[conv];
+        if c.bias.is_none() {
+            return;
+        }
+        let g = &c.geom;
+        let wpo = g.wo + 2;
+        let (chunk, first) = chunk;
+        let mut sum = [0.0f32; 512];
+        let sum = &mut sum[..g.cout.min(512)];
+        assert_eq!(
+            sum.len(),
+            g.cout,
+            "a biased convolution of at most 512 channels"
+        );
+        // SAFETY: image `i`'s gradient rows, and the chunk's own partial.
+        unsafe {
+            let dy = self.g(y, i);
+            for oy in 0..g.ho {
+                let row = std::slice::from_raw_parts(
+                    dy.add(((oy + 1) * wpo + 1) * g.cout),
+                    g.wo * g.cout,
                 );
-                for oy in 0..g.ho {
-                    let row = std::slice::from_raw_parts(
-                        dy.add(((oy + 1) * wpo + 1) * g.cout),
-                        g.wo * g.cout,
-                    );
-                    for px in row.chunks_exact(g.cout) {
-                        for (s, v) in sum.iter_mut().zip(px) {
-                            *s += v;
-                        }
+                for px in row.chunks_exact(g.cout) {
+                    for (s, v) in sum.iter_mut().zip(px) {
+                        *s += v;
                     }
                 }
-                let parts = std::slice::from_raw_parts_mut(
-                    self.bias_partials.0.add(c.bias_partial + chunk * g.cout),
-                    g.cout,
-                );
-                for (p, s) in parts.iter_mut().zip(sum.iter()) {
-                    *p = if first { *s as f64 } else { *p + *s as f64 };
-                }
+            }
+            let parts = std::slice::from_raw_parts_mut(
+                self.bias_partials.0.add(c.bias_partial + chunk * g.cout),
+                g.cout,
+            );
+            for (p, s) in parts.iter_mut().zip(sum.iter()) {
+                *p = if first { *s as f64 } else { *p + *s as f64 };
             }
         }
     }

@@ -61,16 +61,18 @@ impl WinogradGrad {
         )
     }
 
-    /// Adds image gradient `dy` (padded output gradient) times input `x` (padded input) to the
-    /// 16 reductions in `acc` (`first`: they start at zero).
+    /// Adds the gradients `dy(i)` (padded output gradients) times the inputs `x(i)` (padded
+    /// inputs) of `n` images to the 16 reductions in `acc` (`first`: they start at zero); the
+    /// tiles of all the images are reduced together, a chunk at a time.
     ///
     /// # Safety
-    /// `x` and `dy` must hold one padded image of the planned geometry, `acc`
-    /// [`WinogradGrad::acc_len`] floats, `scratch` at least [`WinogradGrad::scratch_len`].
+    /// `x(i)` and `dy(i)` must hold one padded image of the planned geometry, `acc`
+    /// [`WinogradGrad::acc_len`] floats.
     pub(crate) unsafe fn run(
         &self,
-        x: *const f32,
-        dy: *const f32,
+        n: usize,
+        x: impl Fn(usize) -> *const f32,
+        dy: impl Fn(usize) -> *const f32,
         acc: *mut f32,
         first: bool,
         scratch: &mut GradScratch,
@@ -78,7 +80,8 @@ impl WinogradGrad {
         let g = &self.geom;
         let (cin, cout) = (g.cin, g.cout);
         let coutp = self.reduction.cout_padded();
-        let (tx_count, total) = (g.w / 2, (g.h / 2) * (g.w / 2));
+        let (tx_count, per_image) = (g.w / 2, (g.h / 2) * (g.w / 2));
+        let total = n * per_image;
         let (vs, ms) = (self.chunk * cin, self.chunk * coutp);
         let (vlen, mlen) = self.scratch_len();
         if scratch.v.as_slice().len() < vlen {
@@ -97,10 +100,11 @@ impl WinogradGrad {
             // images (even sizes, border 1); the scratch holds `chunk` tiles per position.
             unsafe {
                 for t in 0..rows {
-                    let (ty, tx) = ((start + t) / tx_count, (start + t) % tx_count);
-                    let src = x.add((2 * ty * (g.w + 2) + 2 * tx) * cin);
+                    let (image, tile) = ((start + t) / per_image, (start + t) % per_image);
+                    let (ty, tx) = (tile / tx_count, tile % tx_count);
+                    let src = x(image).add((2 * ty * (g.w + 2) + 2 * tx) * cin);
                     input_transform(self.avx512, src, (g.w + 2) * cin, cin, v.add(t * cin), vs);
-                    let out = dy.add(((2 * ty + 1) * (g.w + 2) + 2 * tx + 1) * cout);
+                    let out = dy(image).add(((2 * ty + 1) * (g.w + 2) + 2 * tx + 1) * cout);
                     spread(
                         self.avx512,
                         out,
