@@ -325,6 +325,7 @@ fn compare(name: &str, width: f64, n: usize, avx512: bool, winograd: bool) {
 fn one_step_matches_burn_on_the_paper_networks() {
     for (name, width) in [
         ("vgg9", 0.25),
+        ("vgg9", 0.125),
         ("resnet20", 0.5),
         ("resnet20-noshort", 0.25),
         ("resnet56", 0.25),

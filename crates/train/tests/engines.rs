@@ -64,6 +64,28 @@ fn relative(a: &ParamSet, b: &ParamSet) -> (f32, String) {
     worst
 }
 
+/// `|(a - start) - (b - start)| / |b - start|` over the learnable tensors or over the others.
+fn update_error(start: &ParamSet, a: &ParamSet, b: &ParamSet, learnable: bool) -> f64 {
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (((info, s), x), y) in start
+        .layout()
+        .entries()
+        .iter()
+        .zip(start.to_host())
+        .zip(a.to_host())
+        .zip(b.to_host())
+    {
+        if info.kind.is_learnable() != learnable {
+            continue;
+        }
+        for ((s, x), y) in s.iter().zip(&x).zip(&y) {
+            diff += ((x - y) as f64).powi(2);
+            norm += ((y - s) as f64).powi(2);
+        }
+    }
+    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
+}
+
 #[test]
 fn a_kernel_step_is_a_burn_step() {
     let data = dataset();
@@ -110,9 +132,20 @@ fn a_kernel_step_is_a_burn_step() {
             assert_eq!(stats_a.1, stats_b.1, "{what}: correct predictions");
             let moved = relative(&next_b, &b);
             assert!(moved.0 > 1e-4, "{what}: the step moved nothing ({moved:?})");
+            // The updates of the learnable tensors and the running statistics, as vectors:
+            // a ReLU unit within rounding of its kink may decide differently in the two
+            // engines and move a few entries; a fault in the step moves the whole.
+            for learnable in [true, false] {
+                let e = update_error(&b, &next_a, &next_b, learnable);
+                assert!(
+                    e <= 1e-3,
+                    "{what}: the update (learnable {learnable}) differs by {e:e} (relative L2)"
+                );
+            }
+            // Nor may a single tensor stray far.
             let (d, tensor) = relative(&next_a, &next_b);
             assert!(
-                d <= 1e-3,
+                d <= 3e-2,
                 "{what}: {tensor} differs by {d:e} after the step"
             );
             (a, b) = (next_a, next_b);
