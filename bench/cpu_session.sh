@@ -6,12 +6,15 @@
 # summary.csv (bench/cpu_summary.py). Needs the release binary (cargo build --release) and
 # bench/.venv (see bench/README.md).
 # Usage (repository root): OUT=bench/results/cpu-$(date +%F) bash bench/cpu_session.sh
-#   SECTIONS="train burn inference" selects parts; THREADS="1 2" the thread counts.
+#   SECTIONS="train burn inference" selects parts; THREADS="1 2" the thread counts; ROUNDS=2
+#   interleaves that many rounds of the training section (landscape, PyTorch, landscape, ...):
+#   on a shared host each side's best round is the summary's (cpu_summary.py).
 set -euo pipefail
 OUT=${OUT:-bench/results/cpu-$(date +%F)}
 IMAGES=${IMAGES:-1000}
 ALL=$(nproc)
 THREADS=${THREADS:-"1 $ALL"}
+ROUNDS=${ROUNDS:-2}
 SECTIONS=${SECTIONS:-"train burn inference"}
 MODELS=${MODELS:-resnet20,resnet56,vgg9}
 L=${LANDSCAPE:-target/release/landscape}
@@ -22,13 +25,15 @@ has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 torch_configs() { local out=""; for m in ${MODELS//,/ }; do out+="${out:+,}$m:1:$1"; done; echo "$out"; }
 
 if has train; then
-  for t in $THREADS; do
-    stamp "landscape training steps, CPU kernels, $t thread(s)"
-    "$L" --threads "$t" bench --models "$MODELS" --images 1024 --eval-batch 0 --train-batch 128,1024 \
-      --repeats 3 --json "$OUT/landscape_train_t$t.json" 2>&1 | tee "$OUT/landscape_train_t$t.txt"
-    stamp "PyTorch training steps, $t thread(s)"
-    "$PY" bench/pytorch_cpu.py --threads "$t" --repeats 3 --configs "$(torch_configs train)" \
-      --json "$OUT/pytorch_train_t$t.json" 2>&1 | tee "$OUT/pytorch_train_t$t.txt"
+  for r in $(seq 1 "$ROUNDS"); do
+    for t in $THREADS; do
+      stamp "round $r: landscape training steps, CPU kernels, $t thread(s)"
+      "$L" --threads "$t" bench --models "$MODELS" --images 1024 --eval-batch 0 --train-batch 128,1024 \
+        --repeats 3 --json "$OUT/landscape_train_t${t}_r$r.json" 2>&1 | tee "$OUT/landscape_train_t${t}_r$r.txt"
+      stamp "round $r: PyTorch training steps, $t thread(s)"
+      "$PY" bench/pytorch_cpu.py --threads "$t" --repeats 3 --configs "$(torch_configs train)" \
+        --json "$OUT/pytorch_train_t${t}_r$r.json" 2>&1 | tee "$OUT/pytorch_train_t${t}_r$r.txt"
+    done
   done
 fi
 
