@@ -13,6 +13,20 @@ setup:
 test:
     cargo test --workspace
 
+# The CPU kernels' tests cross-compiled for aarch64 (the NEON path) and run under qemu, as CI
+# does; needs `gcc-aarch64-linux-gnu`, `libc6-dev-arm64-cross`, `qemu-user-static` (Debian) and
+# `rustup target add aarch64-unknown-linux-gnu`.
+test-aarch64:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
+    arm="cargo test --release -p landscape-models --target aarch64-unknown-linux-gnu"
+    # The kernels against textbook loops, then whole networks against burn (emulation is
+    # slow: the rest of the suites run natively in `just test`).
+    $arm --lib cpu::
+    $arm --test cpu_kernels every_instruction_set
+
 # Train, analyse, draw and check one of the paper's figures (figure1, figure2, figure3, figure5, ...).
 reproduce figure scale="quick":
     cargo run --release --quiet -- reproduce {{figure}} --scale {{scale}}

@@ -32,6 +32,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A mistyped or impossible kernel choice stops here, before any work, in one line.
+    if let Err(message) = landscape_models::cpu::requested_isa() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {

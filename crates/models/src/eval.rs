@@ -239,9 +239,8 @@ impl Evaluator {
     /// An evaluator for the graph `layers`.
     pub fn new(layers: &[Layer]) -> Self {
         let folded = FoldedGraph::plan(layers);
-        let cpu = crate::cpu::cpu_kernels_enabled()
-            .then(|| CpuNet::new(folded.layers(), IMAGE_SHAPE).ok())
-            .flatten()
+        let cpu = crate::cpu::kernel_isa()
+            .and_then(|isa| CpuNet::with_kernels(folded.layers(), IMAGE_SHAPE, isa, true).ok())
             .map(Arc::new);
         Self {
             folded,
@@ -272,13 +271,12 @@ impl Evaluator {
             && data.image == IMAGE_SHAPE
     }
 
-    /// What [`Evaluator::evaluate`] on `data` runs on: `cpu-kernels-avx512`,
-    /// `cpu-kernels-portable` or `burn`.
+    /// What [`Evaluator::evaluate`] on `data` runs on: `cpu-kernels-<isa>`
+    /// ([`crate::cpu::Isa::engine`]) or `burn`.
     pub fn engine(&self, data: &DeviceBatches) -> &'static str {
-        match (self.uses_cpu_kernels(data), crate::cpu::avx512_available()) {
-            (true, true) => "cpu-kernels-avx512",
-            (true, false) => "cpu-kernels-portable",
-            (false, _) => "burn",
+        match &self.cpu {
+            Some(cpu) if self.uses_cpu_kernels(data) => cpu.isa().engine(),
+            _ => "burn",
         }
     }
 

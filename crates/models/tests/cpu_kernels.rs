@@ -2,7 +2,7 @@
 //! and the evaluator's two paths against each other.
 
 use burn::tensor::{Device, Distribution, Tensor};
-use landscape_models::cpu::{CpuNet, avx512_available, nchw_to_nhwc};
+use landscape_models::cpu::{CpuNet, Isa, nchw_to_nhwc};
 use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::fold::FoldedGraph;
 use landscape_models::forward::{BatchNormMode, Forward};
@@ -51,25 +51,19 @@ fn images(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Largest difference between the kernels' logits and burn's, relative to the largest logit.
-fn relative_difference(name: &str, width: f64, count: usize, portable: bool) -> f32 {
-    relative_difference_at(name, width, count, portable, (0.5, 2.0))
+fn relative_difference(name: &str, width: f64, count: usize, isa: Isa) -> f32 {
+    relative_difference_at(name, width, count, isa, (0.5, 2.0))
 }
 
-fn relative_difference_at(
-    name: &str,
-    width: f64,
-    count: usize,
-    portable: bool,
-    var: (f64, f64),
-) -> f32 {
-    relative_difference_with(name, width, count, !portable, true, var)
+fn relative_difference_at(name: &str, width: f64, count: usize, isa: Isa, var: (f64, f64)) -> f32 {
+    relative_difference_with(name, width, count, isa, true, var)
 }
 
 fn relative_difference_with(
     name: &str,
     width: f64,
     count: usize,
-    avx512: bool,
+    isa: Isa,
     winograd: bool,
     var: (f64, f64),
 ) -> f32 {
@@ -90,7 +84,7 @@ fn relative_difference_with(
         .into_data()
         .try_into_vec::<f32>()
         .unwrap();
-    let cpu = CpuNet::with_kernels(folded.layers(), [3, 32, 32], avx512, winograd).unwrap();
+    let cpu = CpuNet::with_kernels(folded.layers(), [3, 32, 32], isa, winograd).unwrap();
     if winograd && width >= 0.5 {
         let (wino, all) = cpu.winograd_convolutions();
         assert!(
@@ -125,7 +119,7 @@ fn kernels_match_burn_on_the_paper_networks() {
         ("resnet20-noshort", 0.5),
         ("densenet121", 0.25),
     ] {
-        let d = relative_difference(name, width, 7, false);
+        let d = relative_difference(name, width, 7, Isa::best());
         assert!(d <= 1e-4, "{name} x{width}: differs from burn by {d}");
     }
 }
@@ -133,7 +127,7 @@ fn kernels_match_burn_on_the_paper_networks() {
 #[test]
 fn direct_kernels_alone_match_burn() {
     for (name, width) in [("vgg9", 0.5), ("resnet20", 1.0), ("densenet121", 0.25)] {
-        let d = relative_difference_with(name, width, 5, true, false, (0.5, 2.0));
+        let d = relative_difference_with(name, width, 5, Isa::best(), false, (0.5, 2.0));
         assert!(
             d <= 1e-4,
             "{name} x{width} (direct only): differs from burn by {d}"
@@ -146,20 +140,25 @@ fn negative_running_variances_are_clamped_like_burn() {
     // DenseNet's pre-activation BatchNorms stay unfolded and run in the kernels' own affine
     // pass; the others are folded into the convolutions.
     for (name, width) in [("densenet121", 0.25), ("resnet20", 0.25)] {
-        let d = relative_difference_at(name, width, 5, false, (-0.02, 3.0));
+        let d = relative_difference_at(name, width, 5, Isa::best(), (-0.02, 3.0));
         assert!(d <= 1e-4, "{name} x{width}: differs from burn by {d}");
     }
 }
 
+/// Every instruction set this CPU runs (AVX-512, AVX2 and the portable loops on this x86-64
+/// machine; NEON and the portable loops in CI's emulated aarch64 build).
 #[test]
-fn portable_kernels_match_burn() {
-    for (name, width) in [("vgg9", 0.5), ("resnet20", 0.5), ("densenet121", 0.25)] {
-        let d = relative_difference(name, width, 3, true);
-        assert!(
-            d <= 1e-4,
-            "{name} x{width} (portable): differs from burn by {d}"
-        );
+fn every_instruction_set_matches_burn() {
+    for isa in Isa::available_all() {
+        for (name, width) in [("vgg9", 0.5), ("resnet20", 0.5), ("densenet121", 0.25)] {
+            let d = relative_difference(name, width, 3, isa);
+            assert!(
+                d <= 1e-4,
+                "{name} x{width} ({isa}): differs from burn by {d}"
+            );
+        }
     }
+    eprintln!("instruction sets: {:?}", Isa::available_all());
 }
 
 #[test]
@@ -230,7 +229,6 @@ fn the_kernels_compile_every_paper_network() {
         let cpu = CpuNet::new(folded.layers(), [3, 32, 32]).unwrap();
         assert_eq!(cpu.classes(), 10, "{arch}");
     }
-    eprintln!("AVX-512 kernels: {}", avx512_available());
 }
 
 /// bf16 inference (`Precision::Bf16`) runs burn's operations in bfloat16: the loss moves by the

@@ -5,7 +5,7 @@
 
 use burn::tensor::DType;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use landscape_models::cpu::{CpuTrainer, avx512_available};
+use landscape_models::cpu::{CpuTrainer, Isa};
 use landscape_models::forward::{BatchNormMode, Forward, Gates, correct_count, per_sample_loss};
 use landscape_models::graph::{BatchNorm, Conv, Layer, Linear};
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamLayout, ParamSet};
@@ -226,7 +226,7 @@ fn worst(layout: &ParamLayout, a: &[Vec<f32>], b: &[Vec<f32>], zeros: &[usize]) 
 /// f32 pass is further than 1e-5 from f64 (a deep network without skips at a random point), the
 /// kernels must be as close to f64 as four times burn's f32. The kernels' choices must be
 /// burn's own but for units within rounding of their kink (a handful among millions).
-fn compare(name: &str, width: f64, n: usize, avx512: bool, winograd: bool) {
+fn compare(name: &str, width: f64, n: usize, isa: Isa, winograd: bool) {
     let network = net(name, width);
     let layers = network.layers();
     let params = perturbed(&network.init(1, &Device::flex()), 2);
@@ -234,7 +234,7 @@ fn compare(name: &str, width: f64, n: usize, avx512: bool, winograd: bool) {
     let labels: Vec<u16> = (0..n).map(|i| ((i * 7 + 3) % 10) as u16).collect();
     let scale = 1.0 / n as f32;
     let trainer =
-        CpuTrainer::with_kernels(layers, network.layout(), [3, 32, 32], avx512, winograd).unwrap();
+        CpuTrainer::with_kernels(layers, network.layout(), [3, 32, 32], isa, winograd).unwrap();
     let ours = kernel_step(&trainer, &params, &x, &labels, scale);
     let free = burn_step(layers, &params, &x, &labels, scale, DType::F32, None);
     let f32s = burn_step(
@@ -255,7 +255,7 @@ fn compare(name: &str, width: f64, n: usize, avx512: bool, winograd: bool) {
         DType::F64,
         Some(&ours.gates),
     );
-    let what = format!("{name} x{width} (avx512 {avx512}, winograd {winograd})");
+    let what = format!("{name} x{width} ({isa}, winograd {winograd})");
 
     // Decisions within rounding of a kink go either way in any f32 implementation: count the
     // kernels' departures from exact arithmetic against burn's own.
@@ -333,17 +333,19 @@ fn one_step_matches_burn_on_the_paper_networks() {
         ("wrn56-2", 0.25),
         ("densenet121", 0.125),
     ] {
-        compare(name, width, 6, true, true);
+        compare(name, width, 6, Isa::best(), true);
     }
 }
 
 #[test]
 fn every_kernel_choice_matches_burn() {
     for (name, width) in [("vgg9", 0.25), ("resnet20", 1.0), ("densenet121", 0.125)] {
-        compare(name, width, 3, false, true);
-        compare(name, width, 3, true, false);
+        for isa in Isa::available_all() {
+            compare(name, width, 3, isa, true);
+        }
+        compare(name, width, 3, Isa::best(), false);
     }
-    eprintln!("AVX-512 kernels: {}", avx512_available());
+    eprintln!("instruction sets: {:?}", Isa::available_all());
 }
 
 /// A network of one kind of layer, to check each kernel's gradient on its own.

@@ -52,7 +52,7 @@ pub struct BenchResult {
     pub points_per_s: Option<f64>,
     /// Multiply-adds per second of the forward pass, in units of 1e9.
     pub gmacs_per_s: f64,
-    /// What ran it: `cpu-kernels-avx512`, `cpu-kernels-portable` or `burn`.
+    /// What ran it: `cpu-kernels-<isa>` (`cpu-kernels-avx2`, ...) or `burn`.
     pub engine: &'static str,
 }
 

@@ -6,7 +6,7 @@
 
 use crate::optimizer::Optimizer;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use landscape_models::cpu::{CpuTrainer, TrainWorkspace, cpu_kernels_enabled};
+use landscape_models::cpu::{CpuTrainer, TrainWorkspace, kernel_isa};
 use landscape_models::forward::{BatchNormMode, Forward, correct_count, per_sample_loss};
 use landscape_models::{Network, ParamSet};
 
@@ -35,13 +35,15 @@ enum Kind {
 }
 
 impl TrainEngine {
-    /// The CPU kernels where `device` is the CPU, they cover the network and
-    /// `LANDSCAPE_CPU_KERNELS` does not turn them off; burn's autodiff on `device` otherwise.
+    /// The CPU kernels where `device` is the CPU and they cover the network, of the
+    /// instruction set `LANDSCAPE_CPU_KERNELS` names (the best this CPU runs by default) unless
+    /// it turns them off; burn's autodiff on `device` otherwise.
     pub fn new(network: &Network, device: &Device) -> Self {
         let on_cpu = device.clone().without_autodiff() == Device::flex();
         if on_cpu
-            && cpu_kernels_enabled()
-            && let Ok(trainer) = CpuTrainer::new(network.layers(), network.layout(), IMAGE)
+            && let Some(isa) = kernel_isa()
+            && let Ok(trainer) =
+                CpuTrainer::with_kernels(network.layers(), network.layout(), IMAGE, isa, true)
         {
             let workspace = Box::new(trainer.workspace());
             return Self {
@@ -63,12 +65,11 @@ impl TrainEngine {
         }
     }
 
-    /// What computes the gradients, for logs and records: `cpu-kernels-avx512`,
-    /// `cpu-kernels-portable` or `burn` (its autodiff).
+    /// What computes the gradients, for logs and records: `cpu-kernels-<isa>`
+    /// ([`landscape_models::cpu::Isa::engine`]) or `burn` (its autodiff).
     pub fn name(&self) -> &'static str {
         match &self.kind {
-            Kind::Kernels { trainer, .. } if trainer.uses_avx512() => "cpu-kernels-avx512",
-            Kind::Kernels { .. } => "cpu-kernels-portable",
+            Kind::Kernels { trainer, .. } => trainer.isa().engine(),
             Kind::Autodiff { .. } => "burn",
         }
     }

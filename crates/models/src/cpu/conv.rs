@@ -2,15 +2,24 @@
 //!
 //! Activations are stored per image as `(h + 2) x (w + 2) x c` floats: channels contiguous, a
 //! one-pixel zero border all around, so a convolution with padding up to 1 reads its window
-//! without bounds checks. An output tile of `rh x rw` pixels and `nv` vectors of 16 output
-//! channels is held in `rh * rw * nv` AVX-512 accumulators (16 to 24 of the 32 registers); the
-//! reduction runs over the taps of the kernel and, inside each tap, over the input channels (a
-//! contiguous run in NHWC): per step one vector load per 16 output channels and one broadcast
-//! input value per pixel, fused into the multiply-adds. Bias, the residual addition and the
-//! ReLU happen in the same pass that stores the tile. The weights are packed per point as
-//! `[block][tap][cin][16 * nv]`, zero padded to a multiple of 16 output channels.
+//! without bounds checks. An output tile of `rh x rw` pixels by blocks of 16 output channels is
+//! held in vector accumulators: on AVX-512 (32 registers of 16 floats) 16 to 24 pixel-vectors,
+//! 1 to 3 blocks wide; on AVX2 (16 registers of 8) and NEON (32 of 4) one block by 6 pixels, 12
+//! and 24 registers. The reduction runs over the taps of the kernel and, inside each tap, over
+//! the input channels (a contiguous run in NHWC): per step one vector load per vector of output
+//! channels and one broadcast input value per pixel, fused into the multiply-adds. Bias, the
+//! residual addition and the ReLU happen in the same pass that stores the tile. The weights are
+//! packed per point as `[block][tap][cin][16 * nv]`, zero padded to a multiple of 16 output
+//! channels. The kernel is written once ([`tile`], generic over [`Simd`]) and instantiated per
+//! instruction set.
 
 use super::buffer::Aligned;
+use super::isa::Isa;
+#[cfg(target_arch = "aarch64")]
+use super::simd::Neon;
+use super::simd::Simd;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
 
 /// Shape of one convolution on one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +86,9 @@ pub(crate) struct ConvPlan {
     rw: usize,
     /// Tap offsets in floats (`(ky * (w + 2) + kx) * cin`).
     taps: Vec<isize>,
-    /// The AVX-512 kernel for this shape (None: the portable one).
-    fast: Option<TileFn>,
+    /// The instruction set, and its kernel for this shape.
+    isa: Isa,
+    kernel: TileFn,
     /// Input pixel stride of a [`ConvPlan::grid`] plan (what `fast` is specialized for).
     grid_ps: usize,
 }
@@ -88,7 +98,7 @@ impl std::fmt::Debug for ConvPlan {
         f.debug_struct("ConvPlan")
             .field("geom", &self.geom)
             .field("tile", &(self.rh, self.rw, 16 * self.nv))
-            .field("avx512", &self.fast.is_some())
+            .field("isa", &self.isa)
             .finish()
     }
 }
@@ -101,14 +111,14 @@ pub(crate) struct PackedConv {
 }
 
 impl ConvPlan {
-    /// Plans `geom` (padding at most 1). `avx512`: whether the AVX-512 kernels may be used.
-    pub(crate) fn new(geom: ConvGeom, avx512: bool) -> Self {
-        Self::with_stride(geom, avx512, geom.stride * geom.cin)
+    /// Plans `geom` (padding at most 1) for the kernels of `isa`.
+    pub(crate) fn new(geom: ConvGeom, isa: Isa) -> Self {
+        Self::with_stride(geom, isa, geom.stride * geom.cin)
     }
 
     /// Plans a linear layer `input -> output` over the `rows` images of a group, run by
     /// [`ConvPlan::run_dense`].
-    pub(crate) fn dense(input: usize, output: usize, rows: usize, avx512: bool) -> Self {
+    pub(crate) fn dense(input: usize, output: usize, rows: usize, isa: Isa) -> Self {
         let geom = ConvGeom {
             cin: input,
             cout: output,
@@ -121,22 +131,14 @@ impl ConvPlan {
             wo: rows,
         };
         // The row stride is only known at run time.
-        Self::with_stride(geom, avx512, usize::MAX)
+        Self::with_stride(geom, isa, usize::MAX)
     }
 
     /// Plans a product of `rows` rows of `input` floats, `stride` floats apart, by an
     /// `input x output` matrix ([`ConvPlan::run_gemm`]).
-    pub(crate) fn gemm(
-        input: usize,
-        output: usize,
-        rows: usize,
-        stride: usize,
-        avx512: bool,
-    ) -> Self {
-        let mut plan = Self::dense(input, output, rows, avx512);
-        if avx512 {
-            plan.fast = select(plan.nv, plan.rh, plan.rw, stride);
-        }
+    pub(crate) fn gemm(input: usize, output: usize, rows: usize, stride: usize, isa: Isa) -> Self {
+        let mut plan = Self::dense(input, output, rows, isa);
+        plan.kernel = select(isa, plan.nv, plan.rh, plan.rw, stride);
         plan
     }
 
@@ -150,48 +152,22 @@ impl ConvPlan {
         self.rw
     }
 
-    fn with_stride(geom: ConvGeom, avx512: bool, ps: usize) -> Self {
+    fn with_stride(geom: ConvGeom, isa: Isa, ps: usize) -> Self {
         assert!(geom.pad <= 1, "the activation border is one pixel");
-        let vectors = geom.cout_padded() / 16;
-        let nv = if vectors.is_multiple_of(2) {
-            2
-        } else if vectors.is_multiple_of(3) {
-            3
-        } else {
-            1
-        };
-        let shapes: &[(usize, usize)] = if nv == 1 {
-            &[
-                (1, 16),
-                (2, 8),
-                (4, 4),
-                (1, 8),
-                (2, 4),
-                (1, 4),
-                (2, 2),
-                (1, 2),
-                (1, 1),
-            ]
-        } else {
-            &[(1, 8), (2, 4), (1, 4), (2, 2), (1, 2), (1, 1)]
-        };
-        let (rh, rw) = *shapes
-            .iter()
-            .find(|(rh, rw)| *rh <= geom.ho && *rw <= geom.wo)
-            .expect("(1, 1) always fits");
+        let (nv, rh, rw) = tile_shape(isa, &geom);
         let wp = (geom.w + 2) as isize;
         let cin = geom.cin as isize;
         let taps = (0..geom.kernel as isize)
             .flat_map(|ky| (0..geom.kernel as isize).map(move |kx| (ky * wp + kx) * cin))
             .collect();
-        let fast = if avx512 { select(nv, rh, rw, ps) } else { None };
         Self {
             geom,
             nv,
             rh,
             rw,
             taps,
-            fast,
+            isa,
+            kernel: select(isa, nv, rh, rw, ps),
             grid_ps: ps,
         }
     }
@@ -276,7 +252,7 @@ impl ConvPlan {
         cols: usize,
         taps: Vec<isize>,
         in_ps: usize,
-        avx512: bool,
+        isa: Isa,
     ) -> Self {
         let geom = ConvGeom {
             cin,
@@ -289,7 +265,7 @@ impl ConvPlan {
             ho: rows,
             wo: cols,
         };
-        let mut plan = Self::with_stride(geom, avx512, in_ps);
+        let mut plan = Self::with_stride(geom, isa, in_ps);
         plan.taps = taps;
         plan
     }
@@ -370,10 +346,7 @@ impl ConvPlan {
                             relu,
                             nvalid,
                         };
-                        match self.fast {
-                            Some(f) => f(&tile),
-                            None => portable(&tile, self.nv, self.rh, self.rw),
-                        }
+                        (self.kernel)(&tile);
                     }
                 }
             }
@@ -485,10 +458,7 @@ impl ConvPlan {
                         relu,
                         nvalid,
                     };
-                    match self.fast {
-                        Some(f) => f(&tile),
-                        None => portable(&tile, self.nv, self.rh, self.rw),
-                    }
+                    (self.kernel)(&tile);
                 }
             }
         }
@@ -531,176 +501,298 @@ pub(crate) unsafe fn zero_border(y: *mut f32, h: usize, w: usize, c: usize) {
     }
 }
 
-/// The portable kernel (any CPU): the same tile, one pixel at a time.
-///
-/// # Safety
-/// As [`ConvPlan::run`] sets up the tile.
-unsafe fn portable(t: &Tile<'_>, nv: usize, rh: usize, rw: usize) {
-    let nr = 16 * nv;
-    let mut acc = [0.0f32; 48];
-    // SAFETY: the tile's pointers cover the tile (see `ConvPlan::run`).
-    unsafe {
-        for r in 0..rh {
-            for c in 0..rw {
-                let acc = &mut acc[..nr];
-                acc.copy_from_slice(std::slice::from_raw_parts(t.bias, nr));
-                let mut wp = t.w;
-                for &off in t.taps {
-                    let a = t.a.offset(off + r as isize * t.row_stride).add(c * t.ps);
-                    for ci in 0..t.cin {
-                        let x = *a.add(ci);
-                        let w = std::slice::from_raw_parts(wp, nr);
-                        for (s, w) in acc.iter_mut().zip(w) {
-                            *s += x * w;
-                        }
-                        wp = wp.add(nr);
-                    }
-                }
-                let o = r as isize * t.out_row + (c * t.out_ps) as isize;
-                for (j, &s) in acc[..t.nvalid].iter().enumerate() {
-                    let mut v = s;
-                    if !t.res.is_null() {
-                        v += *t.res.offset(o + j as isize);
-                    }
-                    if t.relu && v < 0.0 {
-                        v = 0.0;
-                    }
-                    *t.out.offset(o + j as isize) = v;
-                }
-            }
-        }
-    }
-}
-
-/// The AVX-512 kernel for a tile shape and input pixel stride, if one is compiled in.
-#[cfg(target_arch = "x86_64")]
-fn select(nv: usize, rh: usize, rw: usize, ps: usize) -> Option<TileFn> {
-    use avx512::tile;
-    macro_rules! by_stride {
-        ($nv:literal, $rh:literal, $rw:literal) => {
-            match ps {
-                3 => tile::<$nv, $rh, $rw, 3> as TileFn,
-                16 => tile::<$nv, $rh, $rw, 16>,
-                32 => tile::<$nv, $rh, $rw, 32>,
-                64 => tile::<$nv, $rh, $rw, 64>,
-                128 => tile::<$nv, $rh, $rw, 128>,
-                256 => tile::<$nv, $rh, $rw, 256>,
-                512 => tile::<$nv, $rh, $rw, 512>,
-                _ => tile::<$nv, $rh, $rw, 0>,
+/// The kernel for a tile shape and input pixel stride on `isa`: `tile` instantiated with its
+/// vector type (`nv` blocks of 16 output channels, `rh x rw` pixels), on AVX-512 specialized
+/// for the common pixel strides.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn select(isa: Isa, nv: usize, rh: usize, rw: usize, ps: usize) -> TileFn {
+    macro_rules! shapes {
+        ($f:ident, $vb:literal, [$(($rh:literal, $rw:literal)),*]) => {
+            match (rh, rw) {
+                $(($rh, $rw) => $f::<$vb, $rh, $rw> as TileFn,)*
+                _ => unreachable!("a planned tile shape"),
             }
         };
     }
-    Some(match (nv, rh, rw) {
-        (1, 1, 16) => by_stride!(1, 1, 16),
-        (1, 2, 8) => by_stride!(1, 2, 8),
-        (1, 4, 4) => by_stride!(1, 4, 4),
-        (1, 1, 8) => tile::<1, 1, 8, 0>,
-        (1, 2, 4) => tile::<1, 2, 4, 0>,
-        (1, 1, 4) => tile::<1, 1, 4, 0>,
-        (1, 2, 2) => tile::<1, 2, 2, 0>,
-        (1, 1, 2) => tile::<1, 1, 2, 0>,
-        (1, 1, 1) => tile::<1, 1, 1, 0>,
-        (2, 1, 8) => by_stride!(2, 1, 8),
-        (2, 2, 4) => by_stride!(2, 2, 4),
-        (2, 1, 4) => tile::<2, 1, 4, 0>,
-        (2, 2, 2) => tile::<2, 2, 2, 0>,
-        (2, 1, 2) => tile::<2, 1, 2, 0>,
-        (2, 1, 1) => tile::<2, 1, 1, 0>,
-        (3, 1, 8) => by_stride!(3, 1, 8),
-        (3, 2, 4) => by_stride!(3, 2, 4),
-        (3, 1, 4) => tile::<3, 1, 4, 0>,
-        (3, 2, 2) => tile::<3, 2, 2, 0>,
-        (3, 1, 2) => tile::<3, 1, 2, 0>,
-        (3, 1, 1) => tile::<3, 1, 1, 0>,
-        _ => return None,
-    })
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            macro_rules! by_stride {
+                ($nv:literal, $rh:literal, $rw:literal) => {
+                    match ps {
+                        3 => tile_avx512::<$nv, $rh, $rw, 3> as TileFn,
+                        16 => tile_avx512::<$nv, $rh, $rw, 16>,
+                        32 => tile_avx512::<$nv, $rh, $rw, 32>,
+                        64 => tile_avx512::<$nv, $rh, $rw, 64>,
+                        128 => tile_avx512::<$nv, $rh, $rw, 128>,
+                        256 => tile_avx512::<$nv, $rh, $rw, 256>,
+                        512 => tile_avx512::<$nv, $rh, $rw, 512>,
+                        _ => tile_avx512::<$nv, $rh, $rw, 0>,
+                    }
+                };
+            }
+            match (nv, rh, rw) {
+                (1, 1, 16) => by_stride!(1, 1, 16),
+                (1, 2, 8) => by_stride!(1, 2, 8),
+                (1, 4, 4) => by_stride!(1, 4, 4),
+                (1, 1, 8) => tile_avx512::<1, 1, 8, 0>,
+                (1, 2, 4) => tile_avx512::<1, 2, 4, 0>,
+                (1, 1, 4) => tile_avx512::<1, 1, 4, 0>,
+                (1, 2, 2) => tile_avx512::<1, 2, 2, 0>,
+                (1, 1, 2) => tile_avx512::<1, 1, 2, 0>,
+                (1, 1, 1) => tile_avx512::<1, 1, 1, 0>,
+                (2, 1, 8) => by_stride!(2, 1, 8),
+                (2, 2, 4) => by_stride!(2, 2, 4),
+                (2, 1, 4) => tile_avx512::<2, 1, 4, 0>,
+                (2, 2, 2) => tile_avx512::<2, 2, 2, 0>,
+                (2, 1, 2) => tile_avx512::<2, 1, 2, 0>,
+                (2, 1, 1) => tile_avx512::<2, 1, 1, 0>,
+                (3, 1, 8) => by_stride!(3, 1, 8),
+                (3, 2, 4) => by_stride!(3, 2, 4),
+                (3, 1, 4) => tile_avx512::<3, 1, 4, 0>,
+                (3, 2, 2) => tile_avx512::<3, 2, 2, 0>,
+                (3, 1, 2) => tile_avx512::<3, 1, 2, 0>,
+                (3, 1, 1) => tile_avx512::<3, 1, 1, 0>,
+                _ => unreachable!("a planned tile shape"),
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => shapes!(
+            tile_avx2,
+            2,
+            [
+                (2, 3),
+                (3, 2),
+                (1, 6),
+                (1, 4),
+                (2, 2),
+                (1, 3),
+                (1, 2),
+                (1, 1)
+            ]
+        ),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => shapes!(
+            tile_neon,
+            4,
+            [
+                (2, 3),
+                (3, 2),
+                (1, 6),
+                (1, 4),
+                (2, 2),
+                (1, 3),
+                (1, 2),
+                (1, 1)
+            ]
+        ),
+        _ => match nv {
+            1 => tile_portable::<16>,
+            2 => tile_portable::<32>,
+            3 => tile_portable::<48>,
+            _ => unreachable!("a planned block width"),
+        },
+    }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn select(_nv: usize, _rh: usize, _rw: usize, _ps: usize) -> Option<TileFn> {
-    None
+/// The tile shapes (`rh`, `rw`) of the 16-register instruction sets' kernels, one block of 16
+/// output channels wide: 6 pixels (12 AVX2 or 24 NEON accumulators) where they fit.
+const NARROW_SHAPES: [(usize, usize); 8] = [
+    (2, 3),
+    (3, 2),
+    (1, 6),
+    (1, 4),
+    (2, 2),
+    (1, 3),
+    (1, 2),
+    (1, 1),
+];
+
+/// `(nv, rh, rw)` for `geom` on `isa`: blocks of `16 * nv` output channels, tiles of
+/// `rh x rw` output pixels, as many accumulators as the instruction set has registers for.
+fn tile_shape(isa: Isa, geom: &ConvGeom) -> (usize, usize, usize) {
+    let vectors = geom.cout_padded() / 16;
+    let fits = |&&(rh, rw): &&(usize, usize)| rh <= geom.ho && rw <= geom.wo;
+    match isa {
+        Isa::Avx512 | Isa::Portable => {
+            let nv = if vectors.is_multiple_of(2) {
+                2
+            } else if vectors.is_multiple_of(3) {
+                3
+            } else {
+                1
+            };
+            if isa == Isa::Portable {
+                return (nv, 1, 1);
+            }
+            let shapes: &[(usize, usize)] = if nv == 1 {
+                &[
+                    (1, 16),
+                    (2, 8),
+                    (4, 4),
+                    (1, 8),
+                    (2, 4),
+                    (1, 4),
+                    (2, 2),
+                    (1, 2),
+                    (1, 1),
+                ]
+            } else {
+                &[(1, 8), (2, 4), (1, 4), (2, 2), (1, 2), (1, 1)]
+            };
+            let (rh, rw) = *shapes.iter().find(fits).expect("(1, 1) always fits");
+            (nv, rh, rw)
+        }
+        Isa::Avx2 | Isa::Neon => {
+            // The most useful pixels per tile: clamped tiles at the edges compute some pixels
+            // twice.
+            let useful = |&(rh, rw): &(usize, usize)| {
+                let computed = geom.ho.div_ceil(rh) * rh * geom.wo.div_ceil(rw) * rw;
+                (geom.ho * geom.wo * rh * rw) as f64 / computed as f64
+            };
+            let (rh, rw) = NARROW_SHAPES
+                .iter()
+                .filter(fits)
+                .fold(None::<(usize, usize)>, |best, s| match best {
+                    Some(b) if useful(&b) >= useful(s) => Some(b),
+                    _ => Some(*s),
+                })
+                .expect("(1, 1) always fits");
+            (1, rh, rw)
+        }
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::Tile;
-    use std::arch::x86_64::*;
+/// One tile: `RH x RW` pixels, `VB` vectors of output channels (`16 * nv` floats); `PS` the
+/// input pixel stride when known at compile time (0: read it from the tile), so the
+/// broadcasts of a row address one base register plus constant displacements.
+///
+/// # Safety
+/// The CPU must run `V`'s instructions (see [`super::simd`]), and the tile's pointers must
+/// cover the tile (see `ConvPlan::run`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (row, column, vector) indices name the registers
+unsafe fn tile<V: Simd, const VB: usize, const RH: usize, const RW: usize, const PS: usize>(
+    t: &Tile<'_>,
+) {
+    let ps = if PS == 0 { t.ps } else { PS };
+    let lanes = V::LANES;
+    // SAFETY: the caller guarantees the instructions and the pointers.
+    unsafe {
+        let mut bias = [V::zero(); VB];
+        for j in 0..VB {
+            bias[j] = V::load(t.bias.add(lanes * j));
+        }
+        let mut acc = [[bias; RW]; RH];
+        let mut wp = t.w;
+        for &off in t.taps {
+            let base = t.a.offset(off);
+            let rows: [*const f32; RH] =
+                std::array::from_fn(|r| base.offset(r as isize * t.row_stride));
+            for ci in 0..t.cin {
+                let wv: [V; VB] = std::array::from_fn(|j| V::load(wp.add(lanes * j)));
+                for r in 0..RH {
+                    for c in 0..RW {
+                        let x = V::splat(*rows[r].add(c * ps + ci));
+                        for j in 0..VB {
+                            acc[r][c][j] = V::mul_add(x, wv[j], acc[r][c][j]);
+                        }
+                    }
+                }
+                wp = wp.add(lanes * VB);
+            }
+        }
+        // One straight store sequence per (residual, ReLU) case: without branches inside, it
+        // unrolls fully, so `acc` is only ever indexed by constants and stays in registers
+        // (a loop over it would keep a copy in memory, stored at every multiply-add).
+        match (t.res.is_null(), t.relu) {
+            (true, false) => store::<V, VB, RH, RW, false, false>(t, &acc),
+            (true, true) => store::<V, VB, RH, RW, false, true>(t, &acc),
+            (false, false) => store::<V, VB, RH, RW, true, false>(t, &acc),
+            (false, true) => store::<V, VB, RH, RW, true, true>(t, &acc),
+        }
+    }
+}
 
-    /// One tile: `RH x RW` pixels, `NV` vectors of output channels; `PS` the input pixel
-    /// stride when known at compile time (0: read it from the tile), so the broadcasts of a
-    /// row address one base register plus constant displacements.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F, and the tile's pointers must cover the tile (see
-    /// `ConvPlan::run`).
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::needless_range_loop)] // (row, column, vector) indices name the registers
-    pub(super) unsafe fn tile<
-        const NV: usize,
-        const RH: usize,
-        const RW: usize,
-        const PS: usize,
-    >(
-        t: &Tile<'_>,
-    ) {
-        let ps = if PS == 0 { t.ps } else { PS };
-        let mut acc = [[[_mm512_setzero_ps(); NV]; RW]; RH];
-        // SAFETY: the caller guarantees the pointers; the weight rows are 64-byte aligned
-        // (the packed buffer is aligned and every row is a multiple of 16 floats).
-        unsafe {
-            for j in 0..NV {
-                let b = _mm512_loadu_ps(t.bias.add(16 * j));
-                for row in acc.iter_mut() {
-                    for px in row.iter_mut() {
-                        px[j] = b;
+/// Stores a tile's accumulators with the residual (`RES`) and the ReLU (`RELU`); vectors past
+/// `nvalid` get an empty mask and touch no memory.
+///
+/// # Safety
+/// As [`tile`].
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (row, column, vector) indices name the registers
+unsafe fn store<
+    V: Simd,
+    const VB: usize,
+    const RH: usize,
+    const RW: usize,
+    const RES: bool,
+    const RELU: bool,
+>(
+    t: &Tile<'_>,
+    acc: &[[[V; VB]; RW]; RH],
+) {
+    let lanes = V::LANES;
+    // SAFETY: the caller guarantees the instructions and the pointers.
+    unsafe {
+        for j in 0..VB {
+            let mask = V::mask(t.nvalid.saturating_sub(lanes * j).min(lanes));
+            for r in 0..RH {
+                for c in 0..RW {
+                    let o = r as isize * t.out_row + (c * t.out_ps + lanes * j) as isize;
+                    let mut v = acc[r][c][j];
+                    if RES {
+                        v = V::add(v, V::load_masked(mask, t.res.offset(o)));
                     }
-                }
-            }
-            let mut wp = t.w;
-            for &off in t.taps {
-                let base = t.a.offset(off);
-                let mut rows = [base; RH];
-                for (r, p) in rows.iter_mut().enumerate() {
-                    *p = base.offset(r as isize * t.row_stride);
-                }
-                for ci in 0..t.cin {
-                    let mut wv = [_mm512_setzero_ps(); NV];
-                    for (j, v) in wv.iter_mut().enumerate() {
-                        *v = _mm512_load_ps(wp.add(16 * j));
+                    if RELU {
+                        v = V::relu(v);
                     }
-                    for r in 0..RH {
-                        for c in 0..RW {
-                            let x = _mm512_set1_ps(*rows[r].add(c * ps + ci));
-                            for j in 0..NV {
-                                acc[r][c][j] = _mm512_fmadd_ps(x, wv[j], acc[r][c][j]);
-                            }
-                        }
-                    }
-                    wp = wp.add(16 * NV);
-                }
-            }
-            let zero = _mm512_setzero_ps();
-            for j in 0..NV {
-                let lanes = t.nvalid.saturating_sub(16 * j).min(16);
-                if lanes == 0 {
-                    continue;
-                }
-                let mask = ((1u32 << lanes) - 1) as __mmask16;
-                for (r, row) in acc.iter().enumerate() {
-                    for (c, px) in row.iter().enumerate() {
-                        let o = r as isize * t.out_row + (c * t.out_ps + 16 * j) as isize;
-                        let mut v = px[j];
-                        if !t.res.is_null() {
-                            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, t.res.offset(o)));
-                        }
-                        if t.relu {
-                            // max(0, v) keeps a NaN, like PyTorch's relu.
-                            v = _mm512_max_ps(zero, v);
-                        }
-                        _mm512_mask_storeu_ps(t.out.offset(o), mask, v);
-                    }
+                    V::store_masked(mask, t.out.offset(o), v);
                 }
             }
         }
     }
+}
+
+/// [`tile`] on AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F; as [`tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const NV: usize, const RH: usize, const RW: usize, const PS: usize>(
+    t: &Tile<'_>,
+) {
+    // SAFETY: forwarded.
+    unsafe { tile::<Avx512, NV, RH, RW, PS>(t) }
+}
+
+/// [`tile`] on AVX2 (two vectors per block of 16 channels).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; as [`tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const VB: usize, const RH: usize, const RW: usize>(t: &Tile<'_>) {
+    // SAFETY: forwarded.
+    unsafe { tile::<Avx2, VB, RH, RW, 0>(t) }
+}
+
+/// [`tile`] on NEON (four vectors per block of 16 channels).
+///
+/// # Safety
+/// As [`tile`].
+#[cfg(target_arch = "aarch64")]
+unsafe fn tile_neon<const VB: usize, const RH: usize, const RW: usize>(t: &Tile<'_>) {
+    // SAFETY: forwarded.
+    unsafe { tile::<Neon, VB, RH, RW, 0>(t) }
+}
+
+/// [`tile`] in plain floats, one pixel of `VB` channels at a time.
+///
+/// # Safety
+/// As [`tile`].
+unsafe fn tile_portable<const VB: usize>(t: &Tile<'_>) {
+    // SAFETY: forwarded.
+    unsafe { tile::<f32, VB, 1, 1, 0>(t) }
 }

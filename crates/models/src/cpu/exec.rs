@@ -3,7 +3,9 @@
 
 use super::buffer::Aligned;
 use super::conv::{PackedConv, zero_border};
+use super::isa::Isa;
 use super::plan::{ConvKernel, Op, Plan, Shape};
+use super::simd::dispatch;
 use super::winograd::{PackedWinograd, Scratch};
 
 /// The weights of one convolution, packed for its kernel.
@@ -189,6 +191,7 @@ impl Plan {
                         let max = matches!(op, Op::MaxPool { .. });
                         for g in 0..n {
                             pool(
+                                self.isa,
                                 self.shapes[x],
                                 self.shapes[y],
                                 at(x, g),
@@ -330,11 +333,14 @@ unsafe fn affine(
     }
 }
 
-/// Max or average pooling, `k x k` windows at stride `s`, no padding.
+/// Max or average pooling, `k x k` windows at stride `s`, no padding, on `isa`.
 ///
 /// # Safety
-/// `x` and `y` must hold one image of their shapes and not overlap.
+/// `x` and `y` must hold one image of their shapes and not overlap; `isa` must run on this
+/// CPU.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn pool(
+    isa: Isa,
     from: Shape,
     to: Shape,
     x: *const f32,
@@ -343,29 +349,10 @@ pub(crate) unsafe fn pool(
     s: usize,
     max: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if super::avx512_available() {
-        // SAFETY: the CPU has AVX-512; the caller guarantees the buffers.
-        return unsafe { pool_avx512(from, to, x, y, k, s, max) };
+    // SAFETY: the caller guarantees the CPU and the buffers.
+    unsafe {
+        dispatch!(isa, pool_any(from: Shape, to: Shape, x: *const f32, y: *mut f32, k: usize, s: usize, max: bool))
     }
-    // SAFETY: as above.
-    unsafe { pool_any(from, to, x, y, k, s, max) }
-}
-
-/// [`pool`] compiled for AVX-512 (the loops vectorize 16 wide).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pool_avx512(
-    from: Shape,
-    to: Shape,
-    x: *const f32,
-    y: *mut f32,
-    k: usize,
-    s: usize,
-    max: bool,
-) {
-    // SAFETY: as `pool`.
-    unsafe { pool_any(from, to, x, y, k, s, max) }
 }
 
 #[inline(always)]

@@ -4,8 +4,9 @@
 //! burn's flex backend spends most of an inference pass converting layouts and making passes
 //! over memory around its matrix products. This path keeps every activation of an image in
 //! NHWC with a one-pixel zero border, in a few buffers reused from layer to layer, runs each
-//! convolution as a direct register-blocked kernel (AVX-512 where the CPU has it, a portable
-//! loop otherwise; see `conv.rs`) with the bias, the residual addition and the ReLU fused into
+//! convolution as a direct register-blocked kernel (written once over [`simd`]'s vector types
+//! and compiled for AVX-512, AVX2, NEON and plain loops, the best the CPU runs chosen at run
+//! time; see `conv.rs` and [`Isa`]) with the bias, the residual addition and the ReLU fused into
 //! the store, and runs the images of a data set in parallel (rayon), each image through the
 //! whole network while its activations stay in the core's cache.
 //!
@@ -33,7 +34,9 @@
 mod buffer;
 mod conv;
 mod exec;
+mod isa;
 mod plan;
+mod simd;
 mod train;
 mod winograd;
 
@@ -46,33 +49,12 @@ use plan::{ConvKernel, Kernels, Plan};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
+pub use isa::{Isa, KERNELS_VAR, kernel_isa, requested_isa};
 pub use train::{CpuTrainer, TrainWorkspace};
 
 /// Input channels from which a 3x3 stride-1 convolution runs by Winograd's F(2x2, 3x3): below,
 /// its matrix products are too short to gain on the direct kernel.
 const WINOGRAD_MIN_CHANNELS: usize = 16;
-
-/// Whether landscape's CPU kernels may run: yes unless the environment variable
-/// `LANDSCAPE_CPU_KERNELS` is `off` (or `0`, `false`, `no`), which keeps burn's operations for
-/// inference and training alike.
-pub fn cpu_kernels_enabled() -> bool {
-    !matches!(
-        std::env::var("LANDSCAPE_CPU_KERNELS").as_deref(),
-        Ok("off" | "0" | "false" | "no")
-    )
-}
-
-/// Whether this CPU has the AVX-512 kernels' instructions.
-pub fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// A folded graph compiled for the CPU kernels.
 #[derive(Clone, Debug)]
@@ -94,28 +76,28 @@ impl CpuNet {
     /// images of shape `[c, h, w]`. Fails on graphs the kernels do not cover (convolution
     /// padding above 1) and malformed ones.
     pub fn new(layers: &[Layer], input: [usize; 3]) -> Result<Self> {
-        Self::with_kernels(layers, input, avx512_available(), true)
+        Self::with_kernels(layers, input, Isa::best(), true)
     }
 
-    /// Like [`CpuNet::new`] but with the portable kernels even where AVX-512 exists (tests).
-    pub fn portable(layers: &[Layer], input: [usize; 3]) -> Result<Self> {
-        Self::with_kernels(layers, input, false, true)
-    }
-
-    /// [`CpuNet::new`] with a choice of kernels: `avx512` (where the CPU has it) or the
-    /// portable ones; `winograd`: Winograd's F(2x2, 3x3) for the 3x3 stride-1 convolutions
+    /// [`CpuNet::new`] with a choice of kernels: those of `isa` (an error where this CPU does
+    /// not run it); `winograd`: Winograd's F(2x2, 3x3) for the 3x3 stride-1 convolutions
     /// with 16 or more input channels, else the direct kernel everywhere.
     pub fn with_kernels(
         layers: &[Layer],
         input: [usize; 3],
-        avx512: bool,
+        isa: Isa,
         winograd: bool,
     ) -> Result<Self> {
-        let kernels = Kernels::choose(avx512, winograd, WINOGRAD_MIN_CHANNELS);
+        let kernels = Kernels::choose(isa, winograd, WINOGRAD_MIN_CHANNELS)?;
         Ok(Self {
             plan: Plan::compile(layers, input, kernels)?,
             input,
         })
+    }
+
+    /// The instruction set of the kernels.
+    pub fn isa(&self) -> Isa {
+        self.plan.isa
     }
 
     /// Number of convolutions run by Winograd's F(2x2, 3x3), and in all.

@@ -3,6 +3,7 @@
 //! to one of a few reusable buffers.
 
 use super::conv::{ConvGeom, ConvPlan};
+use super::isa::Isa;
 use super::winograd::WinogradPlan;
 use crate::graph::{Conv, Layer, Linear};
 use crate::params::ParamId;
@@ -159,21 +160,22 @@ pub(crate) struct ConvLayer {
 /// Which kernels a plan may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Kernels {
-    /// The AVX-512 kernels (else the portable ones).
-    pub avx512: bool,
+    /// The instruction set of the kernels.
+    pub isa: Isa,
     /// Winograd's F(2x2, 3x3) for 3x3 stride-1 convolutions with at least this many input
     /// channels (`usize::MAX`: never).
     pub winograd_from: usize,
 }
 
 impl Kernels {
-    /// AVX-512 where asked for and the CPU has it; Winograd from `winograd_from` input
-    /// channels where `winograd`.
-    pub(crate) fn choose(avx512: bool, winograd: bool, winograd_from: usize) -> Self {
-        Self {
-            avx512: avx512 && super::avx512_available(),
+    /// The kernels of `isa` (an error where this CPU does not run it); Winograd from `winograd_from`
+    /// input channels where `winograd`.
+    pub(crate) fn choose(isa: Isa, winograd: bool, winograd_from: usize) -> Result<Self> {
+        ensure!(isa.available(), "this CPU does not run the {isa} kernels");
+        Ok(Self {
+            isa,
             winograd_from: if winograd { winograd_from } else { usize::MAX },
-        }
+        })
     }
 }
 
@@ -215,6 +217,8 @@ pub(crate) struct Plan {
     pub group: usize,
     /// Floats of Winograd scratch (V, M) a workspace needs.
     pub scratch: (usize, usize),
+    /// The instruction set of the kernels.
+    pub isa: Isa,
 }
 
 impl Plan {
@@ -266,6 +270,7 @@ impl Plan {
             bns: b.bns,
             group,
             scratch,
+            isa: kernels.isa,
         })
     }
 
@@ -481,9 +486,9 @@ impl Builder {
             wo: out(w),
         };
         let kernel = if WinogradPlan::covers(&geom) && cin >= self.kernels.winograd_from {
-            ConvKernel::Winograd(WinogradPlan::new(geom, self.kernels.avx512))
+            ConvKernel::Winograd(WinogradPlan::new(geom, self.kernels.isa))
         } else {
-            ConvKernel::Direct(ConvPlan::new(geom, self.kernels.avx512))
+            ConvKernel::Direct(ConvPlan::new(geom, self.kernels.isa))
         };
         self.convs.push(ConvLayer {
             weight: c.weight,
@@ -519,7 +524,7 @@ impl Builder {
         self.denses.push(DenseLayer {
             weight: l.weight,
             bias: l.bias,
-            plan: ConvPlan::dense(l.input, l.output, self.group, self.kernels.avx512),
+            plan: ConvPlan::dense(l.input, l.output, self.group, self.kernels.isa),
         });
         let y = self.value(Shape::Flat(l.output));
         Ok(self.push(Op::Dense {

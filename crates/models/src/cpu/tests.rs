@@ -54,13 +54,13 @@ fn reference(g: &ConvGeom, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f64> 
     out
 }
 
-fn check_conv(g: ConvGeom, avx512: bool, seed: u64) {
+fn check_conv(g: ConvGeom, isa: Isa, seed: u64) {
     let mut next = rng(seed);
     let x: Vec<f32> = (0..g.cin * g.h * g.w).map(|_| next()).collect();
     let weight: Vec<f32> = (0..g.cout * g.depth()).map(|_| next()).collect();
     let bias: Vec<f32> = (0..g.cout).map(|_| next()).collect();
     let res: Vec<f32> = (0..g.cout * g.ho * g.wo).map(|_| next()).collect();
-    let plan = ConvPlan::new(g, avx512);
+    let plan = ConvPlan::new(g, isa);
     let mut packed = PackedConv::default();
     plan.pack(&weight, Some(&bias), &mut packed);
     let xin = padded(&x, g.cin, g.h, g.w);
@@ -85,7 +85,7 @@ fn check_conv(g: ConvGeom, avx512: bool, seed: u64) {
             )
         };
         let residual = with_res.then_some(res.as_slice());
-        let what = format!("{g:?} avx512 {avx512} res {with_res} relu {relu}");
+        let what = format!("{g:?} {isa} res {with_res} relu {relu}");
         assert_conv_output(&g, y.as_slice(), &want, residual, relu, &what);
     }
 }
@@ -156,30 +156,23 @@ fn geometries() -> Vec<ConvGeom> {
     out
 }
 
+/// Every instruction set this CPU runs (each is compiled into every x86-64 build, and the
+/// aarch64 build runs NEON under emulation in CI).
 #[test]
-fn convolutions_match_the_textbook_portable() {
-    for (i, g) in geometries().into_iter().enumerate() {
-        check_conv(g, false, i as u64);
+fn convolutions_match_the_textbook() {
+    for isa in Isa::available_all() {
+        for (i, g) in geometries().into_iter().enumerate() {
+            check_conv(g, isa, i as u64);
+        }
     }
 }
 
-#[test]
-fn convolutions_match_the_textbook_avx512() {
-    if !avx512_available() {
-        eprintln!("no AVX-512 on this CPU: skipped");
-        return;
-    }
-    for (i, g) in geometries().into_iter().enumerate() {
-        check_conv(g, true, i as u64);
-    }
-}
-
-fn check_winograd(g: ConvGeom, images: usize, avx512: bool, seed: u64) {
+fn check_winograd(g: ConvGeom, images: usize, isa: Isa, seed: u64) {
     use super::winograd::{PackedWinograd, Scratch, WinogradPlan};
     let mut next = rng(seed);
     let weight: Vec<f32> = (0..g.cout * g.depth()).map(|_| next()).collect();
     let bias: Vec<f32> = (0..g.cout).map(|_| next()).collect();
-    let plan = WinogradPlan::new(g, avx512);
+    let plan = WinogradPlan::new(g, isa);
     let mut packed = PackedWinograd::default();
     plan.pack(&weight, Some(&bias), &mut packed);
     let (sv, sm) = plan.scratch_len();
@@ -224,8 +217,7 @@ fn check_winograd(g: ConvGeom, images: usize, avx512: bool, seed: u64) {
         for i in 0..images {
             let want = reference(&g, &xs[i], &weight, &bias);
             let residual = with_res.then_some(rs[i].as_slice());
-            let what =
-                format!("{g:?} x{images} avx512 {avx512} res {with_res} relu {relu}: image {i}");
+            let what = format!("{g:?} x{images} {isa} res {with_res} relu {relu}: image {i}");
             assert_conv_output(&g, ys[i].as_slice(), &want, residual, relu, &what);
         }
     }
@@ -234,7 +226,7 @@ fn check_winograd(g: ConvGeom, images: usize, avx512: bool, seed: u64) {
 #[test]
 fn winograd_convolutions_match_the_textbook() {
     let mut seed = 0;
-    for avx512 in [false, avx512_available()] {
+    for isa in Isa::available_all() {
         for (cin, cout) in [(16, 16), (5, 7), (32, 48), (20, 80), (64, 64)] {
             for (h, w) in [(2, 2), (4, 6), (8, 8), (32, 32), (16, 10)] {
                 for images in [1, 3] {
@@ -250,7 +242,7 @@ fn winograd_convolutions_match_the_textbook() {
                         ho: h,
                         wo: w,
                     };
-                    check_winograd(g, images, avx512, seed);
+                    check_winograd(g, images, isa, seed);
                 }
             }
         }
@@ -259,14 +251,14 @@ fn winograd_convolutions_match_the_textbook() {
 
 #[test]
 fn dense_layers_match_the_textbook() {
-    for avx512 in [false, avx512_available()] {
+    for isa in Isa::available_all() {
         for (input, output, rows) in [(64, 10, 1), (4096, 256, 8), (37, 19, 8), (16, 48, 3)] {
             let mut next = rng(input as u64);
             let weight: Vec<f32> = (0..input * output).map(|_| next()).collect();
             let bias: Vec<f32> = (0..output).map(|_| next()).collect();
             let (xs, ys) = (input + 5, output + 3);
             let x: Vec<f32> = (0..rows * xs).map(|_| next()).collect();
-            let plan = ConvPlan::dense(input, output, rows, avx512);
+            let plan = ConvPlan::dense(input, output, rows, isa);
             let mut packed = PackedConv::default();
             plan.pack(&weight, Some(&bias), &mut packed);
             let mut y = vec![f32::NAN; rows * ys];
@@ -290,7 +282,7 @@ fn dense_layers_match_the_textbook() {
 /// The shapes training's input gradients add (DenseNet's 1x1 convolutions transposed: many
 /// output channels from few), on the portable kernel.
 #[test]
-fn transposed_dense_block_shapes_match_the_textbook_portable() {
+fn transposed_dense_block_shapes_match_the_textbook() {
     let mut i = 0;
     for (cin, cout) in [
         (36, 16),
@@ -315,7 +307,9 @@ fn transposed_dense_block_shapes_match_the_textbook_portable() {
                     ho: h,
                     wo: h,
                 };
-                check_conv(g, false, i);
+                for isa in Isa::available_all() {
+                    check_conv(g, isa, i);
+                }
                 i += 1;
             }
         }

@@ -16,6 +16,8 @@
 
 use super::buffer::Aligned;
 use super::conv::{ConvGeom, ConvPlan, zero_border};
+use super::isa::Isa;
+use super::simd::{Simd, dispatch};
 
 /// Working memory of the transforms: `V` and `M` of one chunk.
 #[derive(Debug, Default)]
@@ -50,8 +52,8 @@ pub(crate) struct WinogradPlan {
     gemm: ConvPlan,
     /// Output tiles per chunk.
     chunk: usize,
-    /// Whether the transforms use AVX-512.
-    avx512: bool,
+    /// The transforms' instruction set.
+    isa: Isa,
 }
 
 impl WinogradPlan {
@@ -68,18 +70,18 @@ impl WinogradPlan {
     }
 
     /// Plans `geom` (which [`WinogradPlan::covers`]).
-    pub(crate) fn new(geom: ConvGeom, avx512: bool) -> Self {
+    pub(crate) fn new(geom: ConvGeom, isa: Isa) -> Self {
         assert!(Self::covers(&geom), "F(2x2, 3x3) does not cover {geom:?}");
         // V and M of a chunk (16 positions each) in about 1 MiB, the core's L2.
         let floats_per_tile = 16 * (geom.cin + geom.cout_padded());
         let chunk = ((1 << 18) / floats_per_tile).clamp(16, 512) / 16 * 16;
-        let gemm = ConvPlan::gemm(geom.cin, geom.cout, chunk, geom.cin, avx512);
+        let gemm = ConvPlan::gemm(geom.cin, geom.cout, chunk, geom.cin, isa);
         debug_assert!(gemm.tile_rows() <= chunk);
         Self {
             geom,
             gemm,
             chunk,
-            avx512,
+            isa,
         }
     }
 
@@ -194,7 +196,7 @@ impl WinogradPlan {
                 for t in 0..rows {
                     let (i, ty, tx) = at;
                     let src = x(i).add((2 * ty * (g.w + 2) + 2 * tx) * cin);
-                    input_transform(self.avx512, src, (g.w + 2) * cin, cin, v.add(t * cin), vs);
+                    input_transform(self.isa, src, (g.w + 2) * cin, cin, v.add(t * cin), vs);
                     at = step(at);
                 }
                 let u = packed.u.as_slice().as_ptr();
@@ -217,7 +219,7 @@ impl WinogradPlan {
                     let o = ((2 * ty + 1) * (g.w + 2) + 2 * tx + 1) * cout;
                     let r = res(i);
                     output_transform(
-                        self.avx512,
+                        self.isa,
                         m.add(t * coutp),
                         ms,
                         &packed.bias,
@@ -245,56 +247,59 @@ impl WinogradPlan {
 /// `dst[p * pos_stride + ch]`.
 ///
 /// # Safety
-/// The tile and the 16 destination rows must be valid; `avx512` only where the CPU has it.
+/// The tile and the 16 destination rows must be valid; `isa` must run on this CPU.
 #[inline]
 pub(crate) unsafe fn input_transform(
-    avx512: bool,
+    isa: Isa,
     src: *const f32,
     row: usize,
     c: usize,
     dst: *mut f32,
     pos_stride: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller guarantees the CPU and the pointers.
-        return unsafe { avx512::input_transform(src, row, c, dst, pos_stride) };
+    // SAFETY: the caller guarantees the CPU and the pointers.
+    unsafe {
+        dispatch!(isa, input_transform_simd::<V>(src: *const f32, row: usize, c: usize, dst: *mut f32, pos_stride: usize))
     }
-    let _ = avx512;
-    // SAFETY: as above.
-    unsafe { input_transform_any(src, row, c, dst, pos_stride) }
 }
 
+/// [`input_transform`], `V::LANES` channels at a time.
 #[inline(always)]
-unsafe fn input_transform_any(src: *const f32, row: usize, c: usize, dst: *mut f32, ps: usize) {
-    // SAFETY: the caller guarantees 4 rows of 4 pixels of `c` channels, and 16 rows of `c`.
-    unsafe {
-        let d = |i: usize, j: usize| std::slice::from_raw_parts(src.add(i * row + j * c), c);
-        let out = |p: usize| std::slice::from_raw_parts_mut(dst.add(p * ps), c);
-        let rows: [[&[f32]; 4]; 4] = [
-            [d(0, 0), d(0, 1), d(0, 2), d(0, 3)],
-            [d(1, 0), d(1, 1), d(1, 2), d(1, 3)],
-            [d(2, 0), d(2, 1), d(2, 2), d(2, 3)],
-            [d(3, 0), d(3, 1), d(3, 2), d(3, 3)],
-        ];
-        for ch in 0..c {
-            let e = |i: usize, j: usize| rows[i][j][ch];
-            // B^T d: combine rows.
-            let mut t = [[0.0f32; 4]; 4];
+unsafe fn input_transform_simd<V: Simd>(
+    src: *const f32,
+    row: usize,
+    c: usize,
+    dst: *mut f32,
+    ps: usize,
+) {
+    let mut ch = 0;
+    while ch < c {
+        // SAFETY: masked lanes stay inside the tile's channels and the destination rows.
+        unsafe {
+            let k = V::mask(c - ch);
+            let mut t = [[V::zero(); 4]; 4];
             for j in 0..4 {
-                t[0][j] = e(0, j) - e(2, j);
-                t[1][j] = e(1, j) + e(2, j);
-                t[2][j] = e(2, j) - e(1, j);
-                t[3][j] = e(1, j) - e(3, j);
+                let p = src.add(j * c + ch);
+                let d0 = V::load_masked(k, p);
+                let d1 = V::load_masked(k, p.add(row));
+                let d2 = V::load_masked(k, p.add(2 * row));
+                let d3 = V::load_masked(k, p.add(3 * row));
+                // B^T d: combine rows.
+                t[0][j] = V::sub(d0, d2);
+                t[1][j] = V::add(d1, d2);
+                t[2][j] = V::sub(d2, d1);
+                t[3][j] = V::sub(d1, d3);
             }
             // (B^T d) B: combine columns.
             for (i, r) in t.iter().enumerate() {
-                out(4 * i)[ch] = r[0] - r[2];
-                out(4 * i + 1)[ch] = r[1] + r[2];
-                out(4 * i + 2)[ch] = r[2] - r[1];
-                out(4 * i + 3)[ch] = r[1] - r[3];
+                let o = dst.add(4 * i * ps + ch);
+                V::store_masked(k, o, V::sub(r[0], r[2]));
+                V::store_masked(k, o.add(ps), V::add(r[1], r[2]));
+                V::store_masked(k, o.add(2 * ps), V::sub(r[2], r[1]));
+                V::store_masked(k, o.add(3 * ps), V::sub(r[1], r[3]));
             }
         }
+        ch += V::LANES;
     }
 }
 
@@ -303,12 +308,12 @@ unsafe fn input_transform_any(src: *const f32, row: usize, c: usize, dst: *mut f
 /// apart, pixels `c` apart (`res` likewise, or null).
 ///
 /// # Safety
-/// The 16 source rows, the output tile and the residual tile must be valid; `avx512` only
-/// where the CPU has it.
+/// The 16 source rows, the output tile and the residual tile must be valid; `isa` must run on
+/// this CPU.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn output_transform(
-    avx512: bool,
+    isa: Isa,
     m: *const f32,
     pos_stride: usize,
     bias: &[f32],
@@ -318,21 +323,18 @@ unsafe fn output_transform(
     res: *const f32,
     relu: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller guarantees the CPU and the pointers.
-        return unsafe { avx512::output_transform(m, pos_stride, bias, y, row, c, res, relu) };
+    // SAFETY: the caller guarantees the CPU and the pointers.
+    unsafe {
+        dispatch!(isa, output_transform_simd::<V>(m: *const f32, pos_stride: usize, bias: &[f32], y: *mut f32, row: usize, c: usize, res: *const f32, relu: bool))
     }
-    let _ = avx512;
-    // SAFETY: as above.
-    unsafe { output_transform_any(m, pos_stride, bias, y, row, c, res, relu) }
 }
 
+/// [`output_transform`], `V::LANES` channels at a time.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn output_transform_any(
+unsafe fn output_transform_simd<V: Simd>(
     m: *const f32,
-    pos_stride: usize,
+    ps: usize,
     bias: &[f32],
     y: *mut f32,
     row: usize,
@@ -340,172 +342,43 @@ unsafe fn output_transform_any(
     res: *const f32,
     relu: bool,
 ) {
-    // SAFETY: the caller guarantees the 16 rows of `c`, and the 2x2 output (and residual)
-    // pixels.
-    unsafe {
-        let mm: [&[f32]; 16] =
-            std::array::from_fn(|p| std::slice::from_raw_parts(m.add(p * pos_stride), c));
-        let outs: [&mut [f32]; 4] = [
-            std::slice::from_raw_parts_mut(y, c),
-            std::slice::from_raw_parts_mut(y.add(c), c),
-            std::slice::from_raw_parts_mut(y.add(row), c),
-            std::slice::from_raw_parts_mut(y.add(row + c), c),
-        ];
-        let zeros = [0.0f32; 0];
-        let rs: [&[f32]; 4] = if res.is_null() {
-            [&zeros; 4]
-        } else {
-            [
-                std::slice::from_raw_parts(res, c),
-                std::slice::from_raw_parts(res.add(c), c),
-                std::slice::from_raw_parts(res.add(row), c),
-                std::slice::from_raw_parts(res.add(row + c), c),
-            ]
-        };
-        let [o00, o01, o10, o11] = outs;
-        for ch in 0..c {
-            let e = |p: usize| mm[p][ch];
+    let mut ch = 0;
+    while ch < c {
+        // SAFETY: masked lanes stay inside the channels of the tile, the bias and the
+        // residual.
+        unsafe {
+            let k = V::mask(c - ch);
+            let mut s0 = [V::zero(); 4];
+            let mut s1 = [V::zero(); 4];
             // A^T M: two rows of 4.
-            let mut s = [[0.0f32; 4]; 2];
             for j in 0..4 {
-                s[0][j] = e(j) + e(4 + j) + e(8 + j);
-                s[1][j] = e(4 + j) - e(8 + j) - e(12 + j);
+                let p = m.add(j * ps + ch);
+                let m0 = V::load_masked(k, p);
+                let m1 = V::load_masked(k, p.add(4 * ps));
+                let m2 = V::load_masked(k, p.add(8 * ps));
+                let m3 = V::load_masked(k, p.add(12 * ps));
+                s0[j] = V::add(V::add(m0, m1), m2);
+                s1[j] = V::sub(V::sub(m1, m2), m3);
             }
-            let b = bias[ch];
-            let mut out = [
-                s[0][0] + s[0][1] + s[0][2] + b,
-                s[0][1] - s[0][2] - s[0][3] + b,
-                s[1][0] + s[1][1] + s[1][2] + b,
-                s[1][1] - s[1][2] - s[1][3] + b,
+            let b = V::load_masked(k, bias.as_ptr().add(ch));
+            let out = [
+                V::add(V::add(V::add(s0[0], s0[1]), s0[2]), b),
+                V::add(V::sub(V::sub(s0[1], s0[2]), s0[3]), b),
+                V::add(V::add(V::add(s1[0], s1[1]), s1[2]), b),
+                V::add(V::sub(V::sub(s1[1], s1[2]), s1[3]), b),
             ];
-            if !res.is_null() {
-                for (o, r) in out.iter_mut().zip(&rs) {
-                    *o += r[ch];
+            let offsets = [0, c, row, row + c];
+            for (v, off) in out.into_iter().zip(offsets) {
+                let mut v = v;
+                if !res.is_null() {
+                    v = V::add(v, V::load_masked(k, res.add(off + ch)));
                 }
+                if relu {
+                    v = V::relu(v);
+                }
+                V::store_masked(k, y.add(off + ch), v);
             }
-            if relu {
-                for o in out.iter_mut() {
-                    // Keeps a NaN, like PyTorch's relu.
-                    *o = if *o < 0.0 { 0.0 } else { *o };
-                }
-            }
-            o00[ch] = out[0];
-            o01[ch] = out[1];
-            o10[ch] = out[2];
-            o11[ch] = out[3];
         }
-    }
-}
-
-/// The transforms 16 channels at a time.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    fn mask(lanes: usize) -> __mmask16 {
-        if lanes >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << lanes) - 1) as __mmask16
-        }
-    }
-
-    /// See `super::input_transform`.
-    ///
-    /// # Safety
-    /// As `super::input_transform`, on a CPU with AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn input_transform(
-        src: *const f32,
-        row: usize,
-        c: usize,
-        dst: *mut f32,
-        ps: usize,
-    ) {
-        let mut ch = 0;
-        while ch < c {
-            let k = mask(c - ch);
-            // SAFETY: masked lanes stay inside the tile's channels.
-            unsafe {
-                let mut t = [[_mm512_setzero_ps(); 4]; 4];
-                for j in 0..4 {
-                    let p = src.add(j * c + ch);
-                    let d0 = _mm512_maskz_loadu_ps(k, p);
-                    let d1 = _mm512_maskz_loadu_ps(k, p.add(row));
-                    let d2 = _mm512_maskz_loadu_ps(k, p.add(2 * row));
-                    let d3 = _mm512_maskz_loadu_ps(k, p.add(3 * row));
-                    t[0][j] = _mm512_sub_ps(d0, d2);
-                    t[1][j] = _mm512_add_ps(d1, d2);
-                    t[2][j] = _mm512_sub_ps(d2, d1);
-                    t[3][j] = _mm512_sub_ps(d1, d3);
-                }
-                for (i, r) in t.iter().enumerate() {
-                    let o = dst.add(4 * i * ps + ch);
-                    _mm512_mask_storeu_ps(o, k, _mm512_sub_ps(r[0], r[2]));
-                    _mm512_mask_storeu_ps(o.add(ps), k, _mm512_add_ps(r[1], r[2]));
-                    _mm512_mask_storeu_ps(o.add(2 * ps), k, _mm512_sub_ps(r[2], r[1]));
-                    _mm512_mask_storeu_ps(o.add(3 * ps), k, _mm512_sub_ps(r[1], r[3]));
-                }
-            }
-            ch += 16;
-        }
-    }
-
-    /// See `super::output_transform`.
-    ///
-    /// # Safety
-    /// As `super::output_transform`, on a CPU with AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn output_transform(
-        m: *const f32,
-        ps: usize,
-        bias: &[f32],
-        y: *mut f32,
-        row: usize,
-        c: usize,
-        res: *const f32,
-        relu: bool,
-    ) {
-        let zero = _mm512_setzero_ps();
-        let mut ch = 0;
-        while ch < c {
-            let k = mask(c - ch);
-            // SAFETY: masked lanes stay inside the channels of the tile, the bias and the
-            // residual.
-            unsafe {
-                let mut s0 = [zero; 4];
-                let mut s1 = [zero; 4];
-                for j in 0..4 {
-                    let p = m.add(j * ps + ch);
-                    let m0 = _mm512_maskz_loadu_ps(k, p);
-                    let m1 = _mm512_maskz_loadu_ps(k, p.add(4 * ps));
-                    let m2 = _mm512_maskz_loadu_ps(k, p.add(8 * ps));
-                    let m3 = _mm512_maskz_loadu_ps(k, p.add(12 * ps));
-                    s0[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                    s1[j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-                }
-                let b = _mm512_maskz_loadu_ps(k, bias.as_ptr().add(ch));
-                let out = [
-                    _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b),
-                    _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b),
-                    _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b),
-                    _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b),
-                ];
-                let offsets = [0, c, row, row + c];
-                for (v, off) in out.into_iter().zip(offsets) {
-                    let mut v = v;
-                    if !res.is_null() {
-                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res.add(off + ch)));
-                    }
-                    if relu {
-                        // max(0, v) keeps a NaN, like PyTorch's relu.
-                        v = _mm512_max_ps(zero, v);
-                    }
-                    _mm512_mask_storeu_ps(y.add(off + ch), k, v);
-                }
-            }
-            ch += 16;
-        }
+        ch += V::LANES;
     }
 }

@@ -926,6 +926,7 @@ impl Ctx<'_> {
                     false,
                 ),
                 ImageOp::BnStats { x, bn } => kernels::bn_stats(
+                    plan.kernels.isa,
                     shape(x),
                     self.v(x, i),
                     self.bn(bn, 0, i),
@@ -940,6 +941,7 @@ impl Ctx<'_> {
                     res,
                     relu,
                 } => kernels::bn_apply(
+                    plan.kernels.isa,
                     shape(x),
                     self.v(x, i),
                     self.v(y, i),
@@ -950,9 +952,16 @@ impl Ctx<'_> {
                     relu,
                 ),
                 ImageOp::Relu { x, y } => kernels::relu(shape(x), self.v(x, i), self.v(y, i)),
-                ImageOp::Pool { x, y, k, s, max } => {
-                    pool(shape(x), shape(y), self.v(x, i), self.v(y, i), k, s, max)
-                }
+                ImageOp::Pool { x, y, k, s, max } => pool(
+                    plan.kernels.isa,
+                    shape(x),
+                    shape(y),
+                    self.v(x, i),
+                    self.v(y, i),
+                    k,
+                    s,
+                    max,
+                ),
                 ImageOp::GlobalAvg { x, y } => {
                     kernels::global_avg(shape(x), self.v(x, i), self.v(y, i))
                 }
@@ -984,6 +993,7 @@ impl Ctx<'_> {
                     relu,
                     res,
                 } => kernels::bn_grad(
+                    plan.kernels.isa,
                     shape(x),
                     self.v(x, i),
                     match (relu, res) {
@@ -1001,6 +1011,7 @@ impl Ctx<'_> {
                     s.bn.as_mut_ptr(),
                 ),
                 ImageOp::BnInputGrad { x, y, bn, add } => kernels::bn_input_grad(
+                    plan.kernels.isa,
                     shape(x),
                     self.v(x, i),
                     self.g(y, i),
@@ -1013,6 +1024,7 @@ impl Ctx<'_> {
                     kernels::period(plan.bns[bn].channels),
                 ),
                 ImageOp::ReluGrad { x, y, add } => kernels::relu_grad(
+                    plan.kernels.isa,
                     shape(y),
                     self.v(y, i),
                     self.g(y, i),
@@ -1030,6 +1042,7 @@ impl Ctx<'_> {
                     max,
                     add,
                 } => kernels::pool_grad(
+                    plan.kernels.isa,
                     shape(x),
                     shape(y),
                     self.v(x, i),
@@ -1041,13 +1054,18 @@ impl Ctx<'_> {
                     stride,
                     max,
                 ),
-                ImageOp::GlobalAvgGrad { x, y, add } => {
-                    kernels::global_avg_grad(shape(x), self.g(y, i), self.g(x, i), add)
-                }
+                ImageOp::GlobalAvgGrad { x, y, add } => kernels::global_avg_grad(
+                    plan.kernels.isa,
+                    shape(x),
+                    self.g(y, i),
+                    self.g(x, i),
+                    add,
+                ),
                 ImageOp::FlattenGrad { x, y, add } => {
                     kernels::flatten_grad(shape(x), self.g(y, i), self.g(x, i), add)
                 }
                 ImageOp::AddGrad { a, b, y, relu } => kernels::relu_grad(
+                    plan.kernels.isa,
                     shape(y),
                     self.v(y, i),
                     self.g(y, i),

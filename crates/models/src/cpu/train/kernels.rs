@@ -3,9 +3,10 @@
 //! addition and concatenation, over padded NHWC activations (or feature vectors).
 //!
 //! Every loop runs over the channels of one pixel, contiguous in NHWC, so it vectorizes; each
-//! kernel is compiled once for AVX-512 and once portably, chosen at run time.
+//! kernel is compiled once per instruction set ([`Isa`]) and run with the plan's.
 
 use super::super::conv::zero_border;
+use super::super::isa::Isa;
 use super::super::plan::Shape;
 
 /// The contiguous runs of an image's interior: `(start, pixels)`, each pixel `c` floats.
@@ -60,30 +61,18 @@ pub(crate) unsafe fn clear_border(shape: Shape, y: *mut f32) {
     }
 }
 
-macro_rules! dispatch {
+/// Defines `name(isa, args)`: the `#[inline(always)]` loop `body` compiled for `isa`.
+macro_rules! per_isa {
     ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
         $(#[$doc])*
         ///
         /// # Safety
         /// Every pointer must hold one image of its shape; outputs may alias inputs only where
-        /// the operation says so.
+        /// the operation says so; `isa` must run on this CPU.
         #[allow(clippy::too_many_arguments)]
-        pub(crate) unsafe fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn wide($($arg: $ty),*) {
-                    // SAFETY: as the caller's.
-                    unsafe { $body($($arg),*) }
-                }
-                if super::super::avx512_available() {
-                    // SAFETY: the CPU has AVX-512; the caller guarantees the buffers.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
+        pub(crate) unsafe fn $name(isa: Isa, $($arg: $ty),*) {
             // SAFETY: as the caller's.
-            unsafe { $body($($arg),*) }
+            unsafe { super::super::simd::dispatch!(isa, $body($($arg: $ty),*)) }
         }
     };
 }
@@ -142,7 +131,7 @@ fn periodic(row: &[f32], period: usize) -> impl Iterator<Item = &[f32]> {
     row.chunks(period)
 }
 
-dispatch!(
+per_isa!(
     /// The image's share of a BatchNorm's statistics of `x`: per channel the image's mean
     /// (`mean`) and the sum of squared deviations from it (`m2`). `scratch` holds `2 period`
     /// floats.
@@ -201,7 +190,7 @@ unsafe fn bn_stats_any(
     }
 }
 
-dispatch!(
+per_isa!(
     /// `y = relu?(x * scale + shift + res)` per channel (`res` null: none); `y` is not `x`;
     /// `scale` and `shift` expanded to `period` floats.
     bn_apply => bn_apply_any(
@@ -257,7 +246,7 @@ unsafe fn bn_apply_any(
     }
 }
 
-dispatch!(
+per_isa!(
     /// The gradient `g` of `y = relu?(bn(x) + res)` through the ReLU (in place, 0 where the
     /// `mask` says the unit was off), copied or added to `res_grad` (null: none), and the
     /// image's share of the BatchNorm's parameter gradients: per channel `sum g` and
@@ -362,7 +351,7 @@ unsafe fn bn_grad_any(
     }
 }
 
-dispatch!(
+per_isa!(
     /// `dx (+)= a * g + b * (x - mean) + c` per channel, BatchNorm's input gradient; `dx` may
     /// be `g` (then `add` is false); the coefficients expanded to `period` floats.
     bn_input_grad => bn_input_grad_any(
@@ -438,7 +427,7 @@ unsafe fn bn_input_grad_any(
     }
 }
 
-dispatch!(
+per_isa!(
     /// `dx (+)= g` where `y > 0`, else 0 (ReLU's gradient; `dx` may be `g`, then `add` is
     /// false). With `db` not null, the same for a second gradient (an addition's operands).
     relu_grad => relu_grad_any(
@@ -493,7 +482,7 @@ unsafe fn relu_grad_any(
     }
 }
 
-dispatch!(
+per_isa!(
     /// The gradient of a `k x k`, stride `s` pooling from `x` to `y`: each output's gradient
     /// goes to the window element the max took (the first maximum, as `x` and `y` say), or is
     /// spread evenly over the window for an average.
@@ -567,7 +556,7 @@ unsafe fn pool_grad_any(
     }
 }
 
-dispatch!(
+per_isa!(
     /// `dx (+)= g / (h w)` at every pixel: the gradient of a global average pool.
     global_avg_grad => global_avg_grad_any(shape: Shape, g: *const f32, dx: *mut f32, add: bool)
 );

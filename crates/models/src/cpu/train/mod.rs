@@ -41,7 +41,7 @@ mod plan;
 mod wgrad;
 mod winograd_grad;
 
-use super::avx512_available;
+use super::isa::Isa;
 use super::plan::Kernels;
 use crate::forward::Gates;
 use crate::graph::Layer;
@@ -74,20 +74,20 @@ impl CpuTrainer {
     /// Compiles `layers` (whose tensors `layout` describes) for images of shape `[c, h, w]`,
     /// with the fastest kernels this CPU has. Fails on graphs the kernels do not cover.
     pub fn new(layers: &[Layer], layout: &ParamLayout, input: [usize; 3]) -> Result<Self> {
-        Self::with_kernels(layers, layout, input, avx512_available(), true)
+        Self::with_kernels(layers, layout, input, Isa::best(), true)
     }
 
-    /// [`CpuTrainer::new`] with a choice of kernels: `avx512` (where the CPU has it) or the
-    /// portable ones; `winograd` for the 3x3 stride-1 convolutions with 16 or more input
+    /// [`CpuTrainer::new`] with a choice of kernels: those of `isa` (an error where this CPU
+    /// does not run it); `winograd` for the 3x3 stride-1 convolutions with 64 or more input
     /// channels (forward and input gradient), else the direct kernel everywhere.
     pub fn with_kernels(
         layers: &[Layer],
         layout: &ParamLayout,
         input: [usize; 3],
-        avx512: bool,
+        isa: Isa,
         winograd: bool,
     ) -> Result<Self> {
-        let kernels = Kernels::choose(avx512, winograd, TRAIN_WINOGRAD_MIN_CHANNELS);
+        let kernels = Kernels::choose(isa, winograd, TRAIN_WINOGRAD_MIN_CHANNELS)?;
         Ok(Self {
             plan: TrainPlan::compile(layers, layout, input, kernels)?,
         })
@@ -134,8 +134,8 @@ impl CpuTrainer {
         Gates::from_host(relus, pools, device)
     }
 
-    /// Whether the AVX-512 kernels run (else the portable ones).
-    pub fn uses_avx512(&self) -> bool {
-        self.plan.kernels.avx512
+    /// The instruction set of the kernels.
+    pub fn isa(&self) -> Isa {
+        self.plan.kernels.isa
     }
 }

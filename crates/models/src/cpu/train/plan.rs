@@ -9,6 +9,7 @@
 //! barriers between stages.
 
 use super::super::conv::{ConvGeom, ConvPlan};
+use super::super::isa::Isa;
 use super::super::plan::{ConvKernel, Kernels, Shape};
 use super::super::winograd::WinogradPlan;
 use super::wgrad::WgradPlan;
@@ -668,16 +669,16 @@ impl Builder {
             forward: self.kernel(geom),
             data: needs_grad.then(|| match geom.stride {
                 1 => DataKernel::Flipped(self.kernel(data_geom)),
-                2 => DataKernel::Phases(phases(&geom, self.kernels.avx512)),
+                2 => DataKernel::Phases(phases(&geom, self.kernels.isa)),
                 _ => DataKernel::Spread(self.kernel(data_geom)),
             }),
             weight_grad: if WinogradPlan::covers(&geom)
                 && self.kernels.winograd_from != usize::MAX
                 && cin >= WINOGRAD_GRAD_MIN_CHANNELS
             {
-                WeightGradKernel::Winograd(WinogradGrad::new(geom, self.kernels.avx512))
+                WeightGradKernel::Winograd(WinogradGrad::new(geom, self.kernels.isa))
             } else {
-                WeightGradKernel::Direct(WgradPlan::conv(&geom, self.kernels.avx512))
+                WeightGradKernel::Direct(WgradPlan::conv(&geom, self.kernels.isa))
             },
             partial: 0,
             bias_partial: 0,
@@ -694,9 +695,9 @@ impl Builder {
 
     fn kernel(&self, geom: ConvGeom) -> ConvKernel {
         if WinogradPlan::covers(&geom) && geom.cin >= self.kernels.winograd_from {
-            ConvKernel::Winograd(WinogradPlan::new(geom, self.kernels.avx512))
+            ConvKernel::Winograd(WinogradPlan::new(geom, self.kernels.isa))
         } else {
-            ConvKernel::Direct(ConvPlan::new(geom, self.kernels.avx512))
+            ConvKernel::Direct(ConvPlan::new(geom, self.kernels.isa))
         }
     }
 
@@ -708,16 +709,16 @@ impl Builder {
             l.input,
             self.shapes[x].channels()
         );
-        let avx512 = self.kernels.avx512;
+        let isa = self.kernels.isa;
         let stride = |n: usize| n.div_ceil(16) * 16;
         self.denses.push(TrainDense {
             weight: l.weight,
             bias: l.bias,
             input: l.input,
             output: l.output,
-            forward: ConvPlan::gemm(l.input, l.output, DENSE_ROWS, stride(l.input), avx512),
-            data: ConvPlan::gemm(l.output, l.input, DENSE_ROWS, stride(l.output), avx512),
-            weight_grad: WgradPlan::dense(l.input, l.output, avx512),
+            forward: ConvPlan::gemm(l.input, l.output, DENSE_ROWS, stride(l.input), isa),
+            data: ConvPlan::gemm(l.output, l.input, DENSE_ROWS, stride(l.output), isa),
+            weight_grad: WgradPlan::dense(l.input, l.output, isa),
         });
         let y = self.value(Shape::Flat(l.output));
         self.uses[x] += 1;
@@ -833,7 +834,7 @@ impl Builder {
 
 /// The 4 output phases of the transpose of the stride-2 convolution `g`: input row `2a + py`
 /// gets tap row `ky` from output row `a + (py + pad - ky) / 2` when the parities match.
-fn phases(g: &ConvGeom, avx512: bool) -> Vec<Phase> {
+fn phases(g: &ConvGeom, isa: Isa) -> Vec<Phase> {
     let wpo = (g.wo + 2) as isize;
     let reach = |p: usize, k: usize| -> Option<isize> {
         let d = (p + g.pad) as isize - k as isize;
@@ -854,7 +855,7 @@ fn phases(g: &ConvGeom, avx512: bool) -> Vec<Phase> {
             }
             let (rows, cols) = ((g.h - py).div_ceil(2), (g.w - px).div_ceil(2));
             let plan = (!taps.is_empty())
-                .then(|| ConvPlan::grid(g.cout, g.cin, rows, cols, offsets, g.cout, avx512));
+                .then(|| ConvPlan::grid(g.cout, g.cin, rows, cols, offsets, g.cout, isa));
             out.push(Phase { py, px, taps, plan });
         }
     }

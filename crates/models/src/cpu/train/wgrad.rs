@@ -14,6 +14,12 @@
 //! result does not depend on how tasks are spread over threads.
 
 use super::super::conv::ConvGeom;
+use super::super::isa::Isa;
+#[cfg(target_arch = "aarch64")]
+use super::super::simd::Neon;
+use super::super::simd::Simd;
+#[cfg(target_arch = "x86_64")]
+use super::super::simd::{Avx2, Avx512};
 
 /// One sweep of the reduction: the output pixels of one image (or the rows of a batch).
 #[derive(Clone, Copy)]
@@ -90,8 +96,9 @@ pub(crate) struct WgradPlan {
     /// Input offset of each row in floats (`tap offset + channel`), padded with zeros to whole
     /// row tiles.
     offsets: Vec<isize>,
-    /// The AVX-512 tile (None: the portable one).
-    fast: Option<TaskFn>,
+    /// The instruction set, and its tile for this shape.
+    isa: Isa,
+    kernel: TaskFn,
     /// Kernel size and input channels, for the conversion to PyTorch's layout.
     taps: usize,
     cin: usize,
@@ -104,14 +111,14 @@ impl std::fmt::Debug for WgradPlan {
             .field("cout", &self.cout)
             .field("tile", &(self.rc, 16 * self.nv))
             .field("by_rows", &self.by_rows)
-            .field("avx512", &self.fast.is_some())
+            .field("isa", &self.isa)
             .finish()
     }
 }
 
 impl WgradPlan {
     /// The weight gradient of a convolution of `geom` over padded NHWC activations.
-    pub(crate) fn conv(geom: &ConvGeom, avx512: bool) -> Self {
+    pub(crate) fn conv(geom: &ConvGeom, isa: Isa) -> Self {
         let wp = (geom.w + 2) as isize;
         let cin = geom.cin as isize;
         let offsets = (0..geom.kernel as isize)
@@ -120,25 +127,23 @@ impl WgradPlan {
                     .flat_map(move |kx| (0..cin).map(move |ci| (ky * wp + kx) * cin + ci))
             })
             .collect();
-        Self::new(
-            offsets,
-            geom.cout,
-            geom.kernel * geom.kernel,
-            geom.cin,
-            avx512,
-        )
+        Self::new(offsets, geom.cout, geom.kernel * geom.kernel, geom.cin, isa)
     }
 
     /// The weight gradient of a linear layer `input -> output` over rows of a batch.
-    pub(crate) fn dense(input: usize, output: usize, avx512: bool) -> Self {
-        Self::new((0..input as isize).collect(), output, 1, input, avx512)
+    pub(crate) fn dense(input: usize, output: usize, isa: Isa) -> Self {
+        Self::new((0..input as isize).collect(), output, 1, input, isa)
     }
 
-    fn new(mut offsets: Vec<isize>, cout: usize, taps: usize, cin: usize, avx512: bool) -> Self {
+    fn new(mut offsets: Vec<isize>, cout: usize, taps: usize, cin: usize, isa: Isa) -> Self {
         let depth = offsets.len();
         let vectors = cout.div_ceil(16);
-        let fast = avx512 && cfg!(target_arch = "x86_64");
-        if fast && vectors == 1 && cout.is_multiple_of(ROWS_RC) && cin.is_multiple_of(16) {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512
+            && vectors == 1
+            && cout.is_multiple_of(ROWS_RC)
+            && cin.is_multiple_of(16)
+        {
             offsets.resize(depth.div_ceil(16 * ROWS_NQ) * 16 * ROWS_NQ, 0);
             return Self {
                 depth,
@@ -148,23 +153,30 @@ impl WgradPlan {
                 rc: ROWS_RC,
                 by_rows: true,
                 offsets,
-                fast: select_rows(),
+                isa,
+                kernel: tile_rows_avx512::<ROWS_NQ, ROWS_RC>,
                 taps,
                 cin,
             };
         }
-        // Wider tiles need fewer broadcasts per multiply-add; 24-28 accumulators of 32 registers.
-        let (nv, rc) = if vectors.is_multiple_of(4) {
-            (4, 6)
+        let widest = if vectors.is_multiple_of(4) {
+            4
         } else if vectors.is_multiple_of(3) {
-            (3, 8)
+            3
         } else if vectors.is_multiple_of(2) {
-            (2, 12)
+            2
         } else {
-            (1, 24)
+            1
+        };
+        // Wider tiles need fewer broadcasts per multiply-add: 24-28 accumulators of AVX-512's
+        // 32 registers, 12 of AVX2's 16 and 24 of NEON's 32 (one block of 16 channels by 6
+        // rows); the portable loop keeps one row.
+        let (nv, rc) = match isa {
+            Isa::Avx512 => (widest, 24 / widest),
+            Isa::Avx2 | Isa::Neon => (1, 6),
+            Isa::Portable => (widest, 1),
         };
         offsets.resize(depth.div_ceil(rc) * rc, 0);
-        let fast = if avx512 { select(nv, rc) } else { None };
         Self {
             depth,
             cout,
@@ -173,7 +185,8 @@ impl WgradPlan {
             rc,
             by_rows: false,
             offsets,
-            fast,
+            isa,
+            kernel: select(isa, nv, rc),
             taps,
             cin,
         }
@@ -218,17 +231,7 @@ impl WgradPlan {
         first: bool,
     ) {
         // SAFETY: forwarded.
-        unsafe {
-            match self.fast {
-                Some(f) => f(self, tasks, s, acc, first),
-                None => {
-                    for task in tasks {
-                        let (tile, block) = self.task(task);
-                        portable(self, tile, block, s, acc, first);
-                    }
-                }
-            }
-        }
+        unsafe { (self.kernel)(self, tasks, s, acc, first) }
     }
 
     /// The (row tile, output-channel block) of a task.
@@ -268,11 +271,146 @@ impl WgradPlan {
     }
 }
 
-/// The portable tile: the same loop order, one row at a time.
+/// The transposed tile (AVX-512 only): vectors of 16 rows, output channels broadcast.
+#[cfg(target_arch = "x86_64")]
+const ROWS_NQ: usize = 3;
+#[cfg(target_arch = "x86_64")]
+const ROWS_RC: usize = 8;
+
+/// The tile of `nv` blocks of 16 output channels by `rc` rows on `isa`.
+fn select(isa: Isa, nv: usize, rc: usize) -> TaskFn {
+    match (isa, nv, rc) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 4, 6) => tile_avx512::<4, 6>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 3, 8) => tile_avx512::<3, 8>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 2, 12) => tile_avx512::<2, 12>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 1, 24) => tile_avx512::<1, 24>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 1, 6) => tile_avx2::<6>,
+        #[cfg(target_arch = "aarch64")]
+        (Isa::Neon, 1, 6) => tile_neon::<6>,
+        (Isa::Portable, 1, 1) => tile_portable::<16>,
+        (Isa::Portable, 2, 1) => tile_portable::<32>,
+        (Isa::Portable, 3, 1) => tile_portable::<48>,
+        (Isa::Portable, 4, 1) => tile_portable::<64>,
+        _ => unreachable!("a planned tile shape"),
+    }
+}
+
+/// The tiles of the tasks `tasks`, `RC` rows by `VB` vectors each, over one sweep.
+///
+/// # Safety
+/// The CPU must run `V`'s instructions; as [`WgradPlan::run`].
+#[inline(always)]
+unsafe fn tiles<V: Simd, const VB: usize, const RC: usize>(
+    plan: &WgradPlan,
+    tasks: std::ops::Range<usize>,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    for (tile, block) in tasks.map(|t| plan.task(t)) {
+        // SAFETY: forwarded.
+        unsafe { one::<V, VB, RC>(plan, tile, block, s, acc, first) };
+    }
+}
+
+/// [`tiles`] on AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F; as [`WgradPlan::run`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const NV: usize, const RC: usize>(
+    plan: &WgradPlan,
+    tasks: std::ops::Range<usize>,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    // SAFETY: forwarded.
+    unsafe { tiles::<Avx512, NV, RC>(plan, tasks, s, acc, first) }
+}
+
+/// [`tiles`] on AVX2, one block of 16 channels (two vectors) wide.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; as [`WgradPlan::run`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const RC: usize>(
+    plan: &WgradPlan,
+    tasks: std::ops::Range<usize>,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    // SAFETY: forwarded.
+    unsafe { tiles::<Avx2, 2, RC>(plan, tasks, s, acc, first) }
+}
+
+/// [`tiles`] on NEON, one block of 16 channels (four vectors) wide.
 ///
 /// # Safety
 /// As [`WgradPlan::run`].
-unsafe fn portable(
+#[cfg(target_arch = "aarch64")]
+unsafe fn tile_neon<const RC: usize>(
+    plan: &WgradPlan,
+    tasks: std::ops::Range<usize>,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    // SAFETY: forwarded.
+    unsafe { tiles::<Neon, 4, RC>(plan, tasks, s, acc, first) }
+}
+
+/// [`tiles`] in plain floats, one row of `VB` channels at a time.
+///
+/// # Safety
+/// As [`WgradPlan::run`].
+unsafe fn tile_portable<const VB: usize>(
+    plan: &WgradPlan,
+    tasks: std::ops::Range<usize>,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    // SAFETY: forwarded.
+    unsafe { tiles::<f32, VB, 1>(plan, tasks, s, acc, first) }
+}
+
+/// Transposed tiles (`NQ` vectors of 16 rows by `RC` output channels), one per task.
+///
+/// # Safety
+/// The CPU must support AVX-512F; as [`WgradPlan::run`], and the plan's rows of a vector
+/// must be contiguous in the input (whole 16-channel runs of one tap).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_rows_avx512<const NQ: usize, const RC: usize>(
+    plan: &WgradPlan,
+    tasks: std::ops::Range<usize>,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    for (tile, block) in tasks.map(|t| plan.task(t)) {
+        // SAFETY: forwarded.
+        unsafe { one_rows::<Avx512, NQ, RC>(plan, tile, block, s, acc, first) };
+    }
+}
+
+/// One transposed tile over one sweep: `NQ` vectors of `V::LANES` rows.
+///
+/// # Safety
+/// As [`tile_rows_avx512`], with `V`'s instructions.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (channel, vector) indices name the registers
+#[cfg(target_arch = "x86_64")]
+unsafe fn one_rows<V: Simd, const NQ: usize, const RC: usize>(
     plan: &WgradPlan,
     tile: usize,
     block: usize,
@@ -280,228 +418,107 @@ unsafe fn portable(
     acc: *mut f32,
     first: bool,
 ) {
-    let width = 16 * plan.nv;
-    let lanes = plan.cout.saturating_sub(block * width).min(width);
-    let mut sums = [0.0f32; 64];
-    for r in 0..plan.rc {
-        let row = tile * plan.rc + r;
-        let off = plan.offsets[row];
-        // SAFETY: the caller guarantees the sweep's pixels and the accumulator.
-        unsafe {
-            let dst = acc.add(row * plan.coutp + block * width);
-            let sums = &mut sums[..width];
-            if first {
-                sums.fill(0.0);
-            } else {
-                sums.copy_from_slice(std::slice::from_raw_parts(dst, width));
-            }
-            for oy in 0..s.rows {
-                let xr = s.x.offset(oy as isize * s.x_row + off);
-                let dr = s.dy.offset(oy as isize * s.dy_row).add(block * width);
-                for ox in 0..s.cols {
-                    let xv = *xr.add(ox * s.x_ps);
-                    let d = std::slice::from_raw_parts(dr.add(ox * s.dy_ps), lanes);
-                    for (a, g) in sums.iter_mut().zip(d) {
-                        *a += xv * g;
-                    }
-                }
-            }
-            std::ptr::copy_nonoverlapping(sums.as_ptr(), dst, width);
-        }
-    }
-}
-
-/// The transposed tile: vectors of 16 rows, output channels broadcast.
-const ROWS_NQ: usize = 3;
-const ROWS_RC: usize = 8;
-
-#[cfg(target_arch = "x86_64")]
-fn select_rows() -> Option<TaskFn> {
-    Some(avx512::tile_rows::<ROWS_NQ, ROWS_RC>)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn select_rows() -> Option<TaskFn> {
-    None
-}
-
-#[cfg(target_arch = "x86_64")]
-fn select(nv: usize, rc: usize) -> Option<TaskFn> {
-    use avx512::tile;
-    Some(match (nv, rc) {
-        (4, 6) => tile::<4, 6>,
-        (3, 8) => tile::<3, 8>,
-        (2, 12) => tile::<2, 12>,
-        (1, 24) => tile::<1, 24>,
-        _ => return None,
-    })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn select(_nv: usize, _rc: usize) -> Option<TaskFn> {
-    None
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{Sweep, WgradPlan};
-    use std::arch::x86_64::*;
-
-    /// Tiles of `RC` rows by `NV` vectors over one sweep, one per task.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; as [`WgradPlan::run`].
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile<const NV: usize, const RC: usize>(
-        plan: &WgradPlan,
-        tasks: std::ops::Range<usize>,
-        s: &Sweep,
-        acc: *mut f32,
-        first: bool,
-    ) {
-        for (tile, block) in tasks.map(|t| plan.task(t)) {
-            // SAFETY: forwarded.
-            unsafe { one::<NV, RC>(plan, tile, block, s, acc, first) };
-        }
-    }
-
-    /// Transposed tiles (`NQ` vectors of 16 rows by `RC` output channels), one per task.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; as [`WgradPlan::run`], and the plan's rows of a vector
-    /// must be contiguous in the input (whole 16-channel runs of one tap).
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile_rows<const NQ: usize, const RC: usize>(
-        plan: &WgradPlan,
-        tasks: std::ops::Range<usize>,
-        s: &Sweep,
-        acc: *mut f32,
-        first: bool,
-    ) {
-        for (tile, block) in tasks.map(|t| plan.task(t)) {
-            // SAFETY: forwarded.
-            unsafe { one_rows::<NQ, RC>(plan, tile, block, s, acc, first) };
-        }
-    }
-
-    /// One transposed tile over one sweep.
-    ///
-    /// # Safety
-    /// As [`tile_rows`].
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    #[allow(clippy::needless_range_loop)] // (channel, vector) indices name the registers
-    unsafe fn one_rows<const NQ: usize, const RC: usize>(
-        plan: &WgradPlan,
-        tile: usize,
-        block: usize,
-        s: &Sweep,
-        acc: *mut f32,
-        first: bool,
-    ) {
-        let rows = plan.offsets.len();
-        let offs: [isize; NQ] = std::array::from_fn(|q| plan.offsets[(tile * NQ + q) * 16]);
-        let co0 = block * RC;
-        let mut sums = [[_mm512_setzero_ps(); NQ]; RC];
-        // SAFETY: the caller guarantees the sweep's pixels (each vector of rows inside the
-        // input) and the accumulator; the block's channels are below `cout`.
-        unsafe {
-            let dst = acc.add(co0 * rows + tile * NQ * 16);
-            if !first {
-                for j in 0..RC {
-                    for q in 0..NQ {
-                        sums[j][q] = _mm512_loadu_ps(dst.add(j * rows + 16 * q));
-                    }
-                }
-            }
-            for oy in 0..s.rows {
-                let xr = s.x.offset(oy as isize * s.x_row);
-                let dr = s.dy.offset(oy as isize * s.dy_row).add(co0);
-                for ox in 0..s.cols {
-                    let xp = xr.add(ox * s.x_ps);
-                    let dp = dr.add(ox * s.dy_ps);
-                    let mut xv = [_mm512_setzero_ps(); NQ];
-                    for q in 0..NQ {
-                        xv[q] = _mm512_loadu_ps(xp.offset(offs[q]));
-                    }
-                    for j in 0..RC {
-                        let g = _mm512_set1_ps(*dp.add(j));
-                        for q in 0..NQ {
-                            sums[j][q] = _mm512_fmadd_ps(g, xv[q], sums[j][q]);
-                        }
-                    }
-                }
-            }
+    let rows = plan.offsets.len();
+    let lanes = V::LANES;
+    let offs: [isize; NQ] = std::array::from_fn(|q| plan.offsets[(tile * NQ + q) * lanes]);
+    let co0 = block * RC;
+    // SAFETY: the caller guarantees the sweep's pixels (each vector of rows inside the
+    // input) and the accumulator; the block's channels are below `cout`.
+    unsafe {
+        let mut sums = [[V::zero(); NQ]; RC];
+        let dst = acc.add(co0 * rows + tile * NQ * lanes);
+        if !first {
             for j in 0..RC {
                 for q in 0..NQ {
-                    _mm512_storeu_ps(dst.add(j * rows + 16 * q), sums[j][q]);
+                    sums[j][q] = V::load(dst.add(j * rows + lanes * q));
                 }
             }
         }
+        for oy in 0..s.rows {
+            let xr = s.x.offset(oy as isize * s.x_row);
+            let dr = s.dy.offset(oy as isize * s.dy_row).add(co0);
+            for ox in 0..s.cols {
+                let xp = xr.add(ox * s.x_ps);
+                let dp = dr.add(ox * s.dy_ps);
+                let mut xv = [V::zero(); NQ];
+                for q in 0..NQ {
+                    xv[q] = V::load(xp.offset(offs[q]));
+                }
+                for j in 0..RC {
+                    let g = V::splat(*dp.add(j));
+                    for q in 0..NQ {
+                        sums[j][q] = V::mul_add(g, xv[q], sums[j][q]);
+                    }
+                }
+            }
+        }
+        for j in 0..RC {
+            for q in 0..NQ {
+                V::store(dst.add(j * rows + lanes * q), sums[j][q]);
+            }
+        }
     }
+}
 
-    /// One tile of `RC` rows by `NV` vectors over one sweep.
-    ///
-    /// # Safety
-    /// As [`tile`].
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    #[allow(clippy::needless_range_loop)] // (row, vector) indices name the registers
-    unsafe fn one<const NV: usize, const RC: usize>(
-        plan: &WgradPlan,
-        tile: usize,
-        block: usize,
-        s: &Sweep,
-        acc: *mut f32,
-        first: bool,
-    ) {
-        let width = 16 * NV;
-        let lanes = plan.cout.saturating_sub(block * width).min(width);
-        let masks: [__mmask16; NV] = std::array::from_fn(|j| {
-            let l = lanes.saturating_sub(16 * j).min(16);
-            ((1u32 << l) - 1) as __mmask16
-        });
-        let full = lanes == width;
-        let mut offs = [0isize; RC];
-        offs.copy_from_slice(&plan.offsets[tile * RC..][..RC]);
-        let mut sums = [[_mm512_setzero_ps(); NV]; RC];
-        // SAFETY: the caller guarantees the sweep's pixels and the accumulator; masked lanes
-        // stay inside the gradient's channels.
-        unsafe {
-            let dst = acc.add(tile * RC * plan.coutp + block * width);
-            if !first {
-                for r in 0..RC {
-                    for j in 0..NV {
-                        sums[r][j] = _mm512_loadu_ps(dst.add(r * plan.coutp + 16 * j));
-                    }
-                }
-            }
-            for oy in 0..s.rows {
-                let xr = s.x.offset(oy as isize * s.x_row);
-                let dr = s.dy.offset(oy as isize * s.dy_row).add(block * width);
-                for ox in 0..s.cols {
-                    let xp = xr.add(ox * s.x_ps);
-                    let dp = dr.add(ox * s.dy_ps);
-                    let mut g = [_mm512_setzero_ps(); NV];
-                    for j in 0..NV {
-                        g[j] = if full {
-                            _mm512_loadu_ps(dp.add(16 * j))
-                        } else {
-                            _mm512_maskz_loadu_ps(masks[j], dp.add(16 * j))
-                        };
-                    }
-                    for r in 0..RC {
-                        let xv = _mm512_set1_ps(*xp.offset(offs[r]));
-                        for j in 0..NV {
-                            sums[r][j] = _mm512_fmadd_ps(xv, g[j], sums[r][j]);
-                        }
-                    }
-                }
-            }
+/// One tile of `RC` rows by `VB` vectors (`16 * nv` output channels) over one sweep.
+///
+/// # Safety
+/// As [`tiles`].
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (row, vector) indices name the registers
+unsafe fn one<V: Simd, const VB: usize, const RC: usize>(
+    plan: &WgradPlan,
+    tile: usize,
+    block: usize,
+    s: &Sweep,
+    acc: *mut f32,
+    first: bool,
+) {
+    let n = V::LANES;
+    let width = VB * n;
+    let lanes = plan.cout.saturating_sub(block * width).min(width);
+    let full = lanes == width;
+    let mut offs = [0isize; RC];
+    offs.copy_from_slice(&plan.offsets[tile * RC..][..RC]);
+    // SAFETY: the caller guarantees the instructions, the sweep's pixels and the accumulator;
+    // masked lanes stay inside the gradient's channels.
+    unsafe {
+        let masks: [V::Mask; VB] =
+            std::array::from_fn(|j| V::mask(lanes.saturating_sub(n * j).min(n)));
+        let mut sums = [[V::zero(); VB]; RC];
+        let dst = acc.add(tile * RC * plan.coutp + block * width);
+        if !first {
             for r in 0..RC {
-                for j in 0..NV {
-                    _mm512_storeu_ps(dst.add(r * plan.coutp + 16 * j), sums[r][j]);
+                for j in 0..VB {
+                    sums[r][j] = V::load(dst.add(r * plan.coutp + n * j));
                 }
+            }
+        }
+        for oy in 0..s.rows {
+            let xr = s.x.offset(oy as isize * s.x_row);
+            let dr = s.dy.offset(oy as isize * s.dy_row).add(block * width);
+            for ox in 0..s.cols {
+                let xp = xr.add(ox * s.x_ps);
+                let dp = dr.add(ox * s.dy_ps);
+                let mut g = [V::zero(); VB];
+                for j in 0..VB {
+                    g[j] = if full {
+                        V::load(dp.add(n * j))
+                    } else {
+                        V::load_masked(masks[j], dp.add(n * j))
+                    };
+                }
+                for r in 0..RC {
+                    let xv = V::splat(*xp.offset(offs[r]));
+                    for j in 0..VB {
+                        sums[r][j] = V::mul_add(xv, g[j], sums[r][j]);
+                    }
+                }
+            }
+        }
+        for r in 0..RC {
+            for j in 0..VB {
+                V::store(dst.add(r * plan.coutp + n * j), sums[r][j]);
             }
         }
     }
@@ -593,8 +610,8 @@ mod tests {
                 super::tests::pad(v, s, s, c)
             }
             let expect = naive(&g, &x, &dy);
-            for avx512 in [false, true] {
-                let plan = WgradPlan::conv(&g, avx512 && crate::cpu::avx512_available());
+            for isa in Isa::available_all() {
+                let plan = WgradPlan::conv(&g, isa);
                 let mut acc = vec![f32::NAN; plan.acc_len()];
                 let origin = 1 - pad;
                 let wp = h + 2;
@@ -615,7 +632,7 @@ mod tests {
                 for (i, (a, b)) in got.iter().zip(&expect).enumerate() {
                     assert!(
                         (*a as f64 - b).abs() < 1e-4,
-                        "{g:?} avx512 {avx512}: element {i}: {a} vs {b}"
+                        "{g:?} {isa}: element {i}: {a} vs {b}"
                     );
                 }
             }

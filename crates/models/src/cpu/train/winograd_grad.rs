@@ -11,6 +11,8 @@
 
 use super::super::buffer::Aligned;
 use super::super::conv::ConvGeom;
+use super::super::isa::Isa;
+use super::super::simd::{Simd, dispatch};
 use super::super::winograd::input_transform;
 use super::wgrad::{Sweep, WgradPlan};
 
@@ -22,7 +24,7 @@ pub(crate) struct WinogradGrad {
     reduction: WgradPlan,
     /// Tiles transformed at a time.
     chunk: usize,
-    avx512: bool,
+    isa: Isa,
 }
 
 /// Working memory of one image's transforms: `V` and `dM` of a chunk of tiles.
@@ -35,8 +37,8 @@ pub(crate) struct GradScratch {
 impl WinogradGrad {
     /// Plans `geom` (3x3, stride 1, padding 1, even sizes: what
     /// [`super::super::winograd::WinogradPlan::covers`] covers).
-    pub(crate) fn new(geom: ConvGeom, avx512: bool) -> Self {
-        let reduction = WgradPlan::dense(geom.cin, geom.cout, avx512);
+    pub(crate) fn new(geom: ConvGeom, isa: Isa) -> Self {
+        let reduction = WgradPlan::dense(geom.cin, geom.cout, isa);
         // V and dM of a chunk (16 positions each) in about 1 MiB, the core's L2.
         let floats_per_tile = 16 * (geom.cin + reduction.cout_padded());
         let chunk = ((1 << 18) / floats_per_tile).clamp(16, 512);
@@ -44,7 +46,7 @@ impl WinogradGrad {
             geom,
             reduction,
             chunk,
-            avx512,
+            isa,
         }
     }
 
@@ -103,16 +105,9 @@ impl WinogradGrad {
                     let (image, tile) = ((start + t) / per_image, (start + t) % per_image);
                     let (ty, tx) = (tile / tx_count, tile % tx_count);
                     let src = x(image).add((2 * ty * (g.w + 2) + 2 * tx) * cin);
-                    input_transform(self.avx512, src, (g.w + 2) * cin, cin, v.add(t * cin), vs);
+                    input_transform(self.isa, src, (g.w + 2) * cin, cin, v.add(t * cin), vs);
                     let out = dy(image).add(((2 * ty + 1) * (g.w + 2) + 2 * tx + 1) * cout);
-                    spread(
-                        self.avx512,
-                        out,
-                        (g.w + 2) * cout,
-                        cout,
-                        m.add(t * coutp),
-                        ms,
-                    );
+                    spread(self.isa, out, (g.w + 2) * cout, cout, m.add(t * coutp), ms);
                 }
                 for pos in 0..16 {
                     let sweep = Sweep {
@@ -177,86 +172,52 @@ impl WinogradGrad {
 /// transform's.
 ///
 /// # Safety
-/// The tile and the 16 destination rows of `c` floats must be valid; `avx512` only where the
-/// CPU has it.
+/// The tile and the 16 destination rows of `c` floats must be valid; `isa` must run on this
+/// CPU.
 #[inline]
 unsafe fn spread(
-    avx512: bool,
+    isa: Isa,
     out: *const f32,
     row: usize,
     c: usize,
     dst: *mut f32,
     pos_stride: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller guarantees the CPU and the pointers.
-        return unsafe { avx512::spread(out, row, c, dst, pos_stride) };
-    }
-    let _ = avx512;
-    // SAFETY: as the caller's.
+    // SAFETY: the caller guarantees the CPU and the pointers.
     unsafe {
-        let d = |p: usize| std::slice::from_raw_parts(out.add(p), c);
-        let (d00, d01, d10, d11) = (d(0), d(c), d(row), d(row + c));
-        let o = |p: usize| std::slice::from_raw_parts_mut(dst.add(p * pos_stride), c);
-        let outs: [&mut [f32]; 16] = std::array::from_fn(o);
-        for ch in 0..c {
-            // A dY: four rows of two.
-            let r = [
-                [d00[ch], d01[ch]],
-                [d00[ch] + d10[ch], d01[ch] + d11[ch]],
-                [d00[ch] - d10[ch], d01[ch] - d11[ch]],
-                [-d10[ch], -d11[ch]],
-            ];
-            for (i, [a, b]) in r.into_iter().enumerate() {
-                let base = 4 * i;
-                outs[base][ch] = a;
-                outs[base + 1][ch] = a + b;
-                outs[base + 2][ch] = a - b;
-                outs[base + 3][ch] = -b;
-            }
-        }
+        dispatch!(isa, spread_simd::<V>(out: *const f32, row: usize, c: usize, dst: *mut f32, pos_stride: usize))
     }
 }
 
-/// [`spread`] 16 channels at a time.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    /// See `super::spread`.
-    ///
-    /// # Safety
-    /// As `super::spread`, on a CPU with AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn spread(out: *const f32, row: usize, c: usize, dst: *mut f32, ps: usize) {
-        let mut ch = 0;
-        while ch < c {
-            let lanes = (c - ch).min(16);
-            let k = ((1u32 << lanes) - 1) as __mmask16;
-            // SAFETY: masked lanes stay inside the tile's channels and the rows.
-            unsafe {
-                let p = out.add(ch);
-                let d00 = _mm512_maskz_loadu_ps(k, p);
-                let d01 = _mm512_maskz_loadu_ps(k, p.add(c));
-                let d10 = _mm512_maskz_loadu_ps(k, p.add(row));
-                let d11 = _mm512_maskz_loadu_ps(k, p.add(row + c));
-                let zero = _mm512_setzero_ps();
-                let rows = [
-                    (d00, d01),
-                    (_mm512_add_ps(d00, d10), _mm512_add_ps(d01, d11)),
-                    (_mm512_sub_ps(d00, d10), _mm512_sub_ps(d01, d11)),
-                    (_mm512_sub_ps(zero, d10), _mm512_sub_ps(zero, d11)),
-                ];
-                for (i, (a, b)) in rows.into_iter().enumerate() {
-                    let o = dst.add(4 * i * ps + ch);
-                    _mm512_mask_storeu_ps(o, k, a);
-                    _mm512_mask_storeu_ps(o.add(ps), k, _mm512_add_ps(a, b));
-                    _mm512_mask_storeu_ps(o.add(2 * ps), k, _mm512_sub_ps(a, b));
-                    _mm512_mask_storeu_ps(o.add(3 * ps), k, _mm512_sub_ps(zero, b));
-                }
+/// [`spread`], `V::LANES` channels at a time.
+#[inline(always)]
+unsafe fn spread_simd<V: Simd>(out: *const f32, row: usize, c: usize, dst: *mut f32, ps: usize) {
+    let mut ch = 0;
+    while ch < c {
+        // SAFETY: masked lanes stay inside the tile's channels and the rows.
+        unsafe {
+            let k = V::mask(c - ch);
+            let p = out.add(ch);
+            let d00 = V::load_masked(k, p);
+            let d01 = V::load_masked(k, p.add(c));
+            let d10 = V::load_masked(k, p.add(row));
+            let d11 = V::load_masked(k, p.add(row + c));
+            let zero = V::zero();
+            // A dY: four rows of two.
+            let rows = [
+                (d00, d01),
+                (V::add(d00, d10), V::add(d01, d11)),
+                (V::sub(d00, d10), V::sub(d01, d11)),
+                (V::sub(zero, d10), V::sub(zero, d11)),
+            ];
+            for (i, (a, b)) in rows.into_iter().enumerate() {
+                let o = dst.add(4 * i * ps + ch);
+                V::store_masked(k, o, a);
+                V::store_masked(k, o.add(ps), V::add(a, b));
+                V::store_masked(k, o.add(2 * ps), V::sub(a, b));
+                V::store_masked(k, o.add(3 * ps), V::sub(zero, b));
             }
-            ch += 16;
         }
+        ch += V::LANES;
     }
 }
