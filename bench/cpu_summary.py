@@ -2,7 +2,8 @@
 """Joins one CPU session's landscape and PyTorch measurements into summary.csv.
 
 Reads the JSON files `landscape bench --json` and `bench/pytorch_cpu.py --json` wrote in a
-session folder (named `<side>_<what>_t<threads>[_r<round>].json`, see bench/cpu_session.sh;
+session folder (named `<side>_<what>[_<isa>]_t<threads>[_r<round>].json`, see
+bench/cpu_session.sh: landscape's kernels forced to `<isa>` beside PyTorch held to it;
 where a measure was taken in several rounds, each side's best round counts: on a shared host
 the slower rounds measure the neighbours) and writes
 `summary.csv` there with the columns
@@ -26,22 +27,31 @@ import re
 import sys
 
 
+ISAS = ("avx512", "avx2", "neon", "portable")
+
+
 def load(folder, side):
-    """{(threads, record)} for every `<side>_*_t<threads>.json` of the folder."""
+    """[(threads, run isa, PyTorch's reported capability, record)] for every
+    `<side>_*_t<threads>.json` of the folder; the run isa is "" in folders of before the
+    instruction-set runs."""
     out = []
     for path in sorted(glob.glob(os.path.join(folder, side + "_*_t*.json"))):
-        threads = int(re.search(r"_t(\d+)(_r\d+)?\.json$", path).group(1))
+        name = os.path.basename(path)
+        threads = int(re.search(r"_t(\d+)(_r\d+)?\.json$", name).group(1))
+        tag = re.search(r"_(%s)_t\d+" % "|".join(ISAS), name)
         doc = json.load(open(path))
         records = doc["results"] if isinstance(doc, dict) else doc
-        isa = doc.get("cpu_capability", "") if isinstance(doc, dict) else ""
+        capability = doc.get("cpu_capability", "") if isinstance(doc, dict) else ""
         for r in records:
-            out.append((threads, isa, r))
+            out.append((threads, tag.group(1) if tag else "", capability, r))
     return out
 
 
 def isa_of(engine):
     return {
         "cpu-kernels-avx512": "avx512",
+        "cpu-kernels-avx2": "avx2",
+        "cpu-kernels-neon": "neon",
         "cpu-kernels-portable": "portable",
         "burn": "burn",
     }.get(engine, engine)
@@ -51,21 +61,21 @@ def main(folder):
     ours = load(folder, "landscape")
     theirs = load(folder, "pytorch")
     torch = {}
-    for threads, isa, r in theirs:
+    for threads, tag, capability, r in theirs:
         if r.get("width", 1.0) != 1.0:
             continue
-        key = (r["model"], r["measure"], r["batch"], threads)
+        key = (r["model"], r["measure"], r["batch"], threads, tag)
         if key not in torch or torch[key][0] < r["images_per_s"]:
-            torch[key] = (r["images_per_s"], isa)
+            torch[key] = (r["images_per_s"], capability)
     best = {}
-    for threads, _, r in ours:
+    for threads, tag, _, r in ours:
         if r.get("width", 1.0) != 1.0:
             continue
         key = (r["model"], r["measure"], r["batch"], threads, r.get("engine", ""))
-        if key not in best or best[key][1]["images_per_s"] < r["images_per_s"]:
-            best[key] = (threads, r)
+        if key not in best or best[key][2]["images_per_s"] < r["images_per_s"]:
+            best[key] = (threads, tag, r)
     rows = []
-    for threads, r in best.values():
+    for threads, tag, r in best.values():
         model, batch, engine = r["model"], r["batch"], r.get("engine", "")
         pairs = []
         if r["measure"] == "train_step":
@@ -79,8 +89,8 @@ def main(folder):
         for measure, names in pairs:
             match = None
             for name in names:
-                for (m, n, b, t), v in torch.items():
-                    if m == model and n == name and t == threads and (
+                for (m, n, b, t, g), v in torch.items():
+                    if m == model and n == name and t == threads and g == tag and (
                         name.startswith("surface") or b == batch
                     ):
                         match = v
@@ -101,7 +111,9 @@ def main(folder):
     path = os.path.join(folder, "summary.csv")
     with open(path + ".partial", "w", newline="") as f:
         w = csv.DictWriter(
-            f, fieldnames=["model", "measure", "batch", "threads", "isa", "landscape", "pytorch", "ratio"]
+            f,
+            fieldnames=["model", "measure", "batch", "threads", "isa", "landscape", "pytorch", "ratio"],
+            lineterminator="\n",
         )
         w.writeheader()
         for row in sorted(rows, key=lambda r: (r["measure"], r["model"], r["batch"], r["threads"])):
