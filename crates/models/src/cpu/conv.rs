@@ -501,6 +501,21 @@ pub(crate) unsafe fn zero_border(y: *mut f32, h: usize, w: usize, c: usize) {
     }
 }
 
+/// Writes [`NARROW_SHAPES`]' list once, for the constant and for the kernels `select`
+/// instantiates: `with_narrow_shapes!(m!(args,))` is `m!(args, [(2, 3), ...])`.
+macro_rules! with_narrow_shapes {
+    ($then:ident!($($args:tt)*)) => {
+        $then!($($args)* [(2, 3), (3, 2), (1, 6), (1, 4), (2, 2), (1, 3), (1, 2), (1, 1)])
+    };
+}
+
+/// The list itself, as an array.
+macro_rules! shape_list {
+    ([$(($rh:literal, $rw:literal)),*]) => {
+        [$(($rh, $rw)),*]
+    };
+}
+
 /// The kernel for a tile shape and input pixel stride on `isa`: `tile` instantiated with its
 /// vector type (`nv` blocks of 16 output channels, `rh x rw` pixels), on AVX-512 specialized
 /// for the common pixel strides.
@@ -557,35 +572,9 @@ fn select(isa: Isa, nv: usize, rh: usize, rw: usize, ps: usize) -> TileFn {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => shapes!(
-            tile_avx2,
-            2,
-            [
-                (2, 3),
-                (3, 2),
-                (1, 6),
-                (1, 4),
-                (2, 2),
-                (1, 3),
-                (1, 2),
-                (1, 1)
-            ]
-        ),
+        Isa::Avx2 => with_narrow_shapes!(shapes!(tile_avx2, 2,)),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => shapes!(
-            tile_neon,
-            4,
-            [
-                (2, 3),
-                (3, 2),
-                (1, 6),
-                (1, 4),
-                (2, 2),
-                (1, 3),
-                (1, 2),
-                (1, 1)
-            ]
-        ),
+        Isa::Neon => with_narrow_shapes!(shapes!(tile_neon, 4,)),
         _ => match nv {
             1 => tile_portable::<16>,
             2 => tile_portable::<32>,
@@ -597,16 +586,7 @@ fn select(isa: Isa, nv: usize, rh: usize, rw: usize, ps: usize) -> TileFn {
 
 /// The tile shapes (`rh`, `rw`) of the 16-register instruction sets' kernels, one block of 16
 /// output channels wide: 6 pixels (12 AVX2 or 24 NEON accumulators) where they fit.
-const NARROW_SHAPES: [(usize, usize); 8] = [
-    (2, 3),
-    (3, 2),
-    (1, 6),
-    (1, 4),
-    (2, 2),
-    (1, 3),
-    (1, 2),
-    (1, 1),
-];
+const NARROW_SHAPES: [(usize, usize); 8] = with_narrow_shapes!(shape_list!());
 
 /// `(nv, rh, rw)` for `geom` on `isa`: blocks of `16 * nv` output channels, tiles of
 /// `rh x rw` output pixels, as many accumulators as the instruction set has registers for.
@@ -795,4 +775,21 @@ unsafe fn tile_neon<const VB: usize, const RH: usize, const RW: usize>(t: &Tile<
 unsafe fn tile_portable<const VB: usize>(t: &Tile<'_>) {
     // SAFETY: forwarded.
     unsafe { tile::<f32, VB, 1, 1, 0>(t) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape the planner may choose for the narrow instruction sets has its kernel.
+    #[test]
+    fn every_narrow_shape_has_a_kernel() {
+        for isa in Isa::available_all() {
+            if matches!(isa, Isa::Avx2 | Isa::Neon) {
+                for (rh, rw) in NARROW_SHAPES {
+                    select(isa, 1, rh, rw, 0);
+                }
+            }
+        }
+    }
 }
