@@ -21,7 +21,7 @@ test-aarch64:
     set -euo pipefail
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
-    arm="cargo test --release -p landscape-models --target aarch64-unknown-linux-gnu"
+    arm="cargo test --profile cross-test -p landscape-models --target aarch64-unknown-linux-gnu"
     # The kernels against textbook loops, then whole networks against burn (emulation is
     # slow: the rest of the suites run natively in `just test`).
     $arm --lib cpu::
@@ -63,9 +63,10 @@ gpu-build:
     realpath "$target/release/landscape" > target/gpu/cuda-test.exe-path
     ls -l target/gpu
 
-# Check that the CUDA build still compiles, offline (see scripts/cuda-env.sh).
+# Check that the CUDA build still compiles, offline (see scripts/cuda-env.sh; a check needs no
+# LLVM, a build does).
 check-cuda:
     #!/usr/bin/env bash
     set -euo pipefail
-    source scripts/cuda-env.sh
+    source scripts/cuda-env.sh --check-only
     cargo check --features cuda

@@ -1,71 +1,12 @@
 //! The `landscape` binary as users run it: exact model counts, clear errors, training that
 //! survives kill -9, surfaces computed in shards and merged.
 
+mod common;
+
+use common::{SPEC, landscape, one_line_failure, run_ok, train, write_spec};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn landscape(workdir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_landscape"));
-    cmd.arg("--workdir")
-        .arg(workdir)
-        .env("LANDSCAPE_DATA", workdir.join("no-datasets"))
-        .arg("--offline");
-    cmd
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?} failed:\n{}\n{}",
-        cmd,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-const SPEC: &str = r#"
-[experiment]
-name = "cli-test"
-title = "A small run for the command-line tests"
-dataset = "synthetic"
-
-[train]
-model = "resnet20"
-width = 0.25
-optimizer = "sgd"
-nesterov = true
-lr = 0.05
-epochs = 6
-batch_size = 64
-weight_decay = 5e-4
-train_subset = 512
-test_subset = 128
-save_every = 2
-
-[scale.smoke]
-"#;
-
-fn write_spec(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("spec.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Trains the spec in `workdir` and returns the run id.
-fn train(workdir: &Path, spec: &Path) -> String {
-    let out =
-        run_ok(landscape(workdir).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]));
-    out.lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn models_prints_the_papers_parameter_counts() {
@@ -98,13 +39,6 @@ fn data_info_reports_sizes_and_balance() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(landscape(dir.path()).args(["data", "info", "synthetic"]));
     assert!(out.contains("50000") && out.contains("10000"), "{out}");
-}
-
-fn one_line_failure(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert_eq!(err.lines().count(), 1, "not one line:\n{err}");
-    err
 }
 
 #[test]

@@ -4,11 +4,12 @@ use clap::{Args, Parser, Subcommand};
 use landscape_core::device::DeviceKind;
 use landscape_curvature::cli_glue::{EigenRatioArgs, HessianArgs, SharpnessArgs};
 use landscape_data::DatasetName;
+use landscape_job::shard::Shard;
 use landscape_models::eval::Precision;
 use landscape_models::{Arch, ParamScope};
 use landscape_spec::Scale;
 use landscape_surface::direction::{DirNorm, Ignore};
-use landscape_surface::grid::{AxisRange, Shard};
+use landscape_surface::grid::AxisRange;
 use std::path::PathBuf;
 
 /// landscape: train the networks of Li et al. (2018), map the loss around their minima, draw the
@@ -217,17 +218,18 @@ pub struct SurfaceArgs {
     /// Second axis for a 2-D surface.
     #[arg(long, allow_hyphen_values = true)]
     pub y: Option<AxisRange>,
-    /// Direction normalization.
-    #[arg(long, value_enum, default_value = "filter")]
+    /// Direction normalization (of random directions: refused beside --directions or --plane).
+    #[arg(long, value_enum, default_value = "filter", conflicts_with_all = ["directions", "plane"])]
     pub norm: DirNorm,
-    /// biasbn: biases and BatchNorm do not move; none: they move by their own values.
-    #[arg(long, value_enum, default_value = "biasbn")]
+    /// biasbn: biases and BatchNorm do not move; none: they move by their own values (of random
+    /// directions).
+    #[arg(long, value_enum, default_value = "biasbn", conflicts_with_all = ["directions", "plane"])]
     pub ignore: Ignore,
     /// weights (learnable parameters) or states (also BatchNorm running statistics).
     #[arg(long, value_enum, default_value = "weights")]
     pub dir_type: ParamScope,
     /// Seed of the random directions.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["directions", "plane"])]
     pub seed: u64,
     /// Use the directions in this safetensors file (written by an earlier surface).
     #[arg(long)]

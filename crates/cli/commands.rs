@@ -4,6 +4,7 @@ use crate::args::{Cli, Command, DataCommand, InterpolateArgs, SpecArgs, SurfaceA
 use anyhow::{Context as _, Result};
 use landscape_core::device::set_cpu_threads;
 use landscape_data::DataLocations;
+use landscape_job::grid::GridOutcome;
 use landscape_models::{Arch, Network, NetworkSpec};
 use landscape_pipeline::analyses::{
     self, DataCache, InterpolationRequest, SurfaceRequest, TrajectoryRequest,
@@ -14,8 +15,6 @@ use landscape_results::compare;
 use landscape_results::diff::{self, Tolerance};
 use landscape_results::{ReproduceOptions, reproduce};
 use landscape_spec::Spec;
-use landscape_surface::surface::{SurfaceOutcome, merge};
-use landscape_train::RunDir;
 use std::process::ExitCode;
 
 /// Runs the parsed command line.
@@ -111,11 +110,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 args.shard,
             )
             .with_context(|| format!("eigen-ratio map around run {}", args.run))?;
-            print!(
-                "{}",
-                landscape_curvature::cli_glue::eigen_ratio_summary(&outcome)
-            );
-            Ok(ExitCode::SUCCESS)
+            Ok(report(&outcome))
         }
         Command::Reproduce(args) => {
             let mut options = ReproduceOptions::new(&args.figure, args.scale);
@@ -221,25 +216,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge(args) => {
-            let eigen_ratio = args
-                .into
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("eigratio-"));
-            let (points, complete) = if eigen_ratio {
-                landscape_curvature::eigen_ratio::merge(&args.into, &args.others)?
-            } else {
-                merge(&args.into, &args.others)?
-            };
-            let table = if eigen_ratio {
-                "ratio.csv"
-            } else {
-                "surface.csv"
-            };
+            let outcome = landscape_pipeline::jobs::merge(&args.into, &args.others)?;
             println!(
-                "{}: {points} points{}",
+                "{}: {} points{}",
                 args.into.display(),
-                if complete {
-                    format!(", complete: {table} written")
+                outcome.points_done,
+                if outcome.complete {
+                    format!(", complete: {} written", outcome.table)
                 } else {
                     ", incomplete".to_string()
                 }
@@ -301,63 +284,26 @@ fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool) -> Result<ExitCod
 }
 
 fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
-    let mut ids: Vec<String> = match std::fs::read_dir(workdir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    ids.sort();
     println!(
-        "{:<30} {:<12} {:<28} {:<34} {:>9} {:>7} {:>9}",
-        "run", "experiment", "data", "sweep", "state", "epochs", "test_acc"
+        "{:<30} {:<10} {:<18} {:<16} {:>9}  {}",
+        "id", "kind", "state", "progress", "test_acc", "about"
     );
-    for id in ids {
-        let dir = RunDir::new(workdir, &id);
-        if !dir.record_path().exists() {
-            continue;
-        }
-        let record = dir.read_record()?;
-        let status = dir.read_status()?;
-        let data = match record.substituted_for {
-            Some(named) => format!("{} (for {named})", record.config.data.name),
-            None => record.config.data.name.to_string(),
-        };
-        let sweep = record
-            .sweep
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+    for line in landscape_pipeline::jobs::list(workdir)? {
         println!(
-            "{:<30} {:<12} {:<28} {:<34} {:>9} {:>7} {:>9}",
-            id,
-            record.experiment,
-            data,
-            sweep,
-            status
-                .as_ref()
-                .map_or("new".into(), |s| format!("{:?}", s.state).to_lowercase()),
-            status.as_ref().map_or(0, |s| s.epochs_done),
-            status
-                .and_then(|s| s.test_acc)
-                .map_or("-".into(), |a| format!("{a:.2}"))
+            "{:<30} {:<10} {:<18} {:<16} {:>9}  {}",
+            line.id,
+            line.kind,
+            line.state,
+            line.progress,
+            line.test_acc.map_or("-".into(), |a| format!("{a:.2}")),
+            line.about
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(outcome: &SurfaceOutcome) -> ExitCode {
-    if outcome.complete {
-        println!("{}", outcome.dir.join("surface.csv").display());
-    } else {
-        println!(
-            "{}: {} points so far; run the other shards, then `landscape merge`",
-            outcome.dir.display(),
-            outcome.points_done
-        );
-    }
+fn report(outcome: &GridOutcome) -> ExitCode {
+    println!("{}", outcome.summary());
     ExitCode::SUCCESS
 }
 

@@ -47,6 +47,45 @@ pub fn write_atomic_with(
     result.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Removes the temporary files in `dir` whose writer is dead (a killed process leaves its
+/// `.<name>.tmp-<pid>-<n>` behind); files of live processes are left alone. Returns how many
+/// were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, rest)| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok());
+        if let Some(pid) = pid
+            && !process_alive(pid)
+        {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)`; a process of another user counts as alive).
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for the process.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| Ok(w.write_all(bytes)?))

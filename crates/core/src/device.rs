@@ -79,12 +79,23 @@ pub fn eval_batch(device: &Device) -> usize {
     if *device == Device::flex() { 500 } else { 8192 }
 }
 
+/// `--threads` beyond this many per core is refused: more threads than that only add
+/// contention (and tens of thousands exhaust the machine).
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
 /// Sets the number of CPU threads the flex backend uses (its rayon pool). Call before any
 /// tensor work; `None` keeps rayon's default (one per core).
 pub fn set_cpu_threads(threads: Option<usize>) -> Result<()> {
     if let Some(n) = threads {
         if n == 0 {
             bail!("--threads: expected a positive number of threads, got 0");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let most = MAX_THREADS_PER_CORE * cores;
+        if n > most {
+            bail!(
+                "--threads {n}: at most {most} ({MAX_THREADS_PER_CORE} per core of this machine's {cores})"
+            );
         }
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -2,6 +2,7 @@
 //! directions open in Python (`safetensors.torch.load_file`) as well as here.
 
 use crate::atomic::write_atomic;
+use crate::hash::ContentHash;
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeMap;
@@ -102,14 +103,25 @@ impl TensorFile {
     /// Reads a file written by [`TensorFile::write`] (or by Python, as long as every tensor is
     /// f32). Tensors come back sorted by name.
     pub fn read(path: &Path) -> Result<Self> {
+        Ok(Self::read_hashed(path)?.0)
+    }
+
+    /// [`TensorFile::read`], and the SHA-256 of the file's bytes (what keys the artifacts made
+    /// from it), from one read.
+    pub fn read_hashed(path: &Path) -> Result<(Self, ContentHash)> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).with_context(|| {
+        let hash = ContentHash::of_bytes(&bytes);
+        Ok((Self::parse(&bytes, path)?, hash))
+    }
+
+    fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes).with_context(|| {
             format!(
                 "{}: not a safetensors file (truncated or corrupt)",
                 path.display()
             )
         })?;
-        let parsed = SafeTensors::deserialize(&bytes).with_context(|| {
+        let parsed = SafeTensors::deserialize(bytes).with_context(|| {
             format!(
                 "{}: not a safetensors file (truncated or corrupt)",
                 path.display()

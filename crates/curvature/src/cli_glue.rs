@@ -3,12 +3,13 @@
 //! structs in its `Command` enum and calls [`crate::job::hessian`], [`crate::job::sharpness`]
 //! and [`crate::eigen_ratio::EigenRatioJob::run`] after opening the run and its data.
 
-use crate::eigen_ratio::{EigenRatioOutcome, EigenRatioRequest};
+use crate::eigen_ratio::EigenRatioRequest;
 use crate::hvp::{CurvatureScope, HvpOptions};
 use crate::job::{HessianOptions, HessianReport, Outcome, SharpnessOptions, SharpnessReport};
 use crate::lanczos::DensityOptions;
 use clap::Args;
-use landscape_surface::grid::{AxisRange, Shard};
+use landscape_job::shard::Shard;
+use landscape_surface::grid::AxisRange;
 use std::path::PathBuf;
 
 pub use crate::spec::DEFAULT_SUBSET;
@@ -225,19 +226,6 @@ impl EigenRatioArgs {
             subset: self.subset,
             micro_batch: self.micro_batch,
         }
-    }
-}
-
-/// The line `landscape eigen-ratio` prints.
-pub fn eigen_ratio_summary(outcome: &EigenRatioOutcome) -> String {
-    if outcome.complete {
-        format!("{}\n", outcome.dir.join("ratio.csv").display())
-    } else {
-        format!(
-            "{}: {} points so far; run the other shards, then `landscape merge`\n",
-            outcome.dir.display(),
-            outcome.points_done
-        )
     }
 }
 

@@ -3,23 +3,26 @@
 //! same filter-normalized directions as its loss surface (`Direction::random(base, Weights,
 //! Filter, Biasbn, seed, 2)` with the surface's seed gives the same plane).
 //!
-//! Like a surface: keyed by a content hash of everything that determines it (`eigratio-<hash>`),
-//! each finished point journaled at once (`points.<k>-of-<n>.csv`), resumable, splittable into
-//! shards that [`merge`] joins, and `ratio.csv` written when the grid is complete.
+//! Like a surface, a grid job of the job engine ([`landscape_job`]): keyed by a content hash of
+//! everything that determines it (`eigratio-<hash>`), locked, each finished point journaled at
+//! once (`points.<k>-of-<n>.csv`), resumable, splittable into shards that
+//! [`landscape_job::grid::merge`] joins, and `ratio.csv` written when the grid is complete.
 
 use crate::hvp::{Batch, CurvatureScope, HvpOptions, LossHessian, LossModel};
 use crate::job::{CURVATURE_VERSION, CurvatureInput};
 use crate::lanczos::extreme_eigenvalues;
 use anyhow::{Context, Result, bail};
-use landscape_core::hash::content_hash;
-use landscape_core::progress::Progress;
+use landscape_job::grid::{self as grid_job, GridMeta, GridOutcome};
+use landscape_job::job::{Job, JobMeta};
+use landscape_job::journal::{Row, same_f64};
+use landscape_job::shard::Shard;
 use landscape_models::graph::Layer;
 use landscape_models::{ParamScope, ParamSet};
-use landscape_surface::direction::{self, DirNorm, Direction, DirectionRecipe, Ignore, displaced};
-use landscape_surface::grid::{AxisRange, Grid, Shard};
-use landscape_surface::journal::{self, Journal, Row, same_f64};
+use landscape_surface::direction::{
+    self, DirNorm, Direction, DirectionRecipe, Ignore, check_directions, displaced,
+};
+use landscape_surface::grid::{AxisRange, Grid};
 use landscape_surface::surface::PointRef;
-use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -56,7 +59,7 @@ pub fn compute(
     request: &EigenRatioRequest,
     shard: Shard,
     label: &str,
-) -> Result<EigenRatioOutcome> {
+) -> Result<GridOutcome> {
     let count = 1 + request.y.is_some() as usize;
     let directions = match &request.directions {
         Some(path) => {
@@ -127,10 +130,22 @@ pub struct EigenRatioMeta {
     pub seed: u64,
 }
 
-impl EigenRatioMeta {
-    /// `eigratio-` and 12 hex digits of the content hash.
-    pub fn id(&self) -> String {
-        format!("eigratio-{}", content_hash(self).short())
+impl JobMeta for EigenRatioMeta {
+    fn kind(&self) -> &'static str {
+        "eigratio"
+    }
+}
+
+impl GridMeta for EigenRatioMeta {
+    type Row = RatioRow;
+    const TABLE: &'static str = "ratio.csv";
+
+    fn points(&self) -> usize {
+        self.grid.len()
+    }
+
+    fn nx(&self) -> usize {
+        self.grid.x.points
     }
 }
 
@@ -232,21 +247,10 @@ pub struct EigenRatioJob<'a> {
     pub micro_batch: usize,
 }
 
-/// What a call to [`EigenRatioJob::run`] left.
-#[derive(Clone, Debug)]
-pub struct EigenRatioOutcome {
-    /// The map's directory.
-    pub dir: PathBuf,
-    /// Points known (all shards).
-    pub points_done: usize,
-    /// Whether every point is known and `ratio.csv` is written.
-    pub complete: bool,
-}
-
 impl EigenRatioJob<'_> {
     /// Computes the points of `shard` no journal has yet, then writes `ratio.csv` when the
     /// whole grid is known. Returns at once for a finished map.
-    pub fn run(&self, workdir: &Path, shard: Shard, label: &str) -> Result<EigenRatioOutcome> {
+    pub fn run(&self, workdir: &Path, shard: Shard, label: &str) -> Result<GridOutcome> {
         let expected = 1 + self.meta.grid.y.is_some() as usize;
         if self.directions.len() != expected || self.meta.directions.len() != expected {
             bail!(
@@ -254,18 +258,13 @@ impl EigenRatioJob<'_> {
                 self.directions.len()
             );
         }
-        let dir = workdir.join(self.meta.id());
-        let csv = dir.join("ratio.csv");
-        let total = self.meta.grid.len();
-        if csv.exists() {
-            return Ok(EigenRatioOutcome {
-                dir,
-                points_done: total,
-                complete: true,
-            });
+        grid_job::check_size(&self.meta)?;
+        if let Some(done) = grid_job::finished(workdir, &self.meta)? {
+            return Ok(done);
         }
-        prepare_dir(&dir, &self.meta)?;
-        let directions_file = dir.join("directions.safetensors");
+        check_directions(&self.directions, label)?;
+        let job = Job::open(workdir, self.meta.clone(), shard, label)?;
+        let directions_file = job.path("directions.safetensors");
         if !directions_file.exists() {
             direction::save(
                 &directions_file,
@@ -274,46 +273,19 @@ impl EigenRatioJob<'_> {
                 &self.meta.base.to_string(),
             )?;
         }
-        let nx = self.meta.grid.x.points;
-        let mut points = journal::read_journals::<RatioRow>(&dir, nx)?;
-        let todo: Vec<usize> = (0..total)
-            .filter(|k| shard.owns(*k) && !points.contains_key(k))
-            .collect();
-        if !todo.is_empty() {
-            let mine = (0..total).filter(|k| shard.owns(*k)).count();
-            let progress = Progress::new(label, mine as u64, (mine - todo.len()) as u64);
-            let mut journal = Journal::open(
-                &journal::journal_path(&dir, shard.index, shard.count),
-                RatioRow::HEADER,
-            )?;
-            let model = LossModel::new(
-                self.layers,
-                self.base.clone(),
-                self.meta.scope,
-                self.batches,
-                self.micro_batch.max(1),
-            )?;
-            for (i, &k) in todo.iter().enumerate() {
-                let row = self.point(&model, k)?;
-                journal.append(&row)?;
-                progress.update(
-                    (mine - todo.len() + i + 1) as u64,
-                    format!("({:.3}, {:.3}) ratio {:.4}", row.x, row.y, row.ratio),
-                );
-                points.insert(k, row);
-            }
-            progress.finish(format!("{mine} points"));
-            points = journal::read_journals(&dir, nx)?;
-        }
-        let complete = points.len() == total;
-        if complete {
-            journal::write_table(&csv, &points)?;
-        }
-        Ok(EigenRatioOutcome {
-            dir,
-            points_done: points.len(),
-            complete,
-        })
+        let model = LossModel::new(
+            self.layers,
+            self.base.clone(),
+            self.meta.scope,
+            self.batches,
+            self.micro_batch.max(1),
+        )?;
+        job.compute_points(
+            shard,
+            label,
+            |k| self.point(&model, k),
+            |row| format!("({:.3}, {:.3}) ratio {:.4}", row.x, row.y, row.ratio),
+        )
     }
 
     /// The curvature at grid point `k`.
@@ -351,81 +323,7 @@ impl EigenRatioJob<'_> {
     }
 }
 
-fn prepare_dir(dir: &Path, meta: &EigenRatioMeta) -> Result<()> {
-    let path = dir.join("meta.toml");
-    if path.exists() {
-        let existing: EigenRatioMeta = read_toml(&path)?;
-        if &existing != meta {
-            bail!(
-                "{}: describes a different eigen-ratio map than its id says (edited by hand?); move it away",
-                path.display()
-            );
-        }
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_toml(&path, meta)
-}
-
 /// The rows of a finished map's `ratio.csv` (or of its journals so far).
 pub fn read_map(dir: &Path) -> Result<Vec<RatioRow>> {
-    let csv = dir.join("ratio.csv");
-    if csv.exists() {
-        return journal::read_rows(&csv);
-    }
-    let meta: EigenRatioMeta = read_toml(&dir.join("meta.toml"))?;
-    Ok(journal::read_journals::<RatioRow>(dir, meta.grid.x.points)?
-        .into_values()
-        .collect())
-}
-
-/// Joins the points of eigen-ratio directories computed elsewhere (shards) into `into`,
-/// refusing other maps or disagreeing points; writes `ratio.csv` when the grid is complete.
-pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
-    let meta: EigenRatioMeta = read_toml(&into.join("meta.toml"))
-        .with_context(|| format!("{} is not an eigen-ratio map", into.display()))?;
-    let nx = meta.grid.x.points;
-    let mut points = journal::read_journals::<RatioRow>(into, nx)?;
-    for other in others {
-        let theirs: EigenRatioMeta = read_toml(&other.join("meta.toml"))
-            .with_context(|| format!("{} is not an eigen-ratio map", other.display()))?;
-        if theirs != meta {
-            bail!(
-                "{} holds map {}, not {}: refusing to merge",
-                other.display(),
-                theirs.id(),
-                meta.id()
-            );
-        }
-        let mut new_rows = Vec::new();
-        for (k, row) in journal::read_journals::<RatioRow>(other, nx)? {
-            match points.get(&k) {
-                Some(mine) if !mine.same(&row) => bail!(
-                    "{}: point ({}, {}) disagrees with {}",
-                    other.display(),
-                    row.ix,
-                    row.iy,
-                    into.display()
-                ),
-                Some(_) => {}
-                None => new_rows.push((k, row)),
-            }
-        }
-        if !new_rows.is_empty() {
-            let name = format!(
-                "points.merged-{}.csv",
-                content_hash(&other.canonicalize()?.to_string_lossy()).short()
-            );
-            let mut journal = Journal::open(&into.join(name), RatioRow::HEADER)?;
-            for (k, row) in new_rows {
-                journal.append(&row)?;
-                points.insert(k, row);
-            }
-        }
-    }
-    let complete = points.len() == meta.grid.len();
-    if complete {
-        journal::write_table(&into.join("ratio.csv"), &points)?;
-    }
-    Ok((points.len(), complete))
+    grid_job::read_points::<EigenRatioMeta>(dir)
 }

@@ -1,7 +1,8 @@
 //! `landscape hessian` and `landscape sharpness` as library calls: each computes its report at
-//! a trained point, writes it under `<workdir>/<kind>-<hash>/` keyed by a content hash of
-//! everything that determines it (point, data subset, settings, engine version), and finds it
-//! there next time instead of computing again.
+//! a trained point as a job of the job engine ([`landscape_job`]): under
+//! `<workdir>/<kind>-<hash>/`, keyed by a content hash of everything that determines it (the
+//! checkpoint's bytes, data subset, settings, engine version), locked while it computes, and
+//! found there next time instead of computed again.
 
 use crate::hvp::{Batch, CurvatureScope, GRADIENT_PASSES, HvpOptions, LossHessian, LossModel};
 use crate::lanczos::{DensityOptions, ExtremeEigen, extreme_eigenvalues, spectral_density};
@@ -12,12 +13,13 @@ use crate::sharpness::{
 use crate::trace::{TraceEstimate, hutch_plus_plus, hutchinson};
 use anyhow::{Context, Result, bail};
 use landscape_core::atomic::write_atomic_with;
-use landscape_core::hash::content_hash;
 use landscape_core::progress::Progress;
+use landscape_job::job::{Job, JobMeta};
+use landscape_job::shard::Shard;
+use landscape_job::toml_file::{read_toml, write_toml};
 use landscape_models::ParamSet;
 use landscape_models::graph::Layer;
 use landscape_surface::surface::PointRef;
-use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -100,10 +102,9 @@ pub struct HessianMeta {
     pub options: HessianOptions,
 }
 
-impl HessianMeta {
-    /// `hessian-` and 12 hex digits of the content hash.
-    pub fn id(&self) -> String {
-        format!("hessian-{}", content_hash(self).short())
+impl JobMeta for HessianMeta {
+    fn kind(&self) -> &'static str {
+        "hessian"
     }
 }
 
@@ -170,18 +171,16 @@ pub fn hessian(
         train_examples: input.train_examples,
         options: options.clone(),
     };
-    let dir = workdir.join(meta.id());
-    let report_path = dir.join("hessian.toml");
-    if report_path.exists() {
-        let report: HessianReport = read_toml(&report_path)?;
+    if let Some(found) = Job::finished(workdir, &meta, "hessian.toml")? {
+        let report: HessianReport = read_toml(&found)?;
         if report.meta != meta {
             bail!(
                 "{}: describes another computation than its id says (edited by hand?); move it away",
-                report_path.display()
+                found.display()
             );
         }
         return Ok(Outcome {
-            dir,
+            dir: Job::dir_in(workdir, &meta),
             report,
             cached: true,
         });
@@ -189,13 +188,11 @@ pub fn hessian(
     if options.top_k == 0 || options.lanczos_steps == 0 {
         bail!("hessian: top_k and lanczos_steps must be positive");
     }
+    let label = format!("hessian {}", input.point.run);
+    let job = Job::open(workdir, meta.clone(), Shard::WHOLE, &label)?;
+    let (dir, report_path) = (job.dir().to_path_buf(), job.path("hessian.toml"));
     let started = Instant::now();
-    prepare_dir(&dir, &meta)?;
-    let progress = Arc::new(Progress::new(
-        format!("hessian {}", input.point.run),
-        hessian_passes(options),
-        0,
-    ));
+    let progress = Arc::new(Progress::new(label, hessian_passes(options), 0));
     let model = LossModel::new(
         input.layers,
         input.params.clone(),
@@ -283,25 +280,6 @@ fn hessian_passes(options: &HessianOptions) -> u64 {
     2 + 2 * GRADIENT_PASSES * products as u64
 }
 
-fn prepare_dir<M: Serialize + serde::de::DeserializeOwned + PartialEq>(
-    dir: &Path,
-    meta: &M,
-) -> Result<()> {
-    let path = dir.join("meta.toml");
-    if path.exists() {
-        let existing: M = read_toml(&path)?;
-        if &existing != meta {
-            bail!(
-                "{}: describes another computation than its id says (edited by hand?); move it away",
-                path.display()
-            );
-        }
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_toml(&path, meta)
-}
-
 /// Settings of `landscape sharpness`: which measures, with which parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SharpnessOptions {
@@ -370,10 +348,9 @@ pub struct SharpnessMeta {
     pub options: SharpnessOptions,
 }
 
-impl SharpnessMeta {
-    /// `sharpness-` and 12 hex digits of the content hash.
-    pub fn id(&self) -> String {
-        format!("sharpness-{}", content_hash(self).short())
+impl JobMeta for SharpnessMeta {
+    fn kind(&self) -> &'static str {
+        "sharpness"
     }
 }
 
@@ -422,17 +399,16 @@ pub fn sharpness(
         train_examples: input.train_examples,
         options: options.clone(),
     };
-    let dir = workdir.join(meta.id());
-    let csv = dir.join("sharpness.csv");
-    if csv.exists() {
-        let report = read_sharpness(&csv)?;
+    if let Some(csv) = Job::finished(workdir, &meta, "sharpness.csv")? {
         return Ok(Outcome {
-            dir,
-            report,
+            dir: Job::dir_in(workdir, &meta),
+            report: read_sharpness(&csv)?,
             cached: true,
         });
     }
-    prepare_dir(&dir, &meta)?;
+    let label = format!("sharpness {}", input.point.run);
+    let job = Job::open(workdir, meta.clone(), Shard::WHOLE, &label)?;
+    let (dir, csv) = (job.dir().to_path_buf(), job.path("sharpness.csv"));
     let steps = sharpness_steps(options);
     let journal = dir.join("partial.toml");
     let mut done: SharpnessJournal = if journal.exists() {
@@ -442,11 +418,7 @@ pub fn sharpness(
     };
     let total: u64 = 1 + steps.iter().map(|s| s.passes).sum::<u64>();
     let finished: u64 = steps.iter().take(done.steps).map(|s| s.passes).sum();
-    let progress = Arc::new(Progress::new(
-        format!("sharpness {}", input.point.run),
-        total,
-        finished,
-    ));
+    let progress = Arc::new(Progress::new(label, total, finished));
     let model = LossModel::new(
         input.layers,
         input.params.clone(),

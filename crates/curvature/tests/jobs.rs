@@ -7,7 +7,7 @@ mod common;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use common::relu_net;
 use landscape_curvature::eigen_ratio::{
-    EigenRatioJob, EigenRatioMeta, EigenRatioRequest, compute, merge, read_map,
+    EigenRatioJob, EigenRatioMeta, EigenRatioRequest, compute, read_map,
 };
 use landscape_curvature::job::{
     CURVATURE_VERSION, CurvatureInput, HessianOptions, SharpnessOptions, hessian, sharpness,
@@ -17,9 +17,15 @@ use landscape_curvature::vector::rng;
 use landscape_curvature::{
     Batch, CurvatureScope, HessianOperator, HvpOptions, LossHessian, LossModel,
 };
+use landscape_job::shard::Shard;
 use landscape_models::{Network, NetworkSpec, ParamScope};
 use landscape_surface::direction::{DirNorm, Direction, Ignore};
-use landscape_surface::grid::{Grid, Shard};
+use landscape_surface::grid::Grid;
+
+fn merge(into: &std::path::Path, others: &[std::path::PathBuf]) -> (usize, bool) {
+    let out = landscape_job::grid::merge::<EigenRatioMeta>(into, others).unwrap();
+    (out.points_done, out.complete)
+}
 use landscape_surface::surface::PointRef;
 use std::path::Path;
 
@@ -27,6 +33,7 @@ fn point() -> PointRef {
     PointRef {
         run: "tiny-0123456789ab".into(),
         epoch: 3,
+        checkpoint: landscape_core::hash::ContentHash::of_bytes(b"tiny"),
     }
 }
 
@@ -355,10 +362,7 @@ fn eigen_ratio_maps_shard_resume_and_merge() {
         .run(other.path(), Shard { index: 2, count: 2 }, "2/2")
         .unwrap();
     assert_eq!(two.points_done, 4);
-    assert_eq!(
-        merge(&one.dir, std::slice::from_ref(&two.dir)).unwrap(),
-        (9, true)
-    );
+    assert_eq!(merge(&one.dir, std::slice::from_ref(&two.dir)), (9, true));
     let merged = read_map(&one.dir).unwrap();
     for (a, b) in merged.iter().zip(&rows) {
         assert!(
@@ -384,7 +388,7 @@ fn eigen_ratio_maps_shard_resume_and_merge() {
     let a = another
         .run(elsewhere.path(), Shard { index: 1, count: 9 }, "x")
         .unwrap();
-    assert!(merge(&one.dir, &[a.dir]).is_err());
+    assert!(landscape_job::grid::merge::<EigenRatioMeta>(&one.dir, &[a.dir]).is_err());
 }
 
 /// Images `[n, 3, 32, 32]` and labels on the CPU.

@@ -5,7 +5,7 @@
 
 use crate::locations::DataLocations;
 use crate::name::DatasetName;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,13 +48,37 @@ pub(crate) fn find_or_install(
     let name = wanted.name;
     let searched = searched.join(" or ");
     if !locations.allow_download {
-        bail!("{name}: not found in {searched} and downloads are off; {by_hand}");
+        return Err(anyhow::Error::new(Missing).context(format!(
+            "{name}: not found in {searched} and downloads are off; {by_hand}"
+        )));
     }
-    install_dir(&target, install).with_context(|| {
-        format!("{name}: not found in {searched} and the download failed; {by_hand}")
-    })?;
+    install_dir(&target, install)
+        .map_err(|e| e.context(Missing))
+        .with_context(|| {
+            format!("{name}: not found in {searched} and the download failed; {by_hand}")
+        })?;
     Ok(target)
 }
+
+/// In the chain of a loading error: the data set is nowhere here and could not be downloaded,
+/// as opposed to found but damaged. The only failure a stand-in may replace.
+#[derive(Clone, Copy, Debug)]
+pub struct Missing;
+
+impl Missing {
+    /// Whether `error` says the data set is missing (not damaged).
+    pub fn in_chain(error: &anyhow::Error) -> bool {
+        error.chain().any(|e| e.is::<Missing>())
+    }
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the data set is not available on this machine")
+    }
+}
+
+impl std::error::Error for Missing {}
 
 /// Makes `target` the directory `fill` builds inside a scratch directory, by one rename.
 fn install_dir(target: &Path, fill: impl FnOnce(&Path) -> Result<PathBuf>) -> Result<()> {
@@ -138,7 +162,7 @@ mod tests {
         let locs = locations(&cache, &root.path().join("system"), true);
         let err = find_or_install(&locs, &wanted(), |scratch| {
             fs::write(scratch.join("a.bin"), b"half")?;
-            bail!("connection lost")
+            anyhow::bail!("connection lost")
         })
         .unwrap_err();
         let text = format!("{err:#}");

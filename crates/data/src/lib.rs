@@ -52,6 +52,7 @@ mod synthetic;
 pub use batch::{Augmentation, Placement, epoch_order, fill_batch};
 pub use dataset::Dataset;
 pub use image_set::{CHANNELS, IMAGE_BYTES, IMAGE_SIDE, ImageSet};
+pub use install::Missing;
 pub use locations::{DataLocations, Mirrors, Source};
 pub use name::DatasetName;
 pub use normalization::Normalization;
@@ -60,7 +61,8 @@ pub use synthetic::SyntheticConfig;
 /// Loads the data set `name`: found in `locations` or downloaded into its cache (CIFAR,
 /// Fashion-MNIST), or generated as `synthetic` says (which the other data sets ignore).
 ///
-/// Any missing, damaged or unexpected file is an error naming the file and the problem.
+/// Any missing, damaged or unexpected file is an error naming the file and the problem; a data
+/// set found nowhere (and not downloaded) has [`Missing`] in its error's chain.
 pub fn load(
     name: DatasetName,
     locations: &DataLocations,

@@ -20,6 +20,14 @@ pub const DEFINITION_VERSION: u32 = 1;
 /// Standard deviation of the fully connected weights at initialization (the reference code's).
 const LINEAR_INIT_STD: f64 = 1e-3;
 
+/// The widest multiplier accepted (before any layer is built, so channel counts cannot
+/// overflow).
+pub const MAX_WIDTH: f64 = 1024.0;
+
+/// The most parameters a network may have: 2^30 (4 GiB per copy in f32; training keeps several
+/// copies).
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
 /// What determines a network: architecture, width multiplier, classes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkSpec {
@@ -42,8 +50,11 @@ pub struct Network {
 impl Network {
     /// Builds the graph for `spec`.
     pub fn new(spec: NetworkSpec) -> Result<Self> {
-        if !(spec.width > 0.0 && spec.width.is_finite()) {
-            bail!("model width must be a positive number, got {}", spec.width);
+        if !(spec.width > 0.0 && spec.width <= MAX_WIDTH) {
+            bail!(
+                "model width must be a positive number up to {MAX_WIDTH}, got {}",
+                spec.width
+            );
         }
         if spec.classes < 2 {
             bail!(
@@ -52,6 +63,14 @@ impl Network {
             );
         }
         let (layers, layout) = build(spec.arch, spec.width, spec.classes);
+        let parameters = layout.numel(crate::ParamScope::States);
+        if parameters > MAX_PARAMETERS {
+            bail!(
+                "a {} of width {} has {parameters} parameters, more than the {MAX_PARAMETERS} supported",
+                spec.arch,
+                spec.width
+            );
+        }
         Ok(Self {
             spec,
             layers,

@@ -6,14 +6,14 @@ use crate::data;
 use crate::runs::{OpenRun, TrainedRun};
 use anyhow::{Result, bail};
 use landscape_data::{Dataset, DatasetName};
+use landscape_job::grid::GridOutcome;
+use landscape_job::shard::Shard;
 use landscape_models::ParamScope;
 use landscape_models::eval::{DeviceBatches, Precision};
 use landscape_spec::{AnalysisKind, Spec, analysis::same_value};
 use landscape_surface::direction::{self, DirNorm, Direction, Ignore};
-use landscape_surface::grid::{AxisRange, Grid, Shard};
-use landscape_surface::surface::{
-    ENGINE_VERSION, PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, SurfaceOutcome,
-};
+use landscape_surface::grid::{AxisRange, Grid};
+use landscape_surface::surface::{ENGINE_VERSION, SurfaceJob, SurfaceKind, SurfaceMeta};
 use landscape_train::data::{fixed_subset, upload};
 use landscape_trajectory::trajectory::{
     PathPoint, TRAJECTORY_VERSION, TrajectoryJob, TrajectoryMeta, TrajectoryOutcome,
@@ -121,6 +121,13 @@ impl DataCache {
         if !self.batches.contains_key(&key_train) || (test && !self.batches.contains_key(&key_test))
         {
             let ds = self.dataset(ctx, run)?.clone();
+            let have = fixed_subset(&ds.train, train_cfg.train_subset).len();
+            if subset > have {
+                bail!(
+                    "subset {subset}: run {} trained on {have} examples; ask for at most that many (0: all)",
+                    run.record.id
+                );
+            }
             if !self.batches.contains_key(&key_train) {
                 let train = fixed_subset(&fixed_subset(&ds.train, train_cfg.train_subset), subset);
                 self.batches.insert(
@@ -151,9 +158,9 @@ pub fn surface(
     epoch: Option<u32>,
     request: &SurfaceRequest,
     shard: Shard,
-) -> Result<SurfaceOutcome> {
+) -> Result<GridOutcome> {
     let run = OpenRun::open(&ctx.workdir, run_id)?;
-    let base = run.params(epoch, &ctx.device)?;
+    let (base_ref, base) = run.point(epoch, &ctx.device)?;
     let count = 1 + request.y.is_some() as usize;
     let directions = match (&request.directions, &request.plane) {
         (Some(_), Some(_)) => {
@@ -163,18 +170,24 @@ pub fn surface(
             if count != 2 {
                 bail!("a plane through three runs needs a 2-D grid (--y)");
             }
-            let base_name = format!("{run_id}@{}", epoch.unwrap_or(run.epochs_done));
+            if through.iter().any(|other| other == run_id) || through[0] == through[1] {
+                bail!(
+                    "a plane through runs needs three different runs, got {run_id}, {} and {}",
+                    through[0],
+                    through[1]
+                );
+            }
             through
                 .iter()
                 .map(|other| {
                     let theirs = OpenRun::open(&ctx.workdir, other)?;
-                    let point = theirs.params(None, &ctx.device)?;
+                    let (their_ref, point) = theirs.point(None, &ctx.device)?;
                     Direction::difference(
                         &base,
                         &point,
                         request.scope,
-                        &base_name,
-                        &format!("{other}@{}", theirs.epochs_done),
+                        &base_ref.to_string(),
+                        &their_ref.to_string(),
                     )
                 })
                 .collect::<Result<Vec<_>>>()?
@@ -204,10 +217,7 @@ pub fn surface(
     let meta = SurfaceMeta {
         engine: ENGINE_VERSION,
         kind: SurfaceKind::Surface,
-        base: PointRef {
-            run: run.record.id.clone(),
-            epoch: epoch.unwrap_or(run.epochs_done),
-        },
+        base: base_ref,
         directions: directions.iter().map(|d| d.recipe.clone()).collect(),
         scope,
         grid: Grid {
@@ -238,7 +248,7 @@ pub fn interpolation(
     to_id: &str,
     request: &InterpolationRequest,
     shard: Shard,
-) -> Result<SurfaceOutcome> {
+) -> Result<GridOutcome> {
     let from = OpenRun::open(&ctx.workdir, from_id)?;
     let to = OpenRun::open(&ctx.workdir, to_id)?;
     if from.record.config.data != to.record.config.data {
@@ -246,18 +256,11 @@ pub fn interpolation(
             "runs {from_id} and {to_id} trained on different data; interpolating between them means little"
         );
     }
-    let a = from.params(None, &ctx.device)?;
-    let b = to.params(None, &ctx.device)?;
-    let (from_ref, to_ref) = (
-        PointRef {
-            run: from_id.into(),
-            epoch: from.epochs_done,
-        },
-        PointRef {
-            run: to_id.into(),
-            epoch: to.epochs_done,
-        },
-    );
+    if from_id == to_id {
+        bail!("an interpolation needs two different runs, got {from_id} twice");
+    }
+    let (from_ref, a) = from.point(None, &ctx.device)?;
+    let (to_ref, b) = to.point(None, &ctx.device)?;
     let direction = Direction::difference(
         &a,
         &b,
@@ -315,7 +318,7 @@ pub fn trajectory(
     run_id: &str,
     request: &TrajectoryRequest,
     shard: Shard,
-) -> Result<(TrajectoryOutcome, SurfaceOutcome)> {
+) -> Result<(TrajectoryOutcome, GridOutcome)> {
     let run = OpenRun::open(&ctx.workdir, run_id)?;
     let epochs = run.dir.checkpoint_epochs()?;
     if epochs.len() < 3 {
@@ -335,6 +338,10 @@ pub fn trajectory(
             version: TRAJECTORY_VERSION,
             run: run_id.into(),
             epochs: epochs.clone(),
+            checkpoints: epochs
+                .iter()
+                .map(|&e| run.checkpoint_hash(e))
+                .collect::<Result<_>>()?,
             scope: request.scope,
             ignore: request.ignore,
             seed: request.seed,

@@ -6,12 +6,12 @@ use crate::Context;
 use crate::analyses::DataCache;
 use crate::runs::OpenRun;
 use anyhow::Result;
-use landscape_curvature::eigen_ratio::{self, EigenRatioOutcome, EigenRatioRequest};
+use landscape_curvature::eigen_ratio::{self, EigenRatioRequest};
 use landscape_curvature::job::{
     self, CurvatureInput, HessianOptions, HessianReport, Outcome, SharpnessOptions, SharpnessReport,
 };
-use landscape_surface::grid::Shard;
-use landscape_surface::surface::PointRef;
+use landscape_job::grid::GridOutcome;
+use landscape_job::shard::Shard;
 
 /// Opens run `run_id` at `epoch` (default: the last) with `subset` training examples (its
 /// fixed subset; 0: all) on the device, and hands them to `f`.
@@ -25,15 +25,12 @@ fn with_input<T>(
     f: impl FnOnce(&CurvatureInput<'_>) -> Result<T>,
 ) -> Result<T> {
     let run = OpenRun::open(&ctx.workdir, run_id)?;
-    let params = run.params(epoch, &ctx.device)?;
+    let (point, params) = run.point(epoch, &ctx.device)?;
     let (train, _) = cache.batches(ctx, &run, subset, false)?;
     let input = CurvatureInput {
         layers: run.network.layers(),
         params,
-        point: PointRef {
-            run: run.record.id.clone(),
-            epoch: epoch.unwrap_or(run.epochs_done),
-        },
+        point,
         train_examples: subset,
         batches: train.batches(),
         micro_batch,
@@ -80,7 +77,7 @@ pub fn eigen_ratio(
     epoch: Option<u32>,
     request: &EigenRatioRequest,
     shard: Shard,
-) -> Result<EigenRatioOutcome> {
+) -> Result<GridOutcome> {
     let label = format!("eigen-ratio {run_id} {}", request.x);
     with_input(
         ctx,

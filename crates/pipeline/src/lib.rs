@@ -14,14 +14,15 @@ pub mod analyses;
 pub mod bench;
 pub mod curvature;
 pub mod data;
+pub mod jobs;
 pub mod runs;
 
 use anyhow::Result;
 use burn::tensor::Device;
 use landscape_core::device::DeviceKind;
 use landscape_data::{DataLocations, DatasetName};
+use landscape_job::shard::Shard;
 use landscape_spec::Spec;
-use landscape_surface::grid::Shard;
 use std::path::PathBuf;
 
 /// Where artifacts go and what computes them.

@@ -5,8 +5,11 @@ use crate::Context;
 use crate::data::ResolvedData;
 use anyhow::{Context as _, Result, bail};
 use burn::tensor::Device;
+use landscape_core::hash::ContentHash;
+use landscape_core::tensor_file::TensorFile;
 use landscape_models::{Network, NetworkSpec, ParamSet, checkpoint};
 use landscape_spec::{Spec, SweepRun};
+use landscape_surface::surface::PointRef;
 use landscape_train::data::fixed_subset;
 use landscape_train::run::RunState;
 use landscape_train::{DataIdentity, RunConfig, RunData, RunDir, RunRecord, RunStatus, train_run};
@@ -33,6 +36,18 @@ pub fn plan(ctx: &Context, spec: &Spec, data: &ResolvedData) -> Result<Vec<Plann
     spec.runs
         .iter()
         .map(|sweep| {
+            for (key, asked, have) in [
+                ("train_subset", sweep.config.train_subset, ds.train.len()),
+                ("test_subset", sweep.config.test_subset, ds.test.len()),
+            ] {
+                if asked > have {
+                    bail!(
+                        "{}: train.{key}: {asked} is more than the {have} examples of `{}`",
+                        spec.path.display(),
+                        ds.name
+                    );
+                }
+            }
             let n = fixed_subset(&ds.train, sweep.config.train_subset).len();
             let config = RunConfig::resolve(sweep.config.clone(), identity.clone(), n)
                 .map_err(|e| anyhow::anyhow!("{}: train.{e:#}", spec.path.display()))?;
@@ -163,8 +178,16 @@ impl OpenRun {
         })
     }
 
-    /// The parameters after `epoch` (default: the last).
-    pub fn params(&self, epoch: Option<u32>, device: &Device) -> Result<ParamSet> {
+    /// SHA-256 of the checkpoint of `epoch`.
+    pub fn checkpoint_hash(&self, epoch: u32) -> Result<ContentHash> {
+        let path = self.dir.checkpoint_path(epoch);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(ContentHash::of_bytes(&bytes))
+    }
+
+    /// The point after `epoch` (default: the last): its name and content hash, and its
+    /// parameters. The checkpoint must say it is this run's, at this epoch.
+    pub fn point(&self, epoch: Option<u32>, device: &Device) -> Result<(PointRef, ParamSet)> {
         let epoch = epoch.unwrap_or(self.epochs_done);
         let path = self.dir.checkpoint_path(epoch);
         if !path.exists() {
@@ -174,6 +197,21 @@ impl OpenRun {
                 self.record.id
             );
         }
-        Ok(checkpoint::load(&path, self.network.layout(), device)?.0)
+        let (file, hash) = TensorFile::read_hashed(&path)?;
+        let (run, at) = (file.meta("run", &path)?, file.meta("epoch", &path)?);
+        if run != self.record.id || at != epoch.to_string() {
+            bail!(
+                "{}: holds run {run} at epoch {at}, not run {} at epoch {epoch} (copied by hand?); move it away",
+                path.display(),
+                self.record.id
+            );
+        }
+        let params = checkpoint::from_tensor_file(&file, self.network.layout(), device, &path)?;
+        let point = PointRef {
+            run: self.record.id.clone(),
+            epoch,
+            checkpoint: hash,
+        };
+        Ok((point, params))
     }
 }

@@ -5,13 +5,14 @@
 use burn::tensor::Device;
 use landscape_core::device::DeviceKind;
 use landscape_curvature::CurvatureScope;
-use landscape_curvature::eigen_ratio::{EigenRatioRequest, merge, read_map};
+use landscape_curvature::eigen_ratio::{EigenRatioRequest, read_map};
 use landscape_curvature::job::{HessianOptions, SharpnessOptions};
 use landscape_data::DataLocations;
+use landscape_job::shard::Shard;
 use landscape_pipeline::analyses::DataCache;
+use landscape_pipeline::jobs::merge;
 use landscape_pipeline::{Context, curvature, run_spec};
 use landscape_spec::{Scale, Spec};
-use landscape_surface::grid::Shard;
 
 const SPEC: &str = r#"
 [experiment]
@@ -170,6 +171,7 @@ fn curvature_analyses_and_commands() {
     )
     .unwrap();
     assert!(!a.complete && !b.complete);
-    assert_eq!(merge(&a.dir, &[b.dir]).unwrap(), (3, true));
+    let merged = merge(&a.dir, &[b.dir]).unwrap();
+    assert_eq!((merged.points_done, merged.complete), (3, true));
     assert_eq!(read_map(&a.dir).unwrap().len(), 3);
 }

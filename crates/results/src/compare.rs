@@ -302,7 +302,7 @@ mod tests {
     fn meta_2d(points: usize) -> SurfaceMeta {
         let axis = format!("-1:1:{points}");
         toml::from_str::<SurfaceMeta>(&format!(
-            "engine = 1\nkind = \"surface\"\nscope = \"weights\"\ntrain_examples = 0\ntest = false\ndirections = []\n[base]\nrun = \"r\"\nepoch = 1\n[grid]\nx = \"{axis}\"\ny = \"{axis}\"\n"
+            "engine = 1\nkind = \"surface\"\nscope = \"weights\"\ntrain_examples = 0\ntest = false\ndirections = []\n[base]\nrun = \"r\"\nepoch = 1\ncheckpoint = \"0000000000000000000000000000000000000000000000000000000000000000\"\n[grid]\nx = \"{axis}\"\ny = \"{axis}\"\n"
         ))
         .unwrap()
     }

@@ -168,14 +168,43 @@ impl Direction {
 
     /// The L2 norm of the direction.
     pub fn norm(&self) -> f64 {
-        let total: f64 = self
-            .tensors
-            .iter()
-            .flatten()
-            .map(|t| t.clone().square().sum().into_scalar::<f32>() as f64)
-            .sum();
-        total.sqrt()
+        self.dot(self).sqrt()
     }
+
+    /// The inner product with `other` (tensors outside either scope count as zero).
+    pub fn dot(&self, other: &Direction) -> f64 {
+        self.tensors
+            .iter()
+            .zip(&other.tensors)
+            .filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?)))
+            .map(|(a, b)| (a.clone() * b.clone()).sum().into_scalar::<f32>() as f64)
+            .sum()
+    }
+}
+
+/// Refuses directions that span no grid: a zero or non-finite direction (a model minus
+/// itself, a file of zeros or NaN) or two parallel ones (a plane through a run and the same
+/// other run twice). `what` names them in the message.
+pub fn check_directions(directions: &[Direction], what: &str) -> Result<()> {
+    let norms: Vec<f64> = directions.iter().map(Direction::norm).collect();
+    for (i, (d, n)) in directions.iter().zip(&norms).enumerate() {
+        if !n.is_finite() || *n == 0.0 {
+            bail!(
+                "{what}: direction {} ({}) has norm {n}: it moves nothing",
+                ["x", "y"].get(i).unwrap_or(&"?"),
+                serde_json::to_string(&d.recipe).unwrap_or_default()
+            );
+        }
+    }
+    if let [a, b] = directions {
+        let cos = a.dot(b) / (norms[0] * norms[1]);
+        if cos.abs() > 1.0 - 1e-6 {
+            bail!(
+                "{what}: the x and y directions are parallel (cosine {cos:.6}): they span a line, not a plane"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The reference's `normalize_directions_for_weights` for one tensor pair.

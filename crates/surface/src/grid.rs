@@ -1,8 +1,9 @@
 //! Grids of points: an axis is `start:stop:points` (`-1:1:51`), a grid is one axis (1-D) or two
 //! (2-D, any `nx` and `ny`), and point `k` has a fixed place, so shards and resumed runs agree
-//! on which point is which.
+//! on which point is which. Shards are the job engine's ([`landscape_job::shard`]).
 
 use anyhow::{Result, bail};
+use landscape_job::grid::MAX_POINTS;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -53,8 +54,8 @@ impl FromStr for AxisRange {
         if !start.is_finite() || !stop.is_finite() {
             bail!("axis `{s}`: start and stop must be finite");
         }
-        if points == 0 {
-            bail!("axis `{s}`: needs at least 1 point");
+        if points == 0 || points > MAX_POINTS {
+            bail!("axis `{s}`: needs between 1 and {MAX_POINTS} points");
         }
         if points > 1 && start >= stop {
             bail!("axis `{s}`: start must be below stop");
@@ -109,9 +110,9 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Number of points.
+    /// Number of points (saturating: the job engine refuses grids beyond its limit).
     pub fn len(&self) -> usize {
-        self.x.points * self.y.map_or(1, |y| y.points)
+        self.x.points.saturating_mul(self.y.map_or(1, |y| y.points))
     }
 
     /// Whether the grid has no points (never, for a parsed axis).
@@ -132,47 +133,6 @@ impl Grid {
     }
 }
 
-/// Part `index` of `count` (1-based, `--shard 2/4`): the points `k` with `k % count ==
-/// index - 1`, interleaved so every shard gets a fair share of the expensive and cheap regions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// This shard, from 1.
-    pub index: usize,
-    /// Number of shards.
-    pub count: usize,
-}
-
-impl Shard {
-    /// The whole grid as one shard.
-    pub const WHOLE: Shard = Shard { index: 1, count: 1 };
-
-    /// Whether point `k` belongs to this shard.
-    pub fn owns(&self, k: usize) -> bool {
-        k % self.count == self.index - 1
-    }
-}
-
-impl FromStr for Shard {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let parsed = s
-            .split_once('/')
-            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
-        match parsed {
-            Some((index, count)) if count >= 1 && (1..=count).contains(&index) => {
-                Ok(Self { index, count })
-            }
-            _ => bail!("expected a shard k/n with 1 <= k <= n, such as 2/4, got `{s}`"),
-        }
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +144,15 @@ mod tests {
         assert_eq!(a.value(25), 0.0);
         assert_eq!(a.value(50), 1.0);
         assert_eq!("-0.5:1.5:401".parse::<AxisRange>().unwrap().value(100), 0.0);
-        for bad in ["1:-1:3", "-1:1:0", "-1:1", "a:b:c", "-1:1:2:3"] {
+        for bad in [
+            "1:-1:3",
+            "-1:1:0",
+            "-1:1",
+            "a:b:c",
+            "-1:1:2:3",
+            "-1:1:4294967296",
+            "nan:1:3",
+        ] {
             assert!(bad.parse::<AxisRange>().is_err(), "{bad}");
         }
         assert_eq!(a.to_string().parse::<AxisRange>().unwrap(), a);
@@ -206,14 +174,5 @@ mod tests {
             y: None,
         };
         assert_eq!(line.point(2).y, 0.0);
-    }
-
-    #[test]
-    fn shards_partition_the_grid() {
-        let shards: Vec<Shard> = (1..=3).map(|i| format!("{i}/3").parse().unwrap()).collect();
-        for k in 0..20 {
-            assert_eq!(shards.iter().filter(|s| s.owns(k)).count(), 1);
-        }
-        assert!("0/3".parse::<Shard>().is_err() && "4/3".parse::<Shard>().is_err());
     }
 }

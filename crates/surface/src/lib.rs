@@ -3,12 +3,12 @@
 //! - [`direction`]: seeded Gaussian directions normalized as the reference code does (filter,
 //!   layer, weight, dfilter, dlayer, none; biases and BatchNorm ignored or copied), model
 //!   differences for interpolation, saved as safetensors with their recipe;
-//! - [`grid`]: `start:stop:points` axes, 1-D and 2-D grids of any shape, shards;
+//! - [`grid`]: `start:stop:points` axes, 1-D and 2-D grids of any shape;
 //! - [`surface`]: a [`surface::SurfaceJob`] evaluates every grid point (BatchNorm folded,
-//!   inference mode, data resident on the device), journals points as they finish, resumes,
-//!   and is keyed by a content hash of everything that determines it; [`surface::merge`] joins
-//!   shards;
-//! - [`journal`]: the points on disk (`points.*.csv` journals, the final `surface.csv`).
+//!   inference mode, data resident on the device) as a job of the job engine
+//!   ([`landscape_job`]: content key, lock, journal, resume, shards, merge);
+//! - [`points`]: the record of one point ([`points::PointRow`]), a row of the journals and of
+//!   `surface.csv`.
 //!
 //! ```
 //! use landscape_surface::grid::{AxisRange, Grid};
@@ -19,5 +19,5 @@
 
 pub mod direction;
 pub mod grid;
-pub mod journal;
+pub mod points;
 pub mod surface;

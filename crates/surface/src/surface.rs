@@ -1,35 +1,41 @@
 //! Computing a surface: the loss and accuracy at every point of a grid around a base point
-//! along one or two directions, BatchNorm in inference mode. Keyed by a content hash of
-//! everything that determines it, resumable point by point, and splittable into shards.
+//! along one or two directions, BatchNorm in inference mode. A job of the job engine
+//! ([`landscape_job`]): keyed by a content hash of everything that determines it (the
+//! checkpoint's bytes among them), locked, resumable point by point, and splittable into shards.
 
-use crate::direction::{self, Direction, DirectionRecipe, displaced};
-use crate::grid::{Grid, Shard};
-use crate::journal::{self, HEADER, Journal, PointRow, Row};
-use anyhow::{Context, Result, bail};
+use crate::direction::{self, Direction, DirectionRecipe, check_directions, displaced};
+use crate::grid::Grid;
+use crate::points::PointRow;
+use anyhow::{Result, bail};
 use burn::tensor::Tensor;
-use landscape_core::hash::content_hash;
-use landscape_core::progress::Progress;
+use landscape_core::hash::ContentHash;
+use landscape_job::grid::{self as grid_job, GridMeta, GridOutcome};
+use landscape_job::job::{Job, JobMeta};
+use landscape_job::shard::Shard;
 use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::{Network, ParamKind, ParamScope, ParamSet};
-use landscape_train::run::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Bumped whenever the engine changes what it computes.
 pub const ENGINE_VERSION: u32 = 1;
 
-/// A parameter point: a run's checkpoint.
+/// A parameter point: a run's checkpoint, by name and by content, so that a checkpoint
+/// replaced in place is another point.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointRef {
     /// The run id.
     pub run: String,
     /// The epoch of the checkpoint.
     pub epoch: u32,
+    /// SHA-256 of the checkpoint file's bytes.
+    pub checkpoint: ContentHash,
 }
 
 impl std::fmt::Display for PointRef {
+    /// `run@epoch#<12 hex digits of the checkpoint>`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.run, self.epoch)
+        write!(f, "{}@{}#{}", self.run, self.epoch, self.checkpoint.short())
     }
 }
 
@@ -69,14 +75,25 @@ pub struct SurfaceMeta {
     pub precision: Precision,
 }
 
-impl SurfaceMeta {
-    /// The id: kind and 12 hex digits of the content hash.
-    pub fn id(&self) -> String {
-        let prefix = match self.kind {
+impl JobMeta for SurfaceMeta {
+    fn kind(&self) -> &'static str {
+        match self.kind {
             SurfaceKind::Surface => "surface",
             SurfaceKind::Interpolation => "interp",
-        };
-        format!("{prefix}-{}", content_hash(self).short())
+        }
+    }
+}
+
+impl GridMeta for SurfaceMeta {
+    type Row = PointRow;
+    const TABLE: &'static str = "surface.csv";
+
+    fn points(&self) -> usize {
+        self.grid.len()
+    }
+
+    fn nx(&self) -> usize {
+        self.grid.x.points
     }
 }
 
@@ -96,21 +113,10 @@ pub struct SurfaceJob<'a> {
     pub test: Option<&'a DeviceBatches>,
 }
 
-/// What a call to [`SurfaceJob::run`] left.
-#[derive(Clone, Debug)]
-pub struct SurfaceOutcome {
-    /// The surface's directory.
-    pub dir: PathBuf,
-    /// Points known (all shards).
-    pub points_done: usize,
-    /// Whether every point is known and `surface.csv` is written.
-    pub complete: bool,
-}
-
 impl SurfaceJob<'_> {
     /// Computes the points of `shard` that no journal in the surface's directory has yet, then
     /// writes `surface.csv` if the whole grid is known. Returns at once for a finished surface.
-    pub fn run(&self, workdir: &Path, shard: Shard, label: &str) -> Result<SurfaceOutcome> {
+    pub fn run(&self, workdir: &Path, shard: Shard, label: &str) -> Result<GridOutcome> {
         let expected = self.meta.directions.len();
         if expected != self.directions.len() || self.meta.grid.y.is_some() != (expected == 2) {
             bail!(
@@ -119,18 +125,13 @@ impl SurfaceJob<'_> {
                 expected
             );
         }
-        let dir = workdir.join(self.meta.id());
-        let csv = dir.join("surface.csv");
-        let total = self.meta.grid.len();
-        if csv.exists() {
-            return Ok(SurfaceOutcome {
-                dir,
-                points_done: total,
-                complete: true,
-            });
+        grid_job::check_size(&self.meta)?;
+        if let Some(done) = grid_job::finished(workdir, &self.meta)? {
+            return Ok(done);
         }
-        prepare_dir(&dir, &self.meta)?;
-        let directions_file = dir.join("directions.safetensors");
+        check_directions(&self.directions, label)?;
+        let job = Job::open(workdir, self.meta.clone(), shard, label)?;
+        let directions_file = job.path("directions.safetensors");
         if !directions_file.exists() {
             direction::save(
                 &directions_file,
@@ -139,42 +140,13 @@ impl SurfaceJob<'_> {
                 &self.meta.base.to_string(),
             )?;
         }
-        let nx = self.meta.grid.x.points;
-        let mut points = journal::read_journals::<PointRow>(&dir, nx)?;
-        let todo: Vec<usize> = (0..total)
-            .filter(|k| shard.owns(*k) && !points.contains_key(k))
-            .collect();
-        if !todo.is_empty() {
-            let mine = (0..total).filter(|k| shard.owns(*k)).count();
-            let progress = Progress::new(label, mine as u64, (mine - todo.len()) as u64);
-            let mut journal = Journal::open(
-                &journal::journal_path(&dir, shard.index, shard.count),
-                HEADER,
-            )?;
-            let evaluator =
-                Evaluator::new(self.network.layers()).with_precision(self.meta.precision);
-            for (i, &k) in todo.iter().enumerate() {
-                let row = self.point(&evaluator, k);
-                journal.append(&row)?;
-                progress.update(
-                    (mine - todo.len() + i + 1) as u64,
-                    format!("({:.3}, {:.3}) loss {:.4}", row.x, row.y, row.train_loss),
-                );
-                points.insert(k, row);
-            }
-            progress.finish(format!("{} points", mine));
-            // Another shard may have finished meanwhile: read everything again before deciding.
-            points = journal::read_journals(&dir, nx)?;
-        }
-        let complete = points.len() == total;
-        if complete {
-            journal::write_table(&csv, &points)?;
-        }
-        Ok(SurfaceOutcome {
-            dir,
-            points_done: points.len(),
-            complete,
-        })
+        let evaluator = Evaluator::new(self.network.layers()).with_precision(self.meta.precision);
+        job.compute_points(
+            shard,
+            label,
+            |k| Ok(self.point(&evaluator, k)),
+            |row| format!("({:.3}, {:.3}) loss {:.4}", row.x, row.y, row.train_loss),
+        )
     }
 
     /// Evaluates grid point `k`.
@@ -222,79 +194,7 @@ fn count_negative_variances(base: &ParamSet, tensors: &[Tensor<1>]) -> u64 {
     Tensor::cat(counts, 0).sum().into_scalar::<i64>() as u64
 }
 
-/// Creates the surface's directory with its `meta.toml`, or checks that an existing one holds
-/// the same surface.
-fn prepare_dir(dir: &Path, meta: &SurfaceMeta) -> Result<()> {
-    let path = dir.join("meta.toml");
-    if path.exists() {
-        let existing: SurfaceMeta = read_toml(&path)?;
-        if &existing != meta {
-            bail!(
-                "{}: describes a different surface than its id says (edited by hand?); move it away",
-                path.display()
-            );
-        }
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_toml(&path, meta)
-}
-
 /// Reads the `meta.toml` of a surface directory.
 pub fn read_meta(dir: &Path) -> Result<SurfaceMeta> {
-    read_toml(&dir.join("meta.toml"))
-}
-
-/// Joins the points of surface directories computed elsewhere (shards) into `into`, refusing
-/// directories of a different surface or points that disagree, and writes `surface.csv` when
-/// the grid is complete. Returns the number of points known and whether the grid is complete.
-pub fn merge(into: &Path, others: &[PathBuf]) -> Result<(usize, bool)> {
-    let meta = read_meta(into)
-        .with_context(|| format!("{} is not a surface directory", into.display()))?;
-    let nx = meta.grid.x.points;
-    let mut points = journal::read_journals::<PointRow>(into, nx)?;
-    for other in others {
-        let theirs = read_meta(other)
-            .with_context(|| format!("{} is not a surface directory", other.display()))?;
-        if theirs != meta {
-            bail!(
-                "{} holds surface {}, not {} like {}: refusing to merge",
-                other.display(),
-                theirs.id(),
-                meta.id(),
-                into.display()
-            );
-        }
-        let incoming = journal::read_journals::<PointRow>(other, nx)?;
-        let mut new_rows = Vec::new();
-        for (k, row) in incoming {
-            match points.get(&k) {
-                Some(mine) if !mine.same(&row) => bail!(
-                    "{}: point ({}, {}) disagrees with {}: refusing to merge",
-                    other.display(),
-                    row.ix,
-                    row.iy,
-                    into.display()
-                ),
-                Some(_) => {}
-                None => new_rows.push((k, row)),
-            }
-        }
-        if !new_rows.is_empty() {
-            let name = format!(
-                "points.merged-{}.csv",
-                content_hash(&other.canonicalize()?.to_string_lossy()).short()
-            );
-            let mut journal = Journal::open(&into.join(name), HEADER)?;
-            for (k, row) in new_rows {
-                journal.append(&row)?;
-                points.insert(k, row);
-            }
-        }
-    }
-    let complete = points.len() == meta.grid.len();
-    if complete {
-        journal::write_table(&into.join("surface.csv"), &points)?;
-    }
-    Ok((points.len(), complete))
+    landscape_job::job::read_meta(dir)
 }

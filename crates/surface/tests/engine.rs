@@ -3,12 +3,16 @@
 
 use burn::tensor::{Device, Distribution};
 use landscape_data::{DatasetName, SyntheticConfig};
+use landscape_job::grid::merge;
+use landscape_job::job::JobMeta;
+use landscape_job::journal::read_rows;
+use landscape_job::shard::Shard;
 use landscape_models::eval::{DeviceBatches, Evaluator, Precision};
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamScope, ParamSet};
 use landscape_surface::direction::{DirNorm, Direction, Ignore};
-use landscape_surface::grid::{Grid, Shard};
-use landscape_surface::journal::read_points as read_rows;
-use landscape_surface::surface::{PointRef, SurfaceJob, SurfaceKind, SurfaceMeta, merge};
+use landscape_surface::grid::Grid;
+use landscape_surface::points::PointRow;
+use landscape_surface::surface::{PointRef, SurfaceJob, SurfaceKind, SurfaceMeta};
 
 fn network() -> Network {
     Network::new(NetworkSpec {
@@ -54,6 +58,7 @@ fn meta(grid: Grid, directions: &[Direction], scope: ParamScope) -> SurfaceMeta 
         base: PointRef {
             run: "test".into(),
             epoch: 0,
+            checkpoint: landscape_core::hash::ContentHash::of_bytes(b"test"),
         },
         directions: directions.iter().map(|d| d.recipe.clone()).collect(),
         scope,
@@ -236,7 +241,7 @@ fn non_square_surface_origin_and_indexing_are_right() {
     let work = tempfile::tempdir().unwrap();
     let out = job.run(work.path(), Shard::WHOLE, "test").unwrap();
     assert!(out.complete);
-    let rows = read_rows(&out.dir.join("surface.csv")).unwrap();
+    let rows: Vec<PointRow> = read_rows(&out.dir.join("surface.csv")).unwrap();
     assert_eq!(rows.len(), 15);
     let ev = Evaluator::new(net.layers());
     let origin = rows.iter().find(|r| r.ix == 2 && r.iy == 1).unwrap();
@@ -307,7 +312,7 @@ fn interpolation_endpoints_are_the_models() {
     };
     let work = tempfile::tempdir().unwrap();
     let out = job.run(work.path(), Shard::WHOLE, "test").unwrap();
-    let rows = read_rows(&out.dir.join("surface.csv")).unwrap();
+    let rows: Vec<PointRow> = read_rows(&out.dir.join("surface.csv")).unwrap();
     let ev = Evaluator::new(net.layers());
     let (la, lb) = (
         ev.evaluate(a.tensors(), &data).loss,
@@ -356,8 +361,8 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     let s1 = job().run(m1.path(), "1/2".parse().unwrap(), "s1").unwrap();
     let s2 = job().run(m2.path(), "2/2".parse().unwrap(), "s2").unwrap();
     assert!(!s1.complete && !s2.complete && s1.points_done == 6);
-    let (n, complete) = merge(&s1.dir, std::slice::from_ref(&s2.dir)).unwrap();
-    assert!(complete && n == 12);
+    let merged = merge::<SurfaceMeta>(&s1.dir, std::slice::from_ref(&s2.dir)).unwrap();
+    assert!(merged.complete && merged.points_done == 12);
     assert_eq!(
         std::fs::read_to_string(s1.dir.join("surface.csv")).unwrap(),
         expected
@@ -382,7 +387,7 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     };
     let m3 = tempfile::tempdir().unwrap();
     let s3 = other.run(m3.path(), "1/2".parse().unwrap(), "s3").unwrap();
-    assert!(merge(&s1.dir, &[s3.dir]).is_err());
+    assert!(merge::<SurfaceMeta>(&s1.dir, &[s3.dir]).is_err());
 
     // Resume: a journal with 5 points and a torn line, then a rerun computes only the rest.
     let resumed = tempfile::tempdir().unwrap();
@@ -392,7 +397,9 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
     let lines: Vec<&str> = expected.lines().collect();
     let partial = format!("{}\n3,1,0.1", lines[..6].join("\n"));
     std::fs::write(dir.join("points.1-of-1.csv"), partial).unwrap();
-    let before = read_rows(&dir.join("points.1-of-1.csv")).unwrap().len();
+    let before = read_rows::<PointRow>(&dir.join("points.1-of-1.csv"))
+        .unwrap()
+        .len();
     assert_eq!(before, 5);
     let out = job().run(resumed.path(), Shard::WHOLE, "resume").unwrap();
     assert!(out.complete);
@@ -400,7 +407,7 @@ fn shards_merge_to_the_single_run_and_resume_skips_finished_points() {
         std::fs::read_to_string(out.dir.join("surface.csv")).unwrap(),
         expected
     );
-    let journal = read_rows(&dir.join("points.1-of-1.csv")).unwrap();
+    let journal: Vec<PointRow> = read_rows(&dir.join("points.1-of-1.csv")).unwrap();
     assert_eq!(journal.len(), 12, "finished points were computed again");
 }
 
@@ -440,7 +447,7 @@ fn bf16_surfaces_are_separate_artifacts_evaluated_in_bf16() {
             test: None,
         };
         let out = job.run(work.path(), Shard::WHOLE, "test").unwrap();
-        read_rows(&out.dir.join("surface.csv")).unwrap()
+        read_rows::<PointRow>(&out.dir.join("surface.csv")).unwrap()
     };
     let (exact, rounded) = (run(f32_meta), run(bf16_meta));
     let ev = Evaluator::new(net.layers()).with_precision(Precision::Bf16);

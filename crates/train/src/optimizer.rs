@@ -7,7 +7,7 @@
 //! update rules are written out here, where they can be checked against PyTorch's formulas.
 
 use crate::config::{OptimizerKind, TrainConfig};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::tensor::Tensor;
 use landscape_core::tensor_file::{HostTensor, TensorFile};
 use landscape_models::{ParamLayout, ParamSet};
@@ -145,7 +145,17 @@ impl Optimizer {
             .insert("optim.step".into(), self.step.to_string());
     }
 
-    /// Restores the state written by [`Optimizer::to_tensors`].
+    /// Which state tensors the rule keeps: (first, second).
+    fn keeps(&self) -> (bool, bool) {
+        match self.rule {
+            UpdateRule::Sgd { momentum, .. } => (momentum != 0.0, false),
+            UpdateRule::Adam { .. } => (true, true),
+        }
+    }
+
+    /// Restores the state written by [`Optimizer::to_tensors`], refusing a state that does not
+    /// fit: after the first step every learnable tensor has the buffers its rule keeps, each of
+    /// its tensor's size, and nothing else is there.
     pub fn restore(
         &mut self,
         layout: &ParamLayout,
@@ -157,19 +167,52 @@ impl Optimizer {
             .meta("optim.step", path)?
             .parse()
             .with_context(|| format!("{}: optim.step", path.display()))?;
-        for (prefix, state) in [
-            ("optim.first", &mut self.first),
-            ("optim.second", &mut self.second),
+        let (keeps_first, keeps_second) = self.keeps();
+        let mut expected = std::collections::BTreeSet::new();
+        for (prefix, kept, state) in [
+            ("optim.first", keeps_first, &mut self.first),
+            ("optim.second", keeps_second, &mut self.second),
         ] {
             for (info, slot) in layout.entries().iter().zip(state.iter_mut()) {
                 let name = format!("{prefix}.{}", info.name);
-                *slot = file.tensors.iter().find(|t| t.name == name).map(|t| {
-                    Tensor::<1>::from_data(
-                        burn::tensor::TensorData::new(t.values.clone(), [t.values.len()]),
-                        device,
-                    )
-                });
+                let required = kept && self.step > 0 && info.kind.is_learnable();
+                let found = file.tensors.iter().find(|t| t.name == name);
+                *slot = match found {
+                    None if required => bail!(
+                        "{}: the optimizer state lacks `{name}` after {} steps (damaged or from another optimizer); move the file away to restart the run",
+                        path.display(),
+                        self.step
+                    ),
+                    None => None,
+                    Some(t) if !required || t.values.len() != info.numel() => bail!(
+                        "{}: optimizer state `{name}` {} (damaged or from another optimizer); move the file away to restart the run",
+                        path.display(),
+                        if required {
+                            format!("has {} values, its tensor {}", t.values.len(), info.numel())
+                        } else {
+                            "is not one this optimizer keeps".to_string()
+                        }
+                    ),
+                    Some(t) => {
+                        expected.insert(name);
+                        Some(Tensor::<1>::from_data(
+                            burn::tensor::TensorData::new(t.values.clone(), [t.values.len()]),
+                            device,
+                        ))
+                    }
+                };
             }
+        }
+        if let Some(extra) = file
+            .tensors
+            .iter()
+            .find(|t| t.name.starts_with("optim.") && !expected.contains(&t.name))
+        {
+            bail!(
+                "{}: unexpected optimizer state `{}`; move the file away to restart the run",
+                path.display(),
+                extra.name
+            );
         }
         Ok(())
     }
@@ -247,6 +290,53 @@ mod tests {
             w -= lr * (m / (1.0 - b1.powi(t))) / ((v / (1.0 - b2.powi(t))).sqrt() + 1e-8);
         }
         assert!((run(OptimizerKind::Adam, false, 0.0, &[3.0, 1.0]) as f64 - w).abs() < 1e-5);
+    }
+
+    #[test]
+    fn damaged_states_are_refused() {
+        let p = scalar_param(1.0);
+        let adam = config(OptimizerKind::Adam, false, 0.0);
+        let mut opt = Optimizer::new(&adam, p.layout());
+        opt.step(
+            &p,
+            vec![Some(Tensor::<1>::from_floats([2.0], &Device::flex()))],
+            0.1,
+        );
+        let mut good = TensorFile::default();
+        opt.to_tensors(p.layout(), &mut good);
+        let restore = |cfg: &TrainConfig, file: &TensorFile| {
+            Optimizer::new(cfg, p.layout())
+                .restore(
+                    p.layout(),
+                    file,
+                    Path::new("last.safetensors"),
+                    &Device::flex(),
+                )
+                .map_err(|e| e.to_string())
+        };
+        assert!(restore(&adam, &good).is_ok());
+        let mut missing = good.clone();
+        missing
+            .tensors
+            .retain(|t| !t.name.starts_with("optim.second"));
+        assert!(
+            restore(&adam, &missing)
+                .unwrap_err()
+                .contains("lacks `optim.second.")
+        );
+        let mut short = good.clone();
+        short.tensors.iter_mut().for_each(|t| t.values.push(0.0));
+        assert!(restore(&adam, &short).unwrap_err().contains("has 2 values"));
+        // Adam's state where plain SGD keeps none.
+        let plain = TrainConfig {
+            momentum: 0.0,
+            ..config(OptimizerKind::Sgd, false, 0.0)
+        };
+        assert!(
+            restore(&plain, &good)
+                .unwrap_err()
+                .contains("not one this optimizer keeps")
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use crate::config::{BatchSize, TrainConfig};
 use anyhow::{Context, Result};
-use landscape_core::atomic::write_atomic;
 use landscape_core::hash::{ContentHash, content_hash};
 use landscape_data::DatasetName;
+use landscape_job::toml_file::{read_toml, write_toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,18 @@ impl RunConfig {
         train_examples: usize,
     ) -> Result<Self> {
         train.validate()?;
+        landscape_models::Network::new(landscape_models::NetworkSpec {
+            arch: train.model,
+            width: train.width,
+            classes: data.classes,
+        })
+        .map_err(|e| anyhow::anyhow!("width: {e:#}"))?;
         let batch = train.batch_size.resolve(train_examples)?;
+        if batch > train_examples {
+            anyhow::bail!(
+                "batch_size: {batch} is more than the {train_examples} training examples"
+            );
+        }
         train.batch_size = BatchSize::Examples(batch);
         train.schedule = train.schedule.resolved(train.epochs);
         Ok(Self {
@@ -214,18 +225,4 @@ impl RunDir {
     pub fn write_status(&self, status: &RunStatus) -> Result<()> {
         write_toml(&self.status_path(), status)
     }
-}
-
-/// Reads a TOML file into `T`, errors naming the file.
-pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
-}
-
-/// Writes `value` as TOML atomically.
-pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text =
-        toml::to_string_pretty(value).with_context(|| format!("serializing {}", path.display()))?;
-    write_atomic(path, text.as_bytes())
 }

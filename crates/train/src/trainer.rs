@@ -16,9 +16,11 @@ use crate::optimizer::Optimizer;
 use crate::run::{RunDir, RunRecord, RunState, RunStatus};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
+use landscape_core::atomic::remove_stale_temporaries;
 use landscape_core::progress::Progress;
 use landscape_core::tensor_file::TensorFile;
 use landscape_data::{Augmentation, epoch_order, fill_batch};
+use landscape_job::lock::{LOCK_FILE, Lock};
 use landscape_models::checkpoint;
 use landscape_models::eval::Evaluator;
 use landscape_models::{Network, NetworkSpec, ParamKind, ParamSet};
@@ -36,6 +38,11 @@ pub fn train_run(
     label: &str,
 ) -> Result<RunStatus> {
     let dir = RunDir::new(workdir, &record.id);
+    // One process trains a run at a time; a second one waits, then finds it finished.
+    let _lock = Lock::acquire(dir.root(), LOCK_FILE, label)?;
+    for sub in [dir.root().to_path_buf(), dir.root().join("checkpoints")] {
+        remove_stale_temporaries(&sub)?;
+    }
     if dir.record_path().exists() {
         let existing = dir.read_record()?;
         if existing.config != record.config {
@@ -89,6 +96,14 @@ impl<'a> Session<'a> {
         let resume = dir.resume_path();
         let (params, metrics) = if resume.exists() {
             let file = TensorFile::read(&resume)?;
+            let owner = file.meta("run", &resume)?;
+            if owner != record.id {
+                bail!(
+                    "{}: is the resumable state of run {owner}, not {}; move it away",
+                    resume.display(),
+                    record.id
+                );
+            }
             let params = checkpoint::from_tensor_file(&file, network.layout(), device, &resume)?;
             optimizer.restore(network.layout(), &file, &resume, device)?;
             let epoch: u32 = file
@@ -166,6 +181,11 @@ impl<'a> Session<'a> {
             }
             let train_stats = (loss_sum / n as f64, 100.0 * correct as f64 / n as f64);
             let row = self.measure(epoch, lr, Some(train_stats), start.elapsed().as_secs_f64());
+            if !row.test_loss.is_finite() {
+                let message = format!("diverged after epoch {epoch}: test loss {}", row.test_loss);
+                self.metrics.push(row);
+                return self.stop_diverged(message, &progress);
+            }
             progress.update(
                 epoch as u64 * steps_per_epoch,
                 format!(
@@ -178,6 +198,8 @@ impl<'a> Session<'a> {
             );
             self.metrics.push(row);
             self.save_epoch(epoch)?;
+            // Live progress for `landscape runs`.
+            self.write_status(RunState::Running, "training")?;
         }
         let last = self.metrics.last().expect("epoch rows").clone();
         progress.finish(format!("test accuracy {:.2}%", last.test_acc));
@@ -293,11 +315,16 @@ impl<'a> Session<'a> {
         );
         row.train_loss = Some(loss);
         self.metrics.push(row);
-        metrics::write(&self.dir.metrics_path(), &self.metrics)?;
         let message = format!(
             "diverged at epoch {epoch}, step {}: training loss {loss}",
             step + 1
         );
+        self.stop_diverged(message, progress)
+    }
+
+    /// Marks the run diverged after the epoch row just pushed: `message` says where.
+    fn stop_diverged(&mut self, message: String, progress: &Progress) -> Result<RunStatus> {
+        metrics::write(&self.dir.metrics_path(), &self.metrics)?;
         progress.finish(message.clone());
         eprintln!(
             "warning: run {} {message}; marked diverged, the sweep goes on",

@@ -10,8 +10,10 @@ use crate::pca::{PathPca, PathSource, Segment, path_pca};
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use landscape_core::atomic::{write_atomic, write_atomic_with};
-use landscape_core::hash::content_hash;
+use landscape_core::hash::ContentHash;
 use landscape_core::tensor_file::TensorIndex;
+use landscape_job::job::{Job, JobMeta};
+use landscape_job::shard::Shard;
 use landscape_models::eval::{DeviceBatches, Evaluator};
 use landscape_models::{Network, ParamLayout, ParamScope, ParamSet, checkpoint};
 use landscape_surface::direction::{self, DirNorm, Direction, DirectionRecipe, Ignore};
@@ -34,6 +36,8 @@ pub struct TrajectoryMeta {
     pub run: String,
     /// The saved epochs used, ascending; the last is the final point.
     pub epochs: Vec<u32>,
+    /// SHA-256 of each epoch's checkpoint file (a checkpoint replaced in place is another path).
+    pub checkpoints: Vec<ContentHash>,
     /// Which tensors the vectors cover.
     pub scope: ParamScope,
     /// `biasbn` leaves biases and BatchNorm out of the vectors (zeroed), as the reference can.
@@ -44,10 +48,9 @@ pub struct TrajectoryMeta {
     pub train_examples: usize,
 }
 
-impl TrajectoryMeta {
-    /// The id: `trajectory-` and 12 hex digits of the content hash.
-    pub fn id(&self) -> String {
-        format!("trajectory-{}", content_hash(self).short())
+impl JobMeta for TrajectoryMeta {
+    fn kind(&self) -> &'static str {
+        "trajectory"
     }
 }
 
@@ -133,11 +136,11 @@ pub fn segments(layout: &ParamLayout, scope: ParamScope, ignore: Ignore) -> Vec<
 impl TrajectoryJob<'_> {
     /// Computes the trajectory, or reads it back when it is already there.
     pub fn run(&self, workdir: &Path) -> Result<TrajectoryOutcome> {
-        let dir = workdir.join(self.meta.id());
-        if dir.join("path.csv").exists() {
-            return read(&dir);
+        if let Some(path) = Job::finished(workdir, &self.meta, "path.csv")? {
+            return read(path.parent().expect("path.csv is in its job's directory"));
         }
         if self.checkpoints.len() != self.meta.epochs.len()
+            || self.meta.checkpoints.len() != self.meta.epochs.len()
             || self.lrs.len() != self.meta.epochs.len()
         {
             bail!(
@@ -147,6 +150,13 @@ impl TrajectoryJob<'_> {
                 self.lrs.len()
             );
         }
+        let job = Job::open(
+            workdir,
+            self.meta.clone(),
+            Shard::WHOLE,
+            &format!("trajectory {}", self.meta.run),
+        )?;
+        let dir = job.dir().to_path_buf();
         let layout = self.network.layout();
         let last_path = self.checkpoints.last().context("no checkpoints")?;
         let (last, _) = checkpoint::load(last_path, layout, &self.train_device())?;
@@ -173,7 +183,6 @@ impl TrajectoryJob<'_> {
             .map(|d| flatten_over(d, layout, &segs))
             .collect();
         let pca = path_pca(&source, &extras, MEMORY_VALUES)?;
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let components = self.components(&pca, &last, &segs)?;
         direction::save(
             &dir.join("directions.safetensors"),
@@ -195,10 +204,6 @@ impl TrajectoryJob<'_> {
             random_cos_expected: (2.0 / (std::f64::consts::PI * n)).sqrt(),
             random_cos_mean: cos_mean,
         };
-        write_atomic(
-            &dir.join("meta.toml"),
-            toml::to_string_pretty(&self.meta)?.as_bytes(),
-        )?;
         write_atomic(
             &dir.join("pca.toml"),
             toml::to_string_pretty(&summary)?.as_bytes(),
