@@ -21,7 +21,7 @@ test-aarch64:
     set -euo pipefail
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
-    arm="cargo test --profile cross-test -p landscape-models --target aarch64-unknown-linux-gnu"
+    arm="cargo test --release -p landscape-models --target aarch64-unknown-linux-gnu"
     # The kernels against textbook loops, then whole networks against burn (emulation is
     # slow: the rest of the suites run natively in `just test`).
     $arm --lib cpu::

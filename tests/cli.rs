@@ -371,6 +371,10 @@ fn a_diverging_run_is_marked_and_the_sweep_goes_on() {
         String::from_utf8_lossy(&out.stderr).contains("diverged at epoch"),
         "no clear message"
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is above 1, beyond what SGD"),
+        "no warning before the learning rate that diverges"
+    );
     let diverged = stdout
         .lines()
         .find(|l| l.contains("diverged"))

@@ -196,6 +196,17 @@ fn sizes_beyond_the_limits_or_the_data_and_degenerate_directions_are_refused() {
         &with(&["--x", "-1:1:3", "--directions", zeros, "--norm", "layer"]),
         "--norm",
     );
+    // Legal but suspicious: computed, with a warning.
+    let aside = landscape(&work)
+        .args(with(&["--x", "0.5:1:2"]))
+        .output()
+        .unwrap();
+    assert!(aside.status.success());
+    let warned = String::from_utf8_lossy(&aside.stderr);
+    assert!(
+        warned.contains("warning:") && warned.contains("not on the grid"),
+        "{warned}"
+    );
     // Specs: a width beyond any memory, a batch beyond the data; nothing starts.
     let fresh = dir.path().join("fresh");
     for (from, to, key) in [

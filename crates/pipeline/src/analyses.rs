@@ -214,16 +214,20 @@ pub fn surface(
     };
     let scope = directions[0].scope;
     let (train, test) = cache.batches(ctx, &run, request.subset, request.test)?;
+    let grid = Grid {
+        x: request.x,
+        y: request.y,
+    };
+    for warning in grid.warnings() {
+        eprintln!("warning: surface of run {run_id}: {warning}");
+    }
     let meta = SurfaceMeta {
         engine: ENGINE_VERSION,
         kind: SurfaceKind::Surface,
         base: base_ref,
         directions: directions.iter().map(|d| d.recipe.clone()).collect(),
         scope,
-        grid: Grid {
-            x: request.x,
-            y: request.y,
-        },
+        grid,
         train_examples: request.subset,
         test: request.test,
         precision: request.precision,

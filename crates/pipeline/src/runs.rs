@@ -51,6 +51,13 @@ pub fn plan(ctx: &Context, spec: &Spec, data: &ResolvedData) -> Result<Vec<Plann
             let n = fixed_subset(&ds.train, sweep.config.train_subset).len();
             let config = RunConfig::resolve(sweep.config.clone(), identity.clone(), n)
                 .map_err(|e| anyhow::anyhow!("{}: train.{e:#}", spec.path.display()))?;
+            for warning in config.warnings(n) {
+                eprintln!(
+                    "warning: {}: run {}: train.{warning}",
+                    spec.path.display(),
+                    sweep.label()
+                );
+            }
             let record = RunRecord {
                 id: config.id(),
                 experiment: spec.experiment.name.clone(),

@@ -110,6 +110,19 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// What is legal but probably not meant: an axis whose range leaves out 0, so the trained
+    /// point is not on the grid (one sentence each).
+    pub fn warnings(&self) -> Vec<String> {
+        [("x", Some(self.x)), ("y", self.y)]
+            .into_iter()
+            .filter_map(|(name, axis)| Some((name, axis?)))
+            .filter(|(_, a)| a.start > 0.0 || a.stop < 0.0)
+            .map(|(name, a)| {
+                format!("axis {name} = {a} leaves out 0: the trained point is not on the grid")
+            })
+            .collect()
+    }
+
     /// Number of points (saturating: the job engine refuses grids beyond its limit).
     pub fn len(&self) -> usize {
         self.x.points.saturating_mul(self.y.map_or(1, |y| y.points))
@@ -174,5 +187,12 @@ mod tests {
             y: None,
         };
         assert_eq!(line.point(2).y, 0.0);
+        assert!(g.warnings().is_empty() && line.warnings().is_empty());
+        let aside = Grid {
+            x: "-1:1:3".parse().unwrap(),
+            y: Some("0.5:1:3".parse().unwrap()),
+        };
+        assert_eq!(aside.warnings().len(), 1);
+        assert!(aside.warnings()[0].contains("axis y"));
     }
 }

@@ -70,6 +70,30 @@ impl RunConfig {
         })
     }
 
+    /// What is legal but probably not meant (one sentence each): a batch that leaves fewer than
+    /// two steps an epoch on `train_examples`, a learning rate far above the usual ones.
+    pub fn warnings(&self, train_examples: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let batch = self.batch_size();
+        if 2 * batch > train_examples {
+            out.push(format!(
+                "batch_size {batch} leaves {} step(s) an epoch on {train_examples} training examples",
+                train_examples.div_ceil(batch)
+            ));
+        }
+        let (usual, optimizer) = match self.train.optimizer {
+            crate::config::OptimizerKind::Sgd => (1.0, "SGD"),
+            crate::config::OptimizerKind::Adam => (0.01, "Adam"),
+        };
+        if self.train.lr > usual {
+            out.push(format!(
+                "lr {} is above {usual}, beyond what {optimizer} usually trains with: expect divergence",
+                self.train.lr
+            ));
+        }
+        out
+    }
+
     /// The logical batch size in examples.
     pub fn batch_size(&self) -> usize {
         match self.train.batch_size {
