@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{SPEC, landscape, one_line_failure, run_ok, train, write_spec};
+use common::{SPEC, landscape, one_line_failure, run_ok, train, train_command, write_spec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,12 +46,7 @@ fn bad_input_gets_one_line_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     let spec = write_spec(dir.path(), &SPEC.replace("lr = 0.05", "lr = -0.05"));
-    let err = one_line_failure(
-        &landscape(&work)
-            .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
-            .output()
-            .unwrap(),
-    );
+    let err = one_line_failure(&train_command(&work, &spec).output().unwrap());
     assert!(
         err.contains("spec.toml") && err.contains("train.lr"),
         "{err}"
@@ -106,8 +101,7 @@ fn kill_minus_nine_then_rerun_equals_an_uninterrupted_run() {
     let id = train(&a, &spec);
 
     // Kill the second training after its second epoch, at a moment chosen by the clock.
-    let mut child = landscape(&b)
-        .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
+    let mut child = train_command(&b, &spec)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -297,7 +291,7 @@ fn a_plane_through_three_runs_passes_through_each() {
             .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]"),
     );
     let work = dir.path().join("work");
-    let out = run_ok(landscape(&work).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]));
+    let out = run_ok(&mut train_command(&work, &spec));
     let ids: Vec<String> = out
         .lines()
         .skip(1)
@@ -353,10 +347,7 @@ fn a_diverging_run_is_marked_and_the_sweep_goes_on() {
             .replace("epochs = 6", "epochs = 2"),
     );
     let work = dir.path().join("work");
-    let out = landscape(&work)
-        .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
-        .output()
-        .unwrap();
+    let out = train_command(&work, &spec).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{SPEC, landscape, one_line_failure, run_ok, train, write_spec};
+use common::{SPEC, landscape, one_line_failure, run_ok, train, train_command, write_spec};
 use landscape_core::tensor_file::TensorFile;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A two-epoch run with a checkpoint every epoch, trained in `work`.
@@ -219,12 +219,7 @@ fn sizes_beyond_the_limits_or_the_data_and_degenerate_directions_are_refused() {
         ),
     ] {
         let spec = write_spec(dir.path(), &SPEC.replace(from, to));
-        let err = one_line_failure(
-            &landscape(&fresh)
-                .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
-                .output()
-                .unwrap(),
-        );
+        let err = one_line_failure(&train_command(&fresh, &spec).output().unwrap());
         assert!(err.contains("spec.toml") && err.contains(key), "{err}");
         assert!(
             !fresh.exists() || std::fs::read_dir(&fresh).unwrap().next().is_none(),
@@ -252,12 +247,7 @@ fn a_damaged_optimizer_state_stops_the_resume() {
         .expect("momentum buffers are saved");
     let name = file.tensors.remove(dropped).name;
     file.write(&last).unwrap();
-    let err = one_line_failure(
-        &landscape(&work)
-            .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
-            .output()
-            .unwrap(),
-    );
+    let err = one_line_failure(&train_command(&work, &spec).output().unwrap());
     assert!(
         err.contains(&name) && err.contains("last.safetensors"),
         "{err}"
@@ -273,21 +263,17 @@ fn runs_line(work: &Path, id: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn runs_shows_live_progress_stopped_runs_and_every_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let spec = write_spec(dir.path(), SPEC);
-    let mut child = landscape(&work)
-        .args(["train", spec.to_str().unwrap(), "--scale", "smoke"])
+/// Starts training `spec` in `work` and returns the process and the run's id once the run has
+/// finished two epochs and `status.toml` has followed.
+fn training_in_background(work: &Path, spec: &Path) -> (Child, String) {
+    let child = train_command(work, spec)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The run's directory appears with its first epochs.
     let deadline = Instant::now() + Duration::from_secs(300);
     let id = loop {
-        let found = std::fs::read_dir(&work).ok().and_then(|entries| {
+        let found = std::fs::read_dir(work).ok().and_then(|entries| {
             entries.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
                 std::fs::read_to_string(p.join("metrics.csv")).is_ok_and(|t| t.lines().count() >= 3)
             })
@@ -299,13 +285,59 @@ fn runs_shows_live_progress_stopped_runs_and_every_job() {
         std::thread::sleep(Duration::from_millis(20));
     };
     // status.toml follows the epochs while it trains.
-    let deadline = Instant::now() + Duration::from_secs(300);
     while !std::fs::read_to_string(work.join(&id).join("status.toml"))
         .is_ok_and(|t| !t.contains("epochs_done = 0"))
     {
         assert!(Instant::now() < deadline, "status.toml stayed at epoch 0");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (child, id)
+}
+
+#[test]
+fn a_nan_test_loss_marks_the_run_diverged() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let spec = write_spec(dir.path(), SPEC);
+    let (mut child, id) = training_in_background(&work, &spec);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let status = work.join(&id).join("status.toml");
+    assert!(
+        std::fs::read_to_string(&status)
+            .unwrap()
+            .contains("running"),
+        "the run finished before the kill; make it longer"
+    );
+    // Running variances of NaN: training (batch statistics) stays finite, the test loss
+    // (running statistics) does not.
+    let last = work.join(&id).join("last.safetensors");
+    let mut file = TensorFile::read(&last).unwrap();
+    let mut poisoned = 0;
+    for t in file
+        .tensors
+        .iter_mut()
+        .filter(|t| t.name.ends_with("running_var"))
+    {
+        t.values.fill(f32::NAN);
+        poisoned += 1;
+    }
+    assert!(poisoned > 0);
+    file.write(&last).unwrap();
+    run_ok(&mut train_command(&work, &spec));
+    let text = std::fs::read_to_string(&status).unwrap();
+    assert!(
+        text.contains("diverged") && text.contains("test loss NaN"),
+        "{text}"
+    );
+}
+
+#[test]
+fn runs_shows_live_progress_stopped_runs_and_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let spec = write_spec(dir.path(), SPEC);
+    let (mut child, id) = training_in_background(&work, &spec);
     let live = runs_line(&work, &id);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

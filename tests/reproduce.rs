@@ -2,6 +2,9 @@
 //! figure files, a summary and findings that parse; a rerun is a cache hit that `diff` finds
 //! identical.
 
+mod common;
+
+use common::run_ok;
 use std::path::Path;
 use std::process::Command;
 
@@ -11,18 +14,6 @@ fn landscape(workdir: &Path) -> Command {
         .arg("--workdir")
         .arg(workdir);
     cmd
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?} failed:\n{}\n{}",
-        cmd,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn csv_rows(path: &Path) -> Vec<Vec<String>> {

@@ -285,8 +285,8 @@ fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool) -> Result<ExitCod
 
 fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
     println!(
-        "{:<30} {:<10} {:<18} {:<16} {:>9}  {}",
-        "id", "kind", "state", "progress", "test_acc", "about"
+        "{:<30} {:<10} {:<18} {:<16} {:>9}  about",
+        "id", "kind", "state", "progress", "test_acc"
     );
     for line in landscape_pipeline::jobs::list(workdir)? {
         println!(

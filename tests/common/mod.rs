@@ -1,5 +1,6 @@
 //! What the binary's test suites share: the binary in a work directory, a small spec, training
-//! it, and the checks every suite makes.
+//! it, and the checks every suite makes. (Each suite uses a part of it.)
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -57,10 +58,16 @@ pub fn write_spec(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// `landscape train <spec> --scale smoke` in `workdir`, to be run.
+pub fn train_command(workdir: &Path, spec: &Path) -> Command {
+    let mut cmd = landscape(workdir);
+    cmd.args(["train", spec.to_str().unwrap(), "--scale", "smoke"]);
+    cmd
+}
+
 /// Trains the spec in `workdir` and returns the run id.
 pub fn train(workdir: &Path, spec: &Path) -> String {
-    let out =
-        run_ok(landscape(workdir).args(["train", spec.to_str().unwrap(), "--scale", "smoke"]));
+    let out = run_ok(&mut train_command(workdir, spec));
     out.lines()
         .nth(1)
         .unwrap()

@@ -15,6 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// `.lock.<k>-of-<n>` so that they compute side by side.
 pub const LOCK_FILE: &str = ".lock";
 
+/// Non-blocking attempts, 20 ms apart, before a process says it waits.
+const QUICK_TRIES: usize = 5;
+
 /// A held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct Lock {
@@ -51,7 +54,17 @@ impl Lock {
         let path = dir.join(name);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut file = open(&path)?;
-        if !flock(&file, libc::LOCK_EX | libc::LOCK_NB, &path)? {
+        // A few quick tries first: `landscape runs` takes a lock for an instant to see whether
+        // anyone holds it, which is not worth a "waiting" line.
+        let mut free = false;
+        for _ in 0..QUICK_TRIES {
+            free = flock(&file, libc::LOCK_EX | libc::LOCK_NB, &path)?;
+            if free {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !free {
             let holder = read_holder(&mut file);
             eprintln!(
                 "{what}: waiting for {}, which holds {}",

@@ -171,7 +171,7 @@ fn shards_merge_only_with_shards_of_the_same_job() {
         format!("{refused:#}").contains("refusing to merge"),
         "{refused:#}"
     );
-    let merged = grid::merge::<Squares>(&first.dir, &[second.dir.clone()]).unwrap();
+    let merged = grid::merge::<Squares>(&first.dir, std::slice::from_ref(&second.dir)).unwrap();
     assert!(merged.complete);
     let rows = grid::read_points::<Squares>(&first.dir).unwrap();
     assert_eq!(rows, (0..12).map(|k| value(&m, k)).collect::<Vec<_>>());
