@@ -350,7 +350,10 @@ fn runs_shows_live_progress_stopped_runs_and_every_job() {
     assert!(killed.contains("stopped"), "{killed}");
 
     // A killed writer's temporary is cleaned up when the run resumes.
-    let stale = work.join(&id).join(".metrics.csv.tmp-999999999-0");
+    let stale = work.join(&id).join(format!(
+        ".metrics.csv.tmp-{}-999999999-0",
+        landscape_core::atomic::host()
+    ));
     std::fs::write(&stale, "half").unwrap();
     train(&work, &spec);
     assert!(!stale.exists());

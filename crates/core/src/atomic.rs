@@ -10,14 +10,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A temporary path next to `path` (same directory, so the final rename stays on one file
-/// system) that no other writer in this or another process will pick.
+/// system) that no other writer in this or another process, on this or another machine sharing
+/// the directory, will pick: `.<name>.tmp-<host>-<pid>-<n>`.
 fn temporary_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.tmp-{}-{unique}", std::process::id()))
+    path.with_file_name(format!(
+        ".{name}.tmp-{}-{}-{unique}",
+        host(),
+        std::process::id()
+    ))
+}
+
+/// This machine's name, as temporary files carry it (`-` and `.` kept, anything else `_`).
+pub fn host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name: String = String::from_utf8_lossy(&buf[..if ok { len } else { 0 }])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() { "host".into() } else { name }
 }
 
 /// Writes `path` atomically with whatever `fill` writes into the buffered temporary file.
@@ -48,8 +72,9 @@ pub fn write_atomic_with(
 }
 
 /// Removes the temporary files in `dir` whose writer is dead (a killed process leaves its
-/// `.<name>.tmp-<pid>-<n>` behind); files of live processes are left alone. Returns how many
-/// were removed.
+/// `.<name>.tmp-<host>-<pid>-<n>` behind): those of this machine whose process is gone. Files
+/// of live processes, and of other machines sharing the directory, are left alone. Returns how
+/// many were removed.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(0);
@@ -61,12 +86,17 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let pid = name
+        // `<host>-<pid>-<n>`, read from the right (host names may hold `-`).
+        let writer = name
             .strip_prefix('.')
             .and_then(|n| n.rsplit_once(".tmp-"))
-            .and_then(|(_, rest)| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok());
-        if let Some(pid) = pid
+            .and_then(|(_, rest)| {
+                let mut parts = rest.rsplitn(3, '-');
+                let (_n, pid, host) = (parts.next()?, parts.next()?, parts.next()?);
+                Some((host.to_string(), pid.parse::<i32>().ok()?))
+            });
+        if let Some((writer_host, pid)) = writer
+            && writer_host == host()
             && !process_alive(pid)
         {
             fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
@@ -104,6 +134,29 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"second");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn only_temporaries_of_dead_writers_here_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = format!("{}-{}", host(), std::process::id());
+        // pid_max is at most 2^22: no process has this id.
+        let dead = dir
+            .path()
+            .join(format!(".a.csv.tmp-{}-999999999-0", host()));
+        let alive = dir.path().join(format!(".a.csv.tmp-{me}-3"));
+        let elsewhere = dir.path().join(".a.csv.tmp-other-host.example-999999999-0");
+        for p in [&dead, &alive, &elsewhere] {
+            fs::write(p, "half").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
+        assert!(!dead.exists() && alive.exists() && elsewhere.exists());
+        // The names it writes are the names it reads.
+        let ours = temporary_sibling(&dir.path().join("b.csv"));
+        assert!(
+            ours.to_string_lossy()
+                .contains(&format!(".b.csv.tmp-{me}-"))
+        );
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl Lock {
         if !path.exists() {
             return Ok(None);
         }
-        let mut file = open(path)?;
+        // Read-only: listing a work directory needs no write access to it.
+        let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         if flock(&file, libc::LOCK_SH | libc::LOCK_NB, path)? {
             return Ok(None);
         }

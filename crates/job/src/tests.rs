@@ -277,8 +277,9 @@ fn temporaries_of_dead_writers_are_removed_on_open() {
     let job_dir = Job::dir_in(dir.path(), &m);
     std::fs::create_dir_all(&job_dir).unwrap();
     // pid_max is at most 2^22: no process has this id.
-    let dead = job_dir.join(".squares.csv.tmp-999999999-0");
-    let alive = job_dir.join(format!(".squares.csv.tmp-{}-7", std::process::id()));
+    let host = landscape_core::atomic::host();
+    let dead = job_dir.join(format!(".squares.csv.tmp-{host}-999999999-0"));
+    let alive = job_dir.join(format!(".squares.csv.tmp-{host}-{}-7", std::process::id()));
     std::fs::write(&dead, "half").unwrap();
     std::fs::write(&alive, "in flight").unwrap();
     let _job = Job::open(dir.path(), m, Shard::WHOLE, "t").unwrap();
