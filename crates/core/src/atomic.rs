@@ -107,7 +107,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
 }
 
 /// Whether process `pid` exists (`kill(pid, 0)`; a process of another user counts as alive).
-pub fn process_alive(pid: i32) -> bool {
+fn process_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }

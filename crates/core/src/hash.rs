@@ -28,6 +28,13 @@ impl ContentHash {
     pub fn of_bytes(bytes: &[u8]) -> Self {
         Self(hex::encode(Sha256::digest(bytes)))
     }
+
+    /// The hash of a file's bytes (checkpoints, direction files), errors naming the file.
+    pub fn of_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self::of_bytes(&bytes))
+    }
 }
 
 impl fmt::Display for ContentHash {

@@ -170,13 +170,6 @@ pub fn surface(
             if count != 2 {
                 bail!("a plane through three runs needs a 2-D grid (--y)");
             }
-            if through.iter().any(|other| other == run_id) || through[0] == through[1] {
-                bail!(
-                    "a plane through runs needs three different runs, got {run_id}, {} and {}",
-                    through[0],
-                    through[1]
-                );
-            }
             through
                 .iter()
                 .map(|other| {
@@ -259,9 +252,6 @@ pub fn interpolation(
         bail!(
             "runs {from_id} and {to_id} trained on different data; interpolating between them means little"
         );
-    }
-    if from_id == to_id {
-        bail!("an interpolation needs two different runs, got {from_id} twice");
     }
     let (from_ref, a) = from.point(None, &ctx.device)?;
     let (to_ref, b) = to.point(None, &ctx.device)?;

@@ -187,9 +187,7 @@ impl OpenRun {
 
     /// SHA-256 of the checkpoint of `epoch`.
     pub fn checkpoint_hash(&self, epoch: u32) -> Result<ContentHash> {
-        let path = self.dir.checkpoint_path(epoch);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(ContentHash::of_bytes(&bytes))
+        ContentHash::of_file(&self.dir.checkpoint_path(epoch))
     }
 
     /// The point after `epoch` (default: the last): its name and content hash, and its

@@ -5,12 +5,13 @@ use anyhow::{Context, Result, bail};
 use landscape_curvature::eigen_ratio::{RatioRow, read_map};
 use landscape_curvature::job::{SharpnessReport, read_sharpness};
 use landscape_figures::Grid2d;
+use landscape_job::job::read_meta;
 use landscape_job::journal::read_rows as read_points;
 use landscape_models::{Network, NetworkSpec, ParamKind, checkpoint};
 use landscape_pipeline::SpecOutcome;
 use landscape_pipeline::analyses::Artifact;
 use landscape_surface::points::PointRow;
-use landscape_surface::surface::{SurfaceMeta, read_meta};
+use landscape_surface::surface::SurfaceMeta;
 use landscape_train::metrics::{self, EpochMetrics};
 use landscape_train::{RunDir, RunRecord, RunStatus};
 use landscape_trajectory::trajectory::TrajectoryOutcome;
@@ -114,7 +115,7 @@ impl SurfaceResult {
     /// Reads the finished surface in `dir` (its `meta.toml` and `surface.csv`), as analysis
     /// `analysis` of `runs`.
     pub fn read(dir: &Path, analysis: String, runs: Vec<String>) -> Result<Self> {
-        let meta = read_meta(dir)
+        let meta: SurfaceMeta = read_meta(dir)
             .with_context(|| format!("{} is not a surface directory", dir.display()))?;
         let csv = dir.join("surface.csv");
         if !csv.exists() {

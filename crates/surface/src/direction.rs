@@ -289,10 +289,7 @@ pub fn load(
     layout: &Arc<ParamLayout>,
     device: &burn::tensor::Device,
 ) -> Result<Vec<Direction>> {
-    let hash = ContentHash::of_bytes(
-        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-    );
-    let file = TensorFile::read(path)?;
+    let (file, hash) = TensorFile::read_hashed(path)?;
     let count: usize = file
         .meta("count", path)?
         .parse()

@@ -193,8 +193,3 @@ fn count_negative_variances(base: &ParamSet, tensors: &[Tensor<1>]) -> u64 {
     }
     Tensor::cat(counts, 0).sum().into_scalar::<i64>() as u64
 }
-
-/// Reads the `meta.toml` of a surface directory.
-pub fn read_meta(dir: &Path) -> Result<SurfaceMeta> {
-    landscape_job::job::read_meta(dir)
-}
