@@ -377,3 +377,72 @@ fn a_diverging_run_is_marked_and_the_sweep_goes_on() {
     let last = metrics.lines().last().unwrap();
     assert!(last.contains("NaN") || last.contains("inf"), "{last}");
 }
+
+#[test]
+fn a_spec_block_and_its_command_compute_the_same_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let blocks = r#"
+[[analysis]]
+name = "line"
+kind = "surface"
+x = "-1:1:3"
+subset = 32
+repeats = 2
+
+[[analysis]]
+name = "curv"
+kind = "hessian"
+top_k = 2
+lanczos_steps = 3
+trace_probes = 1
+subset = 32
+"#;
+    let spec = write_spec(
+        dir.path(),
+        &(SPEC.replace("epochs = 6", "epochs = 2") + blocks),
+    );
+    let out = run_ok(landscape(&work).args(["run", spec.to_str().unwrap(), "--scale", "smoke"]));
+    let id = out.lines().nth(1).unwrap().split_whitespace().next().unwrap();
+    let dirs = |name: &str| -> Vec<PathBuf> {
+        out.lines()
+            .filter(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| PathBuf::from(l.split_whitespace().last().unwrap()))
+            .collect()
+    };
+    // The block's two seeds are the command's two surfaces, found, not computed again.
+    let printed = run_ok(landscape(&work).args([
+        "surface", "--run", id, "--x", "-1:1:3", "--subset", "32", "--repeats", "2",
+    ]));
+    let surfaces: Vec<PathBuf> = printed
+        .lines()
+        .map(|l| PathBuf::from(l).parent().unwrap().to_path_buf())
+        .collect();
+    assert_eq!(surfaces, dirs("line"), "{out}\n{printed}");
+    // The block's Hessian report is the command's with the same settings (every other key at
+    // the one default both read)...
+    let hessian = |top_k: &str| {
+        run_ok(landscape(&work).args([
+            "hessian",
+            "--run",
+            id,
+            "--top-k",
+            top_k,
+            "--lanczos-steps",
+            "3",
+            "--trace-probes",
+            "1",
+            "--subset",
+            "32",
+        ]))
+    };
+    let found = hessian("2");
+    let curv = dirs("curv");
+    assert_eq!(curv.len(), 1, "{out}");
+    assert!(
+        found.starts_with(&format!("{} (found)", curv[0].display())),
+        "{found}"
+    );
+    // ... and another setting is another report.
+    assert!(hessian("3").contains("(computed)"));
+}

@@ -2,14 +2,14 @@
 
 use clap::{Args, Parser, Subcommand};
 use landscape_core::device::DeviceKind;
-use landscape_curvature::cli_glue::{EigenRatioArgs, HessianArgs, SharpnessArgs};
+use landscape_pipeline::analysis::{
+    eigen_ratio::EigenRatioCommand, hessian::HessianCommand, interpolate::InterpolateCommand,
+    sharpness::SharpnessCommand, surface::SurfaceCommand, trajectory::TrajectoryCommand,
+};
 use landscape_data::DatasetName;
-use landscape_job::shard::Shard;
 use landscape_models::eval::Precision;
-use landscape_models::{Arch, ParamScope};
+use landscape_models::Arch;
 use landscape_spec::Scale;
-use landscape_surface::direction::{DirNorm, Ignore};
-use landscape_surface::grid::AxisRange;
 use std::path::PathBuf;
 
 /// landscape: train the networks of Li et al. (2018), map the loss around their minima, draw the
@@ -61,21 +61,21 @@ pub enum Command {
     /// List the runs in the work directory with their state and final numbers.
     Runs,
     /// Compute a 1-D or 2-D loss surface around a trained run.
-    Surface(SurfaceArgs),
+    Surface(SurfaceCommand),
     /// Compute the loss along the line between two trained runs (the paper's figure 2).
-    Interpolate(InterpolateArgs),
+    Interpolate(InterpolateCommand),
     /// PCA of a run's optimization path (checkpoints of every epoch), the path on the plane of
     /// the first two components over the loss there, and the random-direction baseline.
-    Trajectory(TrajectoryArgs),
+    Trajectory(TrajectoryCommand),
     /// Curvature at a trained run's minimum: top Hessian eigenvalues and lambda_min (Lanczos),
     /// trace (Hutchinson, Hutch++), spectral density; hessian-<hash>/hessian.toml.
-    Hessian(HessianArgs),
+    Hessian(HessianCommand),
     /// Sharpness of a trained run's minimum: Keskar, adaptive average and worst case,
     /// PAC-Bayes flatness, lambda_max; sharpness-<hash>/sharpness.csv.
-    Sharpness(SharpnessArgs),
+    Sharpness(SharpnessCommand),
     /// abs(lambda_min / lambda_max) over a surface's plane (the paper's figure 7);
     /// eigratio-<hash>/ratio.csv, shardable like surfaces.
-    EigenRatio(EigenRatioArgs),
+    EigenRatio(EigenRatioCommand),
     /// Join surface (or eigen-ratio) shards computed separately into the first directory.
     Merge(MergeArgs),
     /// Reproduce a figure of the paper: train (cached), analyse (cached), draw, check the claims,
@@ -201,112 +201,6 @@ pub struct SpecArgs {
     /// Use this data set instead of the spec's (and never stand in for it).
     #[arg(long)]
     pub dataset: Option<DatasetName>,
-}
-
-/// `landscape surface ...`
-#[derive(Args, Debug)]
-pub struct SurfaceArgs {
-    /// The run whose minimum is the centre (see `landscape runs`).
-    #[arg(long)]
-    pub run: String,
-    /// The checkpoint's epoch (default: the last).
-    #[arg(long)]
-    pub epoch: Option<u32>,
-    /// First axis, start:stop:points.
-    #[arg(long, allow_hyphen_values = true)]
-    pub x: AxisRange,
-    /// Second axis for a 2-D surface.
-    #[arg(long, allow_hyphen_values = true)]
-    pub y: Option<AxisRange>,
-    /// Direction normalization (of random directions: refused beside --directions or --plane).
-    #[arg(long, value_enum, default_value = "filter", conflicts_with_all = ["directions", "plane"])]
-    pub norm: DirNorm,
-    /// biasbn: biases and BatchNorm do not move; none: they move by their own values (of random
-    /// directions).
-    #[arg(long, value_enum, default_value = "biasbn", conflicts_with_all = ["directions", "plane"])]
-    pub ignore: Ignore,
-    /// weights (learnable parameters) or states (also BatchNorm running statistics).
-    #[arg(long, value_enum, default_value = "weights")]
-    pub dir_type: ParamScope,
-    /// Seed of the random directions.
-    #[arg(long, default_value_t = 0, conflicts_with_all = ["directions", "plane"])]
-    pub seed: u64,
-    /// Use the directions in this safetensors file (written by an earlier surface).
-    #[arg(long)]
-    pub directions: Option<PathBuf>,
-    /// The plane through this run and two others: `--plane RUN_B RUN_C` puts RUN_B at (1, 0) and
-    /// RUN_C at (0, 1) (directions over --dir-type, unnormalized).
-    #[arg(long, num_args = 2, value_names = ["RUN_B", "RUN_C"], conflicts_with = "directions")]
-    pub plane: Option<Vec<String>>,
-    /// Evaluate on a fixed subset of this many training examples (default: all).
-    #[arg(long, default_value_t = 0)]
-    pub subset: usize,
-    /// Also measure test loss and accuracy.
-    #[arg(long)]
-    pub test: bool,
-    /// Inference number format: f32, or bf16 (mixed precision: bf16 storage, f32 sums; on the
-    /// CPU it is emulated through burn's operations, slowly).
-    #[arg(long, value_enum, default_value = "f32")]
-    pub precision: Precision,
-    /// Compute only part k of n of the grid (merge the parts with `landscape merge`).
-    #[arg(long, default_value = "1/1")]
-    pub shard: Shard,
-}
-
-/// `landscape interpolate ...`
-#[derive(Args, Debug)]
-pub struct InterpolateArgs {
-    /// The run at coordinate 0.
-    #[arg(long)]
-    pub from: String,
-    /// The run at coordinate 1.
-    #[arg(long)]
-    pub to: String,
-    /// Coordinates, start:stop:points.
-    #[arg(long, allow_hyphen_values = true, default_value = "-0.5:1.5:401")]
-    pub x: AxisRange,
-    /// states (the paper's: BatchNorm statistics move too) or weights.
-    #[arg(long, value_enum, default_value = "states")]
-    pub dir_type: ParamScope,
-    /// Evaluate on a fixed subset of this many training examples (default: all).
-    #[arg(long, default_value_t = 0)]
-    pub subset: usize,
-    /// Skip the test loss and accuracy.
-    #[arg(long)]
-    pub no_test: bool,
-    /// Inference number format: f32, or bf16 (mixed precision: bf16 storage, f32 sums; on the
-    /// CPU it is emulated through burn's operations, slowly).
-    #[arg(long, value_enum, default_value = "f32")]
-    pub precision: Precision,
-    /// Compute only part k of n.
-    #[arg(long, default_value = "1/1")]
-    pub shard: Shard,
-}
-
-/// `landscape trajectory ...`
-#[derive(Args, Debug)]
-pub struct TrajectoryArgs {
-    /// The run (trained with save_every = 1).
-    #[arg(long)]
-    pub run: String,
-    /// weights (learnable parameters) or states (also BatchNorm running statistics).
-    #[arg(long, value_enum, default_value = "weights")]
-    pub dir_type: ParamScope,
-    /// biasbn: leave biases and BatchNorm out of the path vectors; none: keep them.
-    #[arg(long, value_enum, default_value = "biasbn")]
-    pub ignore: Ignore,
-    /// Seed of the two random directions of the baseline.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Training examples for the losses along the path and on the plane (default: all).
-    #[arg(long, default_value_t = 0)]
-    pub subset: usize,
-    /// Points per axis of the loss surface on the PCA plane.
-    #[arg(long, default_value_t = 21)]
-    pub points: usize,
-    /// Compute only part k of n of the plane's surface.
-    #[arg(long, default_value = "1/1")]
-    pub shard: Shard,
 }
 
 /// `landscape merge ...`

@@ -1,14 +1,10 @@
 //! What each command does, in terms of the library crates.
 
-use crate::args::{Cli, Command, DataCommand, InterpolateArgs, SpecArgs, SurfaceArgs};
-use anyhow::{Context as _, Result};
+use crate::args::{Cli, Command, DataCommand, SpecArgs};
+use anyhow::Result;
 use landscape_core::device::set_cpu_threads;
 use landscape_data::DataLocations;
-use landscape_job::grid::GridOutcome;
 use landscape_models::{Arch, Network, NetworkSpec};
-use landscape_pipeline::analyses::{
-    self, DataCache, InterpolationRequest, SurfaceRequest, TrajectoryRequest,
-};
 use landscape_pipeline::bench::BenchPlan;
 use landscape_pipeline::{Context, data, run_spec};
 use landscape_results::compare;
@@ -40,78 +36,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => spec_command(&context()?, args, false),
         Command::Run(args) => spec_command(&context()?, args, true),
         Command::Runs => runs(&cli.workdir),
-        Command::Surface(args) => surface(&context()?, args),
-        Command::Interpolate(args) => interpolate(&context()?, args),
-        Command::Trajectory(args) => {
-            let request = TrajectoryRequest {
-                scope: args.dir_type,
-                ignore: args.ignore,
-                seed: args.seed,
-                subset: args.subset,
-                points: args.points,
-            };
-            let (path, plane) = analyses::trajectory(
-                &context()?,
-                &mut DataCache::default(),
-                &args.run,
-                &request,
-                args.shard,
-            )
-            .with_context(|| format!("trajectory of run {}", args.run))?;
-            let pct = &path.summary.explained_pct;
-            println!(
-                "PC1 {:.1} %, PC2 {:.1} % of the path's variance; random directions: mean |cos| {:.2e} (expected {:.2e})",
-                pct[0], pct[1], path.summary.random_cos_mean, path.summary.random_cos_expected
-            );
-            println!("{}", path.dir.join("path.csv").display());
-            Ok(report(&plane))
-        }
-        Command::Hessian(args) => {
-            let outcome = landscape_pipeline::curvature::hessian(
-                &context()?,
-                &mut DataCache::default(),
-                &args.run,
-                args.epoch,
-                args.subset,
-                args.micro_batch,
-                &args.options(),
-            )
-            .with_context(|| format!("Hessian of run {}", args.run))?;
-            print!(
-                "{}",
-                landscape_curvature::cli_glue::hessian_summary(&outcome)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Sharpness(args) => {
-            let outcome = landscape_pipeline::curvature::sharpness(
-                &context()?,
-                &mut DataCache::default(),
-                &args.run,
-                args.epoch,
-                args.subset,
-                args.micro_batch,
-                &args.options(),
-            )
-            .with_context(|| format!("sharpness of run {}", args.run))?;
-            print!(
-                "{}",
-                landscape_curvature::cli_glue::sharpness_summary(&outcome)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::EigenRatio(args) => {
-            let outcome = landscape_pipeline::curvature::eigen_ratio(
-                &context()?,
-                &mut DataCache::default(),
-                &args.run,
-                args.epoch,
-                &args.request(),
-                args.shard,
-            )
-            .with_context(|| format!("eigen-ratio map around run {}", args.run))?;
-            Ok(report(&outcome))
-        }
+        Command::Surface(command) => print(command.run(&context()?)?),
+        Command::Interpolate(command) => print(command.run(&context()?)?),
+        Command::Trajectory(command) => print(command.run(&context()?)?),
+        Command::Hessian(command) => print(command.run(&context()?)?),
+        Command::Sharpness(command) => print(command.run(&context()?)?),
+        Command::EigenRatio(command) => print(command.run(&context()?)?),
         Command::Reproduce(args) => {
             let mut options = ReproduceOptions::new(&args.figure, args.scale);
             options.dataset = args.dataset;
@@ -302,53 +232,7 @@ fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(outcome: &GridOutcome) -> ExitCode {
-    println!("{}", outcome.summary());
-    ExitCode::SUCCESS
-}
-
-fn surface(ctx: &Context, args: &SurfaceArgs) -> Result<ExitCode> {
-    let request = SurfaceRequest {
-        x: args.x,
-        y: args.y,
-        norm: args.norm,
-        ignore: args.ignore,
-        scope: args.dir_type,
-        seed: args.seed,
-        directions: args.directions.clone(),
-        plane: args.plane.clone().map(|p| [p[0].clone(), p[1].clone()]),
-        subset: args.subset,
-        test: args.test,
-        precision: args.precision,
-    };
-    let outcome = analyses::surface(
-        ctx,
-        &mut DataCache::default(),
-        &args.run,
-        args.epoch,
-        &request,
-        args.shard,
-    )
-    .with_context(|| format!("surface around run {}", args.run))?;
-    Ok(report(&outcome))
-}
-
-fn interpolate(ctx: &Context, args: &InterpolateArgs) -> Result<ExitCode> {
-    let request = InterpolationRequest {
-        x: args.x,
-        scope: args.dir_type,
-        subset: args.subset,
-        test: !args.no_test,
-        precision: args.precision,
-    };
-    let outcome = analyses::interpolation(
-        ctx,
-        &mut DataCache::default(),
-        &args.from,
-        &args.to,
-        &request,
-        args.shard,
-    )
-    .with_context(|| format!("interpolation {} -> {}", args.from, args.to))?;
-    Ok(report(&outcome))
+fn print(text: String) -> Result<ExitCode> {
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }

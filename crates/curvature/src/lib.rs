@@ -14,8 +14,8 @@
 //!   and adaptive worst-case sharpness, PAC-Bayes flatness;
 //! - [`eigen_ratio`]: `abs(lambda_min / lambda_max)` maps over a surface's plane (figure 7),
 //!   resumable and sharded like surfaces;
-//! - [`job`]: `landscape hessian` and `landscape sharpness` as cached, content-hashed reports;
-//!   [`cli_glue`]: their command-line arguments; [`spec`]: their `[[analysis]]` blocks.
+//! - [`job`]: Hessian reports and sharpness tables as cached, content-hashed jobs (their
+//!   settings, as spec blocks and commands, are `landscape-pipeline`'s `analysis` kinds).
 //!
 //! Everything random is drawn on the host from ChaCha8 streams and uploaded, so a seed gives
 //! the same numbers on every device.
@@ -31,7 +31,6 @@
 //! assert!((e.lambda_min + 1.0).abs() < 1e-4);
 //! ```
 
-pub mod cli_glue;
 pub mod eigen_ratio;
 pub mod hvp;
 pub mod job;
@@ -39,7 +38,6 @@ pub mod lanczos;
 pub mod operator;
 pub mod power;
 pub mod sharpness;
-pub mod spec;
 pub mod trace;
 pub mod vector;
 

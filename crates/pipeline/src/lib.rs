@@ -10,9 +10,9 @@
 //! # Ok(()) }
 //! ```
 
-pub mod analyses;
+pub mod analysis;
 pub mod bench;
-pub mod curvature;
+pub mod cache;
 pub mod data;
 pub mod jobs;
 pub mod runs;
@@ -44,24 +44,26 @@ pub struct SpecOutcome {
     /// The runs, trained or found.
     pub runs: Vec<runs::TrainedRun>,
     /// The analyses, computed or found.
-    pub analyses: Vec<analyses::AnalysisOutput>,
+    pub analyses: Vec<analysis::AnalysisOutput>,
 }
 
 /// Trains the runs of `spec` and, when `analyse` is set, computes its analyses. `dataset`
-/// replaces the spec's data set (no stand-in is then allowed).
+/// replaces the spec's data set (no stand-in is then allowed). Every analysis block is read
+/// first, so a mistake in one stops the spec before anything is trained.
 pub fn run_spec(
     ctx: &Context,
     spec: &Spec,
     dataset: Option<DatasetName>,
     analyse: bool,
 ) -> Result<SpecOutcome> {
+    let blocks = analysis::plan(spec)?;
     let named = dataset.unwrap_or(spec.experiment.dataset);
     let data = data::resolve(named, &ctx.locations, dataset.is_none())?;
     let planned = runs::plan(ctx, spec, &data)?;
     let runs = runs::train_all(ctx, spec, &data, &planned)?;
     let analyses = if analyse {
-        let mut cache = analyses::DataCache::with(data.dataset.clone());
-        analyses::run_all(ctx, &mut cache, spec, &runs, Shard::WHOLE)?
+        let mut cache = cache::DataCache::with(data.dataset.clone());
+        analysis::run_all(ctx, &mut cache, &blocks, &runs, Shard::WHOLE)?
     } else {
         Vec::new()
     };

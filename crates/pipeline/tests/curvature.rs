@@ -4,14 +4,15 @@
 
 use burn::tensor::Device;
 use landscape_core::device::DeviceKind;
-use landscape_curvature::CurvatureScope;
-use landscape_curvature::eigen_ratio::{EigenRatioRequest, read_map};
-use landscape_curvature::job::{HessianOptions, SharpnessOptions};
+use landscape_curvature::eigen_ratio::read_map;
 use landscape_data::DataLocations;
 use landscape_job::shard::Shard;
-use landscape_pipeline::analyses::DataCache;
+use landscape_pipeline::analysis::eigen_ratio::{self, EigenRatioSettings};
+use landscape_pipeline::analysis::hessian::{self, HessianSettings};
+use landscape_pipeline::analysis::sharpness::{self, SharpnessSettings};
+use landscape_pipeline::cache::DataCache;
 use landscape_pipeline::jobs::merge;
-use landscape_pipeline::{Context, curvature, run_spec};
+use landscape_pipeline::{Context, run_spec};
 use landscape_spec::{Scale, Spec};
 
 const SPEC: &str = r#"
@@ -93,54 +94,49 @@ fn curvature_analyses_and_commands() {
 
     // The command-level call with the spec's settings finds the same report.
     let mut cache = DataCache::default();
-    let options = HessianOptions {
+    let settings = HessianSettings {
         top_k: 2,
         lanczos_steps: 4,
         trace_probes: 2,
-        density: Some(landscape_curvature::lanczos::DensityOptions {
-            probes: 1,
-            steps: 4,
-            ..Default::default()
-        }),
-        ..HessianOptions::default()
+        density: true,
+        density_probes: 1,
+        density_steps: 4,
+        subset: 32,
+        ..HessianSettings::default()
     };
-    let found = curvature::hessian(&ctx, &mut cache, &id, None, 32, 128, &options).unwrap();
+    let found = hessian::compute(&ctx, &mut cache, &id, None, &settings).unwrap();
     assert!(found.cached, "same settings, same report");
     assert_eq!(&found.dir, hess);
-    println!("{}", landscape_curvature::cli_glue::hessian_summary(&found));
-    let s = curvature::sharpness(
+    println!("{}", hessian::summary(&found));
+    let s = sharpness::compute(
         &ctx,
         &mut cache,
         &id,
         None,
-        32,
-        128,
-        &SharpnessOptions {
+        &SharpnessSettings {
             keskar_eps: vec![],
             average_rho: vec![],
             worst_rho: vec![],
             pac_bayes: false,
             lambda_max_steps: 3,
-            ..SharpnessOptions::default()
+            subset: 32,
+            ..SharpnessSettings::default()
         },
     )
     .unwrap();
-    println!("{}", landscape_curvature::cli_glue::sharpness_summary(&s));
+    println!("{}", sharpness::summary(&s));
     assert_eq!(s.report.rows.len(), 1);
 
     // Eigen-ratio shards on two "machines", merged.
-    let request = EigenRatioRequest {
+    let request = EigenRatioSettings {
         x: "-0.5:0.5:3".parse().unwrap(),
-        y: None,
-        seed: 0,
-        directions: None,
         lanczos_steps: 3,
-        scope: CurvatureScope::Weights,
         eps: 1e-2,
         subset: 32,
-        micro_batch: 128,
-    };
-    let a = curvature::eigen_ratio(
+        ..EigenRatioSettings::default()
+    }
+    .request(None);
+    let a = eigen_ratio::compute(
         &ctx,
         &mut cache,
         &id,
@@ -161,7 +157,7 @@ fn curvature_analyses_and_commands() {
         .status()
         .unwrap();
     assert!(status.success());
-    let b = curvature::eigen_ratio(
+    let b = eigen_ratio::compute(
         &other,
         &mut cache,
         &id,

@@ -9,7 +9,7 @@ use landscape_job::job::read_meta;
 use landscape_job::journal::read_rows as read_points;
 use landscape_models::{Network, NetworkSpec, ParamKind, checkpoint};
 use landscape_pipeline::SpecOutcome;
-use landscape_pipeline::analyses::Artifact;
+use landscape_pipeline::analysis::Artifact;
 use landscape_surface::points::PointRow;
 use landscape_surface::surface::SurfaceMeta;
 use landscape_train::metrics::{self, EpochMetrics};

@@ -2,7 +2,8 @@
 //!
 //! A spec has an `[experiment]` table (name, title, paper figure, dataset), a `[train]` table
 //! whose list values are swept (their cartesian product is the set of runs), `[[analysis]]`
-//! blocks (surfaces, interpolations, ...), and `[scale.smoke]`, `[scale.quick]`,
+//! blocks (surfaces, interpolations, ...; their settings are read by the kinds in
+//! `landscape-pipeline`), and `[scale.smoke]`, `[scale.quick]`,
 //! `[scale.paper]` tables that override keys. Every key is checked: an unknown key, a wrong
 //! type or an out-of-range value is one line naming the file and the key path, and nothing
 //! starts.
@@ -32,9 +33,7 @@ pub mod analysis;
 mod overrides;
 mod sweep;
 
-pub use analysis::{
-    Analysis, AnalysisKind, InterpolateAnalysis, SurfaceAnalysis, TrajectoryAnalysis,
-};
+pub use analysis::AnalysisBlock;
 
 use anyhow::{Context, Result, bail};
 use landscape_data::DatasetName;
@@ -128,8 +127,8 @@ pub struct Spec {
     pub runs: Vec<SweepRun>,
     /// The swept keys, in order.
     pub swept: Vec<String>,
-    /// The analyses, in file order.
-    pub analyses: Vec<Analysis>,
+    /// The analyses, in file order (their settings are read by `landscape-pipeline`).
+    pub analyses: Vec<AnalysisBlock>,
 }
 
 impl Spec {
@@ -201,7 +200,7 @@ impl Spec {
         let (runs, swept) = sweep::expand(train)?;
         let analyses = analyses
             .into_iter()
-            .map(|(name, table)| Analysis::from_table(&name, table, &swept, &runs))
+            .map(|(name, table)| AnalysisBlock::from_table(&name, table, &swept))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             path: PathBuf::new(),
@@ -223,7 +222,7 @@ fn names(t: &Table) -> String {
 }
 
 /// Deserializes `value` into `T`, reporting errors with the key path under `prefix`.
-pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(
     value: Value,
     prefix: &str,
 ) -> Result<T> {
