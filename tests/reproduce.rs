@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::run_ok;
+use common::{one_line_failure, run_ok};
 use std::path::Path;
 use std::process::Command;
 
@@ -170,4 +170,39 @@ fn figure9_smoke() {
 #[test]
 fn figure7_smoke() {
     reproduce("figure7", 4, &["figure7.png", "figure7.svg"]);
+}
+
+#[test]
+fn a_figure_whose_analyses_are_missing_stops_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/figure5.toml"),
+    )
+    .unwrap();
+    let work = dir.path().join("work");
+    let try_spec = |text: &str| {
+        std::fs::write(specs.join("figure5.toml"), text).unwrap();
+        let out = landscape(&work)
+            .args(["reproduce", "figure5", "--scale", "smoke", "--specs"])
+            .arg(&specs)
+            .output()
+            .unwrap();
+        one_line_failure(&out)
+    };
+    // A renamed block would leave the figure with nothing to draw: refused, naming it.
+    let renamed = spec
+        .replace("name = \"2d\"", "name = \"2D\"")
+        .replace("analysis.2d]", "analysis.2D]");
+    assert_ne!(renamed, spec);
+    let err = try_spec(&renamed);
+    assert!(
+        err.contains("figure5.toml: analysis.2d: figure5 reads a `surface` analysis named `2d`")
+            && err.contains("2D (surface)"),
+        "{err}"
+    );
+    let err = try_spec(&spec.replace("figure = \"figure5\"", "figure = \"figure10\""));
+    assert!(err.contains("experiment.figure: `figure10`"), "{err}");
+    assert!(!work.exists(), "something started");
 }

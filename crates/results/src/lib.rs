@@ -80,6 +80,136 @@ pub fn paper_depth_error(depth: usize) -> Option<(f64, f64)> {
     }
 }
 
+/// An analysis a figure reads: a block of this kind, by this name (or, where the builder
+/// reads it by kind, any block of the kind).
+#[derive(Clone, Copy, Debug)]
+pub struct Reads {
+    /// The block's name in the spec (`2d`), or `None` where any block of the kind will do.
+    pub name: Option<&'static str>,
+    /// Its kind (`surface`).
+    pub kind: &'static str,
+}
+
+const fn named(name: &'static str, kind: &'static str) -> Reads {
+    Reads {
+        name: Some(name),
+        kind,
+    }
+}
+
+const fn any(kind: &'static str) -> Reads {
+    Reads { name: None, kind }
+}
+
+/// A figure `reproduce` draws and checks: the analyses it reads and its builder (the collected
+/// results, the work directory, the folder to write into).
+pub struct Figure {
+    /// `figure = "<name>"` in a spec (or the experiment's name).
+    pub name: &'static str,
+    /// What it reads, checked against the spec before anything is trained.
+    pub reads: &'static [Reads],
+    /// Draws the figure and checks the claims.
+    pub build: fn(&Collected, &Path, &Path) -> Result<Product>,
+}
+
+/// Every figure `reproduce` knows.
+pub const FIGURES: &[Figure] = &[
+    Figure {
+        name: "figure1",
+        reads: &[named("2d", "surface")],
+        build: |c, _, out| figure1::build(c, out),
+    },
+    Figure {
+        name: "figure2",
+        reads: &[named("interp", "interpolate")],
+        build: figure2::build,
+    },
+    Figure {
+        name: "figure3",
+        reads: &[named("1d", "surface"), named("2d", "surface")],
+        build: |c, _, out| figure3::build(c, out),
+    },
+    Figure {
+        name: "figure4",
+        reads: &[named("2d", "surface")],
+        build: |c, _, out| figure4::build(c, out),
+    },
+    Figure {
+        name: "figure5",
+        reads: &[named("2d", "surface")],
+        build: |c, _, out| figure5::build(c, out),
+    },
+    Figure {
+        name: "figure6",
+        reads: &[named("2d", "surface")],
+        build: |c, _, out| figure6::build(c, out),
+    },
+    Figure {
+        name: "figure7",
+        reads: &[named("2d", "surface"), any("eigen_ratio")],
+        build: |c, _, out| figure7::build(c, out),
+    },
+    Figure {
+        name: "figure8",
+        reads: &[any("trajectory")],
+        build: |c, _, out| figure9::build_figure8(c, out),
+    },
+    Figure {
+        name: "figure9",
+        reads: &[any("trajectory")],
+        build: |c, _, out| figure9::build_figure9(c, out),
+    },
+    Figure {
+        name: "repeatability",
+        reads: &[named("1d", "surface")],
+        build: |c, _, out| repeatability::build(c, out),
+    },
+];
+
+impl Figure {
+    /// The figure `spec` draws (its `figure`, else its name), with every analysis it reads
+    /// present in the spec under its name and kind: checked before anything is trained, so a
+    /// renamed block cannot silently empty a figure.
+    pub fn of(spec: &Spec) -> Result<&'static Figure> {
+        let wanted = spec
+            .experiment
+            .figure
+            .as_deref()
+            .unwrap_or(&spec.experiment.name);
+        let Some(figure) = FIGURES.iter().find(|f| f.name == wanted) else {
+            let names: Vec<&str> = FIGURES.iter().map(|f| f.name).collect();
+            bail!(
+                "{}: experiment.figure: `{wanted}` has no figure builder ({} do)",
+                spec.path.display(),
+                names.join(", ")
+            );
+        };
+        let blocks: Vec<String> = spec
+            .analyses
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.kind))
+            .collect();
+        let blocks = if blocks.is_empty() {
+            "none".to_string()
+        } else {
+            blocks.join(", ")
+        };
+        for reads in figure.reads {
+            let found = spec.analyses.iter().any(|a| {
+                a.kind == reads.kind && reads.name.is_none_or(|name| a.name == name)
+            });
+            if !found {
+                let what = match reads.name {
+                    Some(name) => format!("analysis.{name}: {wanted} reads a `{}` analysis named `{name}`", reads.kind),
+                    None => format!("analysis: {wanted} reads a `{}` analysis", reads.kind),
+                };
+                bail!("{}: {what}; the spec has: {blocks}", spec.path.display());
+            }
+        }
+        Ok(figure)
+    }
+}
+
 /// How to reproduce a figure.
 #[derive(Clone, Debug)]
 pub struct ReproduceOptions {
@@ -124,6 +254,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
         );
     }
     let spec = Spec::load(&spec_path, options.scale, &options.sets)?;
+    let figure = Figure::of(&spec)?;
     let outcome = run_spec(ctx, &spec, options.dataset, true)?;
     let collected = Collected::read(&ctx.workdir, &outcome)?;
 
@@ -139,28 +270,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&staging)?;
     let built = (|| -> Result<()> {
-        let figure = spec
-            .experiment
-            .figure
-            .as_deref()
-            .unwrap_or(&spec.experiment.name);
-        let product = match figure {
-            "figure1" => figure1::build(&collected, &staging)?,
-            "figure2" => figure2::build(&collected, &ctx.workdir, &staging)?,
-            "figure3" => figure3::build(&collected, &staging)?,
-            "figure4" => figure4::build(&collected, &staging)?,
-            "figure5" => figure5::build(&collected, &staging)?,
-            "figure6" => figure6::build(&collected, &staging)?,
-            "figure7" => figure7::build(&collected, &staging)?,
-            "figure8" => figure9::build_figure8(&collected, &staging)?,
-            "figure9" => figure9::build_figure9(&collected, &staging)?,
-            "repeatability" => repeatability::build(&collected, &staging)?,
-            other => {
-                bail!(
-                    "`{other}` has no figure builder yet (figure1 to figure9 and repeatability do)"
-                )
-            }
-        };
+        let product = (figure.build)(&collected, &ctx.workdir, &staging)?;
         write_surfaces(&collected, &staging)?;
         product.summary.write(&staging.join("summary.csv"))?;
         for (name, table) in &product.tables {
