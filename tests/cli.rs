@@ -403,7 +403,13 @@ subset = 32
         &(SPEC.replace("epochs = 6", "epochs = 2") + blocks),
     );
     let out = run_ok(landscape(&work).args(["run", spec.to_str().unwrap(), "--scale", "smoke"]));
-    let id = out.lines().nth(1).unwrap().split_whitespace().next().unwrap();
+    let id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     let dirs = |name: &str| -> Vec<PathBuf> {
         out.lines()
             .filter(|l| l.starts_with(&format!("{name} ")))
@@ -412,7 +418,15 @@ subset = 32
     };
     // The block's two seeds are the command's two surfaces, found, not computed again.
     let printed = run_ok(landscape(&work).args([
-        "surface", "--run", id, "--x", "-1:1:3", "--subset", "32", "--repeats", "2",
+        "surface",
+        "--run",
+        id,
+        "--x",
+        "-1:1:3",
+        "--subset",
+        "32",
+        "--repeats",
+        "2",
     ]));
     let surfaces: Vec<PathBuf> = printed
         .lines()
@@ -445,4 +459,118 @@ subset = 32
     );
     // ... and another setting is another report.
     assert!(hessian("3").contains("(computed)"));
+}
+
+#[test]
+fn train_shards_train_their_share_of_the_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let spec = write_spec(
+        dir.path(),
+        &SPEC
+            .replace("epochs = 6", "epochs = 1")
+            .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]"),
+    );
+    let out = run_ok(train_command(&work, &spec).args(["--shard", "2/2"]));
+    let trained: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(trained.len(), 1, "{out}");
+    assert!(
+        trained[0].contains("seed=1") && trained[0].contains("complete"),
+        "{out}"
+    );
+    let err = one_line_failure(
+        &landscape(&work)
+            .args([
+                "run",
+                spec.to_str().unwrap(),
+                "--scale",
+                "smoke",
+                "--shard",
+                "1/2",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--shard"), "{err}");
+}
+
+#[test]
+fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let spec = write_spec(
+        dir.path(),
+        &(SPEC.replace("save_every = 2", "save_every = 2\nseed = [0, 1, 2]")
+            + "\n[slurm]\npartition = \"gpu\"\ntime = \"2:00:00\"\n"),
+    );
+    let spec = spec.to_str().unwrap();
+    let scripts = |args: &[&str]| -> Vec<String> {
+        let out = run_ok(landscape(&work).args(["submit", "--dry-run"]).args(args));
+        assert!(out.contains("not submitted"), "{out}");
+        out.lines()
+            .filter(|l| l.ends_with(".sbatch"))
+            .map(|l| std::fs::read_to_string(l).unwrap())
+            .collect()
+    };
+    // A grid: an array of shards, then the whole command, which writes the table.
+    let grid = scripts(&["--shards", "3", "surface", "--run", "r", "--x", "-1:1:5"]);
+    assert_eq!(grid.len(), 2);
+    assert!(grid[0].contains("#SBATCH --array=1-3\n"), "{}", grid[0]);
+    assert!(
+        grid[0].contains("'surface' '--run' 'r' '--x' '-1:1:5' --shard \"$task/3\""),
+        "{}",
+        grid[0]
+    );
+    assert!(!grid[1].contains("--array") && grid[1].contains("'surface' '--run' 'r'"));
+    // A spec: one training task per run, then the analyses; the spec's [slurm] table asks for
+    // the resources, and a flag wins over it.
+    let run = scripts(&["--partition", "cpu", "run", spec, "--scale", "smoke"]);
+    assert!(run[0].contains("#SBATCH --array=1-3\n"), "{}", run[0]);
+    assert!(run[0].contains(&format!(
+        "'train' '{spec}' '--scale' 'smoke' --shard \"$task/3\""
+    )));
+    assert!(
+        run[0].contains("#SBATCH --partition=cpu\n") && run[0].contains("#SBATCH --time=2:00:00\n")
+    );
+    assert!(
+        run[1].contains(&format!("'run' '{spec}' '--scale' 'smoke'\n")),
+        "{}",
+        run[1]
+    );
+    let figure = scripts(&[
+        "reproduce",
+        "figure5",
+        "--scale",
+        "smoke",
+        "--dataset",
+        "synthetic",
+    ]);
+    assert!(figure[0].contains("#SBATCH --array=1-6\n"), "{}", figure[0]);
+    assert!(figure[0].contains(
+        "'train' 'experiments/figure5.toml' '--scale' 'smoke' '--dataset' 'synthetic' --shard"
+    ));
+    assert!(figure[1].contains("'reproduce' 'figure5'"));
+    // Mistakes are found before anything is written or queued.
+    for (args, expect) in [
+        (
+            &["surface", "--run", "r", "--shard", "1/2"][..],
+            "leave out --shard",
+        ),
+        (
+            &["surface", "--run", "r", "--workdir", "w"][..],
+            "put --workdir before",
+        ),
+        (&["models"][..], "not `models`"),
+        (&["surface", "--run", "r", "--nrom", "layer"][..], "--nrom"),
+        (&["reproduce", "figure10"][..], "figure10"),
+    ] {
+        let err = one_line_failure(
+            &landscape(&work)
+                .args(["submit", "--dry-run"])
+                .args(args)
+                .output()
+                .unwrap(),
+        );
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
 }

@@ -2,13 +2,14 @@
 
 use clap::{Args, Parser, Subcommand};
 use landscape_core::device::DeviceKind;
+use landscape_data::DatasetName;
+use landscape_job::shard::Shard;
+use landscape_models::Arch;
+use landscape_models::eval::Precision;
 use landscape_pipeline::analysis::{
     eigen_ratio::EigenRatioCommand, hessian::HessianCommand, interpolate::InterpolateCommand,
     sharpness::SharpnessCommand, surface::SurfaceCommand, trajectory::TrajectoryCommand,
 };
-use landscape_data::DatasetName;
-use landscape_models::eval::Precision;
-use landscape_models::Arch;
 use landscape_spec::Scale;
 use std::path::PathBuf;
 
@@ -55,7 +56,7 @@ pub enum Command {
     #[command(subcommand)]
     Data(DataCommand),
     /// Train every run of an experiment spec (finished runs are found, killed ones resume).
-    Train(SpecArgs),
+    Train(TrainArgs),
     /// Train every run of a spec and compute its [[analysis]] blocks.
     Run(SpecArgs),
     /// List the runs in the work directory with their state and final numbers.
@@ -89,6 +90,54 @@ pub enum Command {
     CompareSurfaces(CompareSurfacesArgs),
     /// Measure inference, training-step and grid-point throughput on the chosen device.
     Bench(BenchArgs),
+    /// Run a command on a Slurm cluster: a surface or eigen-ratio grid as a job array of shards
+    /// and a last job that writes the table; train, run or reproduce as one task per training
+    /// run and a last job for the analyses and the figure. Writes the sbatch scripts to
+    /// <workdir>/slurm/<name>/ (the work directory must be on a file system the nodes share)
+    /// and submits them; submitting again reruns only what did not finish.
+    Submit(SubmitArgs),
+    /// Where a submission's tasks stand (done, running, pending, failed, killed), from their own
+    /// records and squeue.
+    Status {
+        /// The submission's directory (`landscape submit` prints it).
+        dir: PathBuf,
+    },
+}
+
+/// `landscape submit ...`
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Shards of a surface, eigen-ratio or trajectory grid: one array task each (train, run and
+    /// reproduce have one task per training run).
+    #[arg(long, default_value_t = 4)]
+    pub shards: usize,
+    /// What every task asks for (flags win over the spec's [slurm] table).
+    #[command(flatten)]
+    pub resources: landscape_slurm::Resources,
+    /// Write the scripts and print them, without submitting (to review them first).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The command to run there, with its options: surface, eigen-ratio, trajectory, train, run
+    /// or reproduce (global options such as --workdir go before `submit`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `landscape train ...`
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The spec and how to resolve it.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Train only part k of n of the runs (run i, from 0 in sweep order, when i % n == k - 1):
+    /// one task of a job array.
+    #[arg(long, default_value = "1/1")]
+    pub shard: Shard,
 }
 
 /// `landscape bench ...`

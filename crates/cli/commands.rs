@@ -4,6 +4,7 @@ use crate::args::{Cli, Command, DataCommand, SpecArgs};
 use anyhow::Result;
 use landscape_core::device::set_cpu_threads;
 use landscape_data::DataLocations;
+use landscape_job::shard::Shard;
 use landscape_models::{Arch, Network, NetworkSpec};
 use landscape_pipeline::bench::BenchPlan;
 use landscape_pipeline::{Context, data, run_spec};
@@ -33,8 +34,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", ds.info());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Train(args) => spec_command(&context()?, args, false),
-        Command::Run(args) => spec_command(&context()?, args, true),
+        Command::Train(args) => spec_command(&context()?, &args.spec, false, args.shard),
+        Command::Run(args) => spec_command(&context()?, args, true, Shard::WHOLE),
         Command::Runs => runs(&cli.workdir),
         Command::Surface(command) => print(command.run(&context()?)?),
         Command::Interpolate(command) => print(command.run(&context()?)?),
@@ -145,6 +146,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Submit(args) => print(crate::submit::submit(&cli, args)?),
+        Command::Status { dir } => print(landscape_slurm::status::render(dir)?),
         Command::Merge(args) => {
             let outcome = landscape_pipeline::jobs::merge(&args.into, &args.others)?;
             println!(
@@ -183,9 +186,9 @@ fn models() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool) -> Result<ExitCode> {
+fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool, share: Shard) -> Result<ExitCode> {
     let spec = Spec::load(&args.spec, args.scale, &args.sets)?;
-    let outcome = run_spec(ctx, &spec, args.dataset, analyse)?;
+    let outcome = run_spec(ctx, &spec, args.dataset, analyse, share)?;
     println!(
         "{:<30} {:<34} {:>9} {:>7} {:>9}",
         "run", "sweep", "state", "epochs", "test_acc"

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod submit;
 
 use clap::Parser;
 use std::process::ExitCode;

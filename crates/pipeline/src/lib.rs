@@ -3,9 +3,10 @@
 //!
 //! ```no_run
 //! # fn demo(ctx: landscape_pipeline::Context) -> anyhow::Result<()> {
+//! use landscape_job::shard::Shard;
 //! use landscape_spec::{Scale, Spec};
 //! let spec = Spec::load("experiments/figure3.toml".as_ref(), Scale::Smoke, &[])?;
-//! let outcome = landscape_pipeline::run_spec(&ctx, &spec, None, true)?;
+//! let outcome = landscape_pipeline::run_spec(&ctx, &spec, None, true, Shard::WHOLE)?;
 //! println!("{} runs, {} analyses", outcome.runs.len(), outcome.analyses.len());
 //! # Ok(()) }
 //! ```
@@ -17,7 +18,7 @@ pub mod data;
 pub mod jobs;
 pub mod runs;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::Device;
 use landscape_core::device::DeviceKind;
 use landscape_data::{DataLocations, DatasetName};
@@ -47,19 +48,32 @@ pub struct SpecOutcome {
     pub analyses: Vec<analysis::AnalysisOutput>,
 }
 
-/// Trains the runs of `spec` and, when `analyse` is set, computes its analyses. `dataset`
-/// replaces the spec's data set (no stand-in is then allowed). Every analysis block is read
-/// first, so a mistake in one stops the spec before anything is trained.
+/// Trains the runs of `spec` in `share` (run `i`, counted from 0 in sweep order, is in shard
+/// `k/n` when `i % n == k - 1`; [`Shard::WHOLE`]: every run) and, when `analyse` is set,
+/// computes its analyses (which need every run). `dataset` replaces the spec's data set (no
+/// stand-in is then allowed). Every analysis block is read first, so a mistake in one stops
+/// the spec before anything is trained.
 pub fn run_spec(
     ctx: &Context,
     spec: &Spec,
     dataset: Option<DatasetName>,
     analyse: bool,
+    share: Shard,
 ) -> Result<SpecOutcome> {
+    if analyse && share != Shard::WHOLE {
+        bail!(
+            "--shard {share}: the analyses need every run; train the shards, then run the spec whole"
+        );
+    }
     let blocks = analysis::plan(spec)?;
     let named = dataset.unwrap_or(spec.experiment.dataset);
     let data = data::resolve(named, &ctx.locations, dataset.is_none())?;
-    let planned = runs::plan(ctx, spec, &data)?;
+    let planned: Vec<_> = runs::plan(ctx, spec, &data)?
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| share.owns(*i))
+        .map(|(_, run)| run)
+        .collect();
     let runs = runs::train_all(ctx, spec, &data, &planned)?;
     let analyses = if analyse {
         let mut cache = cache::DataCache::with(data.dataset.clone());

@@ -91,11 +91,23 @@ fn mistakes_get_one_line_naming_file_and_key() {
             "kind = \"surface\"\nrepeats = 0",
             "analysis.1d.repeats: expected at least 1",
         ),
-        ("kind = \"surface\"", "kind = \"surfac\"", "analysis.1d.kind: unknown kind `surfac`"),
+        (
+            "kind = \"surface\"",
+            "kind = \"surfac\"",
+            "analysis.1d.kind: unknown kind `surfac`",
+        ),
         ("to = 8192", "to = 4096", "analysis.interp.to"),
-        ("pair = \"batch_size\"", "pair = \"lr\"", "analysis.interp.pair"),
+        (
+            "pair = \"batch_size\"",
+            "pair = \"lr\"",
+            "analysis.interp.pair",
+        ),
         ("to = 8192", "to = 128", "nothing to interpolate"),
-        ("kind = \"hessian\"", "kind = \"hessian\"\ntopk = 3", "analysis.curv"),
+        (
+            "kind = \"hessian\"",
+            "kind = \"hessian\"\ntopk = 3",
+            "analysis.curv",
+        ),
         (
             "kind = \"hessian\"",
             "kind = \"trajectory\"\npoints = 1",
@@ -167,7 +179,11 @@ where
         } else {
             top_level_items(defaults)
         };
-        assert_eq!(names.len(), defaults.len(), "{kind}: {names:?} vs {defaults:?}");
+        assert_eq!(
+            names.len(),
+            defaults.len(),
+            "{kind}: {names:?} vs {defaults:?}"
+        );
         for (name, default) in names.iter().zip(defaults) {
             keys.push(name.clone());
             if default == "–" {
@@ -185,13 +201,20 @@ where
             let read: T = toml::Value::Table(table)
                 .try_into()
                 .unwrap_or_else(|e| panic!("{kind}.{name} = {default}: {e}"));
-            assert_eq!(read, T::default(), "{kind}.{name}: documented default {default}");
+            assert_eq!(
+                read,
+                T::default(),
+                "{kind}.{name}: documented default {default}"
+            );
         }
     }
     let command = T::augment_args(clap::Command::new("settings"));
     for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
-        assert!(keys.iter().any(|k| k == id), "{kind}.{id} is not documented");
+        assert!(
+            keys.iter().any(|k| k == id),
+            "{kind}.{id} is not documented"
+        );
     }
 }
 

@@ -79,7 +79,7 @@ fn curvature_analyses_and_commands() {
         locations,
     };
     let spec = Spec::load(&spec_path, Scale::Smoke, &[]).unwrap();
-    let outcome = run_spec(&ctx, &spec, None, true).unwrap();
+    let outcome = run_spec(&ctx, &spec, None, true, Shard::WHOLE).unwrap();
     let id = outcome.runs[0].planned.record.id.clone();
     let names: Vec<&str> = outcome
         .analyses

@@ -39,6 +39,7 @@ use collect::Collected;
 use landscape_core::atomic::write_atomic;
 use landscape_data::DatasetName;
 use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
+use landscape_job::shard::Shard;
 use landscape_pipeline::{Context, run_spec};
 use landscape_spec::{Scale, Spec};
 use report::{Check, Table, write_findings};
@@ -195,12 +196,16 @@ impl Figure {
             blocks.join(", ")
         };
         for reads in figure.reads {
-            let found = spec.analyses.iter().any(|a| {
-                a.kind == reads.kind && reads.name.is_none_or(|name| a.name == name)
-            });
+            let found = spec
+                .analyses
+                .iter()
+                .any(|a| a.kind == reads.kind && reads.name.is_none_or(|name| a.name == name));
             if !found {
                 let what = match reads.name {
-                    Some(name) => format!("analysis.{name}: {wanted} reads a `{}` analysis named `{name}`", reads.kind),
+                    Some(name) => format!(
+                        "analysis.{name}: {wanted} reads a `{}` analysis named `{name}`",
+                        reads.kind
+                    ),
                     None => format!("analysis: {wanted} reads a `{}` analysis", reads.kind),
                 };
                 bail!("{}: {what}; the spec has: {blocks}", spec.path.display());
@@ -255,7 +260,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     }
     let spec = Spec::load(&spec_path, options.scale, &options.sets)?;
     let figure = Figure::of(&spec)?;
-    let outcome = run_spec(ctx, &spec, options.dataset, true)?;
+    let outcome = run_spec(ctx, &spec, options.dataset, true, Shard::WHOLE)?;
     let collected = Collected::read(&ctx.workdir, &outcome)?;
 
     let out = &options.results;

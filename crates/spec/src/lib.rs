@@ -4,7 +4,8 @@
 //! whose list values are swept (their cartesian product is the set of runs), `[[analysis]]`
 //! blocks (surfaces, interpolations, ...; their settings are read by the kinds in
 //! `landscape-pipeline`), and `[scale.smoke]`, `[scale.quick]`,
-//! `[scale.paper]` tables that override keys. Every key is checked: an unknown key, a wrong
+//! `[scale.paper]` tables that override keys, and an optional `[slurm]` table of cluster
+//! resources for `landscape submit`. Every key is checked: an unknown key, a wrong
 //! type or an out-of-range value is one line naming the file and the key path, and nothing
 //! starts.
 //!
@@ -37,6 +38,7 @@ pub use analysis::AnalysisBlock;
 
 use anyhow::{Context, Result, bail};
 use landscape_data::DatasetName;
+use landscape_slurm::Resources;
 use landscape_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,6 +131,8 @@ pub struct Spec {
     pub swept: Vec<String>,
     /// The analyses, in file order (their settings are read by `landscape-pipeline`).
     pub analyses: Vec<AnalysisBlock>,
+    /// What each task asks a Slurm cluster for (`[slurm]`; `landscape submit` flags win).
+    pub slurm: Resources,
 }
 
 impl Spec {
@@ -161,8 +165,8 @@ impl Spec {
             )
         })?;
         for key in root.keys() {
-            if !["experiment", "train", "analysis", "scale"].contains(&key.as_str()) {
-                bail!("{key}: unknown table, expected experiment, train, analysis or scale");
+            if !["experiment", "train", "analysis", "scale", "slurm"].contains(&key.as_str()) {
+                bail!("{key}: unknown table, expected experiment, train, analysis, scale or slurm");
             }
         }
         let scales = match root.remove("scale") {
@@ -197,6 +201,10 @@ impl Spec {
             Some(Value::Table(t)) => t,
             _ => bail!("train: missing table"),
         };
+        let slurm = match root.remove("slurm") {
+            Some(value) => deserialize_at(value, "slurm")?,
+            None => Resources::default(),
+        };
         let (runs, swept) = sweep::expand(train)?;
         let analyses = analyses
             .into_iter()
@@ -209,6 +217,7 @@ impl Spec {
             runs,
             swept,
             analyses,
+            slurm,
         })
     }
 }
@@ -222,10 +231,7 @@ fn names(t: &Table) -> String {
 }
 
 /// Deserializes `value` into `T`, reporting errors with the key path under `prefix`.
-pub fn deserialize_at<T: serde::de::DeserializeOwned>(
-    value: Value,
-    prefix: &str,
-) -> Result<T> {
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
         let path = if inner == "." || inner.is_empty() {

@@ -77,6 +77,15 @@ fn sweeps_expand_to_the_cartesian_product() {
     );
     assert_eq!(spec.runs[1].label(), "batch_size=128 weight_decay=0.0005");
     assert_eq!(spec.analyses.len(), 2);
+    assert_eq!(spec.slurm, landscape_slurm::Resources::default());
+    let on_a_cluster = parse(
+        &format!("{BASE}\n[slurm]\npartition = \"gpu\"\ngpus_per_task = 1\n"),
+        Scale::Paper,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(on_a_cluster.slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(on_a_cluster.slurm.gpus_per_task, Some(1));
 }
 
 #[test]
@@ -96,7 +105,10 @@ fn scales_and_sets_override_keys() {
     let x = |i: usize| spec.analyses[i].settings["x"].as_str().unwrap().to_string();
     assert_eq!((x(0), x(1)), ("-1:1:21".into(), "-0.5:1.5:11".into()));
     assert_eq!(
-        (spec.analyses[1].name.as_str(), spec.analyses[1].kind.as_str()),
+        (
+            spec.analyses[1].name.as_str(),
+            spec.analyses[1].kind.as_str()
+        ),
         ("interp", "interpolate")
     );
     // A set can turn a sweep into a single value.
@@ -166,6 +178,8 @@ fn mistakes_get_one_line_naming_file_and_key() {
         &[],
     );
     assert!(e.contains("analysis.1d.runs.epochs"), "{e}");
+    let e = error(&format!("{BASE}\n[slurm]\ngpus = 1\n"), Scale::Paper, &[]);
+    assert!(e.contains("slurm") && e.contains("gpus"), "{e}");
 }
 
 #[test]

@@ -215,7 +215,6 @@ pub fn summary(outcome: &Outcome<HessianReport>) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

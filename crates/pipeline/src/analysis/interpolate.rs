@@ -115,7 +115,11 @@ impl Interpolate {
                 spec.swept.join(", ")
             );
         }
-        let values: Vec<&Value> = spec.runs.iter().filter_map(|r| r.sweep.get(&pair)).collect();
+        let values: Vec<&Value> = spec
+            .runs
+            .iter()
+            .filter_map(|r| r.sweep.get(&pair))
+            .collect();
         let mut end = |key: &str, default: Option<&&Value>| -> Result<Value> {
             let value = table
                 .remove(key)
@@ -253,7 +257,10 @@ mod tests {
         let block: InterpolateSettings = toml::from_str("").unwrap();
         let command = Cli::parse_from(["i", "--from", "a", "--to", "b"]).command;
         assert_eq!(block, command.settings);
-        assert!(block.test, "interpolations measure the test set unless told not to");
+        assert!(
+            block.test,
+            "interpolations measure the test set unless told not to"
+        );
         assert_eq!(block.dir_type, ParamScope::States);
         let off = Cli::parse_from(["i", "--from", "a", "--to", "b", "--no-test"]).command;
         assert_eq!(off.settings, toml::from_str("test = false").unwrap());

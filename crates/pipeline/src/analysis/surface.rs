@@ -284,7 +284,10 @@ mod tests {
         let command = Cli::parse_from(["surface", "--run", "r"]).command;
         assert_eq!(block, command.settings);
         assert_eq!(block.x, "-1:1:51".parse().unwrap());
-        assert_eq!((block.norm, block.repeats, block.test), (DirNorm::Filter, 1, false));
+        assert_eq!(
+            (block.norm, block.repeats, block.test),
+            (DirNorm::Filter, 1, false)
+        );
         let set: SurfaceSettings = toml::from_str("y = \"-1:1:5\"\ntest = true").unwrap();
         let flags = Cli::parse_from(["surface", "--run", "r", "--y", "-1:1:5", "--test"]);
         assert_eq!(set, flags.command.settings);

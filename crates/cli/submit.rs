@@ -1,0 +1,177 @@
+//! `landscape submit`: the command to run on the cluster, parsed as the binary parses it (so a
+//! mistake is found before anything is queued), cut into the steps of a Slurm plan
+//! (`landscape-slurm` writes and submits them).
+
+use crate::args::{Cli, Command, SubmitArgs};
+use anyhow::{Result, anyhow, bail};
+use clap::Parser;
+use landscape_job::shard::Shard;
+use landscape_slurm::{Plan, Resources, Step, submission};
+use landscape_spec::Spec;
+use std::fmt::Write as _;
+
+/// Global options, which go before `submit` (every task gets them from there).
+const GLOBALS: [&str; 4] = ["--workdir", "--device", "--threads", "--offline"];
+
+/// Writes the scripts of `args.command` and submits them (or only writes them, with
+/// `--dry-run`); what the command prints.
+pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
+    let command = &args.command;
+    if let Some(global) = command.iter().find(|a| {
+        GLOBALS
+            .iter()
+            .any(|g| a.as_str() == *g || a.starts_with(&format!("{g}=")))
+    }) {
+        bail!(
+            "submit: put {global} before `submit` (every task gets the global options from there)"
+        );
+    }
+    let inner =
+        Cli::try_parse_from(std::iter::once("landscape").chain(command.iter().map(String::as_str)))
+            .map_err(|e| {
+                let text = e.render().to_string();
+                anyhow!(
+                    "submit: {}",
+                    text.lines()
+                        .next()
+                        .unwrap_or("invalid command")
+                        .trim_start_matches("error: ")
+                )
+            })?;
+    if args.shards == 0 {
+        bail!("--shards: expected at least 1");
+    }
+    let grid = |shard: Shard| -> Result<(Vec<Step>, Resources)> {
+        if shard != Shard::WHOLE {
+            bail!(
+                "submit: leave out --shard; submit cuts the grid into --shards {} itself",
+                args.shards
+            );
+        }
+        Ok((
+            vec![
+                step("shards", command.clone(), Some(args.shards)),
+                step("finish", command.clone(), None),
+            ],
+            Resources::default(),
+        ))
+    };
+    let (steps, spec_resources) = match &inner.command {
+        Command::Surface(c) => grid(c.shard)?,
+        Command::EigenRatio(c) => grid(c.shard)?,
+        Command::Trajectory(c) => grid(c.shard)?,
+        Command::Train(t) => {
+            if t.shard != Shard::WHOLE {
+                bail!("submit: leave out --shard; submit trains one run per task itself");
+            }
+            let spec = Spec::load(&t.spec.spec, t.spec.scale, &t.spec.sets)?;
+            (
+                vec![step("train", command.clone(), Some(spec.runs.len()))],
+                spec.slurm,
+            )
+        }
+        Command::Run(a) => {
+            let spec = Spec::load(&a.spec, a.scale, &a.sets)?;
+            let train: Vec<String> = std::iter::once("train".to_string())
+                .chain(command[1..].iter().cloned())
+                .collect();
+            (
+                vec![
+                    step("train", train, Some(spec.runs.len())),
+                    step("finish", command.clone(), None),
+                ],
+                spec.slurm,
+            )
+        }
+        Command::Reproduce(r) => {
+            let path = r.specs.join(format!("{}.toml", r.figure));
+            let spec = Spec::load(&path, r.scale, &r.sets)?;
+            landscape_results::Figure::of(&spec)?;
+            let mut train = vec![
+                "train".to_string(),
+                path.display().to_string(),
+                "--scale".into(),
+                r.scale.name().into(),
+            ];
+            for set in &r.sets {
+                train.extend(["--set".to_string(), set.clone()]);
+            }
+            if let Some(d) = r.dataset {
+                train.extend(["--dataset".to_string(), d.to_string()]);
+            }
+            (
+                vec![
+                    step("train", train, Some(spec.runs.len())),
+                    step("finish", command.clone(), None),
+                ],
+                spec.slurm,
+            )
+        }
+        _ => bail!(
+            "submit: runs surface, eigen-ratio, trajectory, train, run and reproduce, not `{}`",
+            command[0]
+        ),
+    };
+    let resources = args.resources.or(&spec_resources);
+    let mut globals = vec![
+        "--workdir".to_string(),
+        std::path::absolute(&cli.workdir)?.display().to_string(),
+        "--device".to_string(),
+        cli.device.name().to_string(),
+    ];
+    if let Some(threads) = cli.threads.or(resources.cpus_per_task.map(|c| c as usize)) {
+        globals.extend(["--threads".to_string(), threads.to_string()]);
+    }
+    if cli.offline {
+        globals.push("--offline".into());
+    }
+    let plan = Plan {
+        command: command.clone(),
+        globals,
+        steps,
+    };
+    let mut written = submission::write(
+        &cli.workdir,
+        &plan,
+        &resources,
+        &std::env::current_exe()?,
+        &std::env::current_dir()?,
+    )?;
+    let mut out = String::new();
+    if args.dry_run {
+        for script in written.scripts() {
+            let _ = writeln!(out, "{}", script.display());
+        }
+        let _ = writeln!(
+            out,
+            "written, not submitted: review them, then run the same command without --dry-run"
+        );
+        return Ok(out);
+    }
+    let (ids, cancelled) = written.submit()?;
+    for id in cancelled {
+        let _ = writeln!(
+            out,
+            "cancelled job {id} of the last submission: what it waited for had failed"
+        );
+    }
+    for (s, id) in plan.steps.iter().zip(&ids) {
+        let _ = writeln!(
+            out,
+            "{}: job {id} ({} task{})",
+            s.name,
+            s.tasks(),
+            if s.tasks() == 1 { "" } else { "s" }
+        );
+    }
+    let _ = writeln!(out, "status: landscape status {}", written.dir.display());
+    Ok(out)
+}
+
+fn step(name: &str, args: Vec<String>, shards: Option<usize>) -> Step {
+    Step {
+        name: name.into(),
+        args,
+        shards,
+    }
+}
