@@ -574,3 +574,80 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn submit_local_runs_the_shards_here_and_equals_the_whole_surface() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let spec = write_spec(
+        dir.path(),
+        &SPEC
+            .replace("epochs = 6", "epochs = 1")
+            .replace("save_every = 2", "save_every = 1"),
+    );
+    let id = train(&work, &spec);
+    let surface = [
+        "surface", "--run", &id, "--x", "-1:1:4", "--y", "-1:1:3", "--subset", "32",
+    ];
+    let out = run_ok(
+        landscape(&work)
+            .args(["submit", "--local", "--shards", "3"])
+            .args(surface),
+    );
+    assert_eq!(out.matches("  done").count(), 4, "{out}");
+    let sharded = out.lines().next().unwrap().trim().to_string();
+    let table = PathBuf::from(
+        std::fs::read_to_string(Path::new(&sharded).join("finish-1.log"))
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    // The whole surface, computed again elsewhere from a copy of the run, is the same table.
+    let whole = dir.path().join("whole");
+    std::fs::create_dir_all(&whole).unwrap();
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(work.join(&id))
+            .arg(&whole)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let expected = run_ok(landscape(&whole).args(surface));
+    assert_eq!(
+        std::fs::read_to_string(&table).unwrap(),
+        std::fs::read_to_string(expected.trim()).unwrap()
+    );
+    let job = table.parent().unwrap();
+    let status = run_ok(landscape(&work).arg("status").arg(job));
+    assert!(status.contains(": 12/12 points\n"), "{status}");
+    for (k, share) in [(1, 4), (2, 4), (3, 4)] {
+        assert!(
+            status.contains(&format!("  shard {k}/3  {share}/{share} points  done\n")),
+            "{status}"
+        );
+    }
+    // A grid cut in two of which one half ran: the other is not started.
+    let half = [
+        "surface", "--run", &id, "--x", "-1:1:3", "--subset", "32", "--shard", "1/2",
+    ];
+    let printed = run_ok(landscape(&work).args(half));
+    let half_dir = printed.split(':').next().unwrap();
+    let status = run_ok(landscape(&work).arg("status").arg(half_dir));
+    assert!(
+        status.contains("  shard 1/2  2/2 points  done\n")
+            && status.contains("  shard 2/2  0/1 points  not started\n"),
+        "{status}"
+    );
+    // GPUs of this machine are handed to tasks as the first (and only) one each.
+    let err = one_line_failure(
+        &landscape(&work)
+            .args(["submit", "--local", "--local-gpus", "0,1"])
+            .args(surface)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--device cuda"), "{err}");
+}

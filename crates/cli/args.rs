@@ -33,8 +33,9 @@ pub struct Cli {
     /// Directory for every generated artifact (runs, surfaces), each keyed by a content hash.
     #[arg(long, global = true, default_value = "runs", env = "LANDSCAPE_WORKDIR")]
     pub workdir: PathBuf,
-    /// Compute device: the CPU (burn's flex backend) or an NVIDIA GPU (needs the `cuda` build).
-    #[arg(long, global = true, value_enum, default_value_t = DeviceKind::Cpu)]
+    /// Compute device: cpu (burn's flex backend and landscape's kernels), or cuda / cuda:N, the
+    /// N-th NVIDIA GPU from 0 (needs the `cuda` build; one process per GPU).
+    #[arg(long, global = true, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
     /// CPU threads (default: one per core).
     #[arg(long, global = true)]
@@ -97,9 +98,9 @@ pub enum Command {
     /// and submits them; submitting again reruns only what did not finish.
     Submit(SubmitArgs),
     /// Where a submission's tasks stand (done, running, pending, failed, killed), from their own
-    /// records and squeue.
+    /// records and squeue; or, for a surface or eigen-ratio directory, each shard's points.
     Status {
-        /// The submission's directory (`landscape submit` prints it).
+        /// A submission's directory (`landscape submit` prints it) or a grid job's.
         dir: PathBuf,
     },
 }
@@ -115,8 +116,16 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub resources: landscape_slurm::Resources,
     /// Write the scripts and print them, without submitting (to review them first).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "local")]
     pub dry_run: bool,
+    /// Run the steps on this machine instead of Slurm: a step's tasks one after another, or
+    /// side by side over --local-gpus.
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: these GPUs (indices, comma separated), one task on each at a time, each
+    /// task seeing only its GPU (as cuda); for a machine with several GPUs.
+    #[arg(long, value_delimiter = ',', requires = "local")]
+    pub local_gpus: Vec<u32>,
     /// The command to run there, with its options: surface, eigen-ratio, trajectory, train, run
     /// or reproduce (global options such as --workdir go before `submit`).
     #[arg(

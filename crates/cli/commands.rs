@@ -147,7 +147,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => print(crate::submit::submit(&cli, args)?),
-        Command::Status { dir } => print(landscape_slurm::status::render(dir)?),
+        Command::Status { dir } if dir.join(landscape_slurm::submission::RECORD).exists() => {
+            print(landscape_slurm::status::render(dir)?)
+        }
+        Command::Status { dir } => print(landscape_pipeline::jobs::shard_status(dir)?),
         Command::Merge(args) => {
             let outcome = landscape_pipeline::jobs::merge(&args.into, &args.others)?;
             println!(

@@ -5,6 +5,7 @@
 use crate::args::{Cli, Command, SubmitArgs};
 use anyhow::{Result, anyhow, bail};
 use clap::Parser;
+use landscape_core::device::DeviceKind;
 use landscape_job::shard::Shard;
 use landscape_slurm::{Plan, Resources, Step, submission};
 use landscape_spec::Spec;
@@ -117,8 +118,14 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
         "--workdir".to_string(),
         std::path::absolute(&cli.workdir)?.display().to_string(),
         "--device".to_string(),
-        cli.device.name().to_string(),
+        cli.device.to_string(),
     ];
+    if !args.local_gpus.is_empty() && cli.device != DeviceKind::Cuda(0) {
+        bail!(
+            "--local-gpus: each task sees only its own GPU, as the first; give --device cuda, not {}",
+            cli.device
+        );
+    }
     if let Some(threads) = cli.threads.or(resources.cpus_per_task.map(|c| c as usize)) {
         globals.extend(["--threads".to_string(), threads.to_string()]);
     }
@@ -146,6 +153,11 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
             out,
             "written, not submitted: review them, then run the same command without --dry-run"
         );
+        return Ok(out);
+    }
+    if args.local {
+        landscape_slurm::local::run_here(&mut written, &args.local_gpus)?;
+        out += &landscape_slurm::status::render(&written.dir)?;
         return Ok(out);
     }
     let (ids, cancelled) = written.submit()?;

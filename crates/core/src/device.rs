@@ -4,26 +4,17 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 
-/// The `--device` choice.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+/// The `--device` choice: `cpu`, or `cuda` / `cuda:N` (the N-th NVIDIA GPU, from 0; `cuda` is
+/// `cuda:0`). Several GPUs of one machine take one process each (`--device cuda:1 ... --shard
+/// 2/4`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceKind {
     /// The CPU: burn's flex backend (pure Rust, gemm + rayon; measured fastest here) for
     /// training, landscape's own kernels for inference (surfaces).
     #[default]
     Cpu,
-    /// The first NVIDIA GPU through burn-cuda (needs the `cuda` cargo feature).
-    Cuda,
+    /// An NVIDIA GPU, by index, through burn-cuda (needs the `cuda` cargo feature).
+    Cuda(usize),
 }
 
 impl DeviceKind {
@@ -31,21 +22,44 @@ impl DeviceKind {
     pub fn device(self) -> Result<Device> {
         match self {
             DeviceKind::Cpu => Ok(Device::flex()),
-            DeviceKind::Cuda => cuda_device(),
+            DeviceKind::Cuda(index) => cuda_device(index),
         }
     }
 
-    /// The name used on the command line and in metadata.
+    /// The kind's name in metadata: `cpu` or `cuda` (the index is where, not what).
     pub fn name(self) -> &'static str {
         match self {
             DeviceKind::Cpu => "cpu",
-            DeviceKind::Cuda => "cuda",
+            DeviceKind::Cuda(_) => "cuda",
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "cuda" => Ok(DeviceKind::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(index)) => Ok(DeviceKind::Cuda(index)),
+                _ => bail!("expected cpu, cuda or cuda:N (N a GPU's index from 0), got `{s}`"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Cpu => write!(f, "cpu"),
+            DeviceKind::Cuda(index) => write!(f, "cuda:{index}"),
         }
     }
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_device() -> Result<Device> {
+fn cuda_device(index: usize) -> Result<Device> {
     // burn-cuda loads the driver on a worker thread and panics there when it is missing; look
     // first, so the user gets one clear line instead of two panics.
     let name = c"libcuda.so.1";
@@ -58,11 +72,11 @@ fn cuda_device() -> Result<Device> {
     }
     // SAFETY: the handle came from dlopen above.
     unsafe { libc::dlclose(handle) };
-    Ok(Device::cuda(0))
+    Ok(Device::cuda(index))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda_device() -> Result<Device> {
+fn cuda_device(_index: usize) -> Result<Device> {
     bail!(
         "--device cuda: this landscape binary was built without CUDA; rebuild with \
          `cargo build --release --features cuda` (see README, \"CUDA\")"
@@ -105,4 +119,25 @@ pub fn set_cpu_threads(threads: Option<usize>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_with_an_optional_gpu_index() {
+        for (text, kind) in [
+            ("cpu", DeviceKind::Cpu),
+            ("cuda", DeviceKind::Cuda(0)),
+            ("cuda:3", DeviceKind::Cuda(3)),
+        ] {
+            assert_eq!(text.parse::<DeviceKind>().unwrap(), kind);
+        }
+        assert_eq!(DeviceKind::Cuda(3).to_string(), "cuda:3");
+        assert_eq!(DeviceKind::Cuda(3).name(), "cuda");
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1"] {
+            assert!(bad.parse::<DeviceKind>().is_err(), "{bad}");
+        }
+    }
 }

@@ -154,6 +154,71 @@ pub fn read_points<M: GridMeta>(dir: &Path) -> Result<Vec<M::Row>> {
     )
 }
 
+/// How far one shard of a grid job has come.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardProgress {
+    /// The shard.
+    pub shard: Shard,
+    /// Points in its journal.
+    pub done: usize,
+    /// Its share of the grid's points.
+    pub share: usize,
+    /// The process computing it now, if any.
+    pub holder: Option<crate::lock::Holder>,
+}
+
+/// Every shard of the grid job in `dir`, for each shard count that a journal or a lock shows
+/// (shards not begun included), in order.
+pub fn shard_progress<M: GridMeta>(dir: &Path) -> Result<Vec<ShardProgress>> {
+    let meta: M = read_meta(dir)?;
+    let total = meta.points();
+    let mut shards: Vec<Shard> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let part = name
+                .strip_prefix("points.")
+                .and_then(|n| n.strip_suffix(".csv"))
+                .or_else(|| name.strip_prefix(".lock."))?;
+            part.replace("-of-", "/").parse::<Shard>().ok()
+        })
+        .collect();
+    // Every shard of each way of cutting the grid that has begun, started or not.
+    let mut counts: Vec<usize> = shards.iter().map(|s| s.count).collect();
+    counts.sort();
+    counts.dedup();
+    shards = counts
+        .into_iter()
+        .flat_map(|count| (1..=count).map(move |index| Shard { index, count }))
+        .collect();
+    let progress = shards
+        .into_iter()
+        .map(|shard| {
+            let journal = journal::journal_path(dir, shard.index, shard.count);
+            let done = if journal.exists() {
+                journal::read_rows::<M::Row>(&journal)?.len()
+            } else {
+                0
+            };
+            Ok(ShardProgress {
+                shard,
+                done,
+                share: shard.share(total),
+                holder: Lock::holder_of_named(
+                    dir,
+                    &format!(
+                        "{}.{}-of-{}",
+                        crate::lock::LOCK_FILE,
+                        shard.index,
+                        shard.count
+                    ),
+                )?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(progress)
+}
+
 /// Joins the points of `others` (shards of the same job computed elsewhere) into the job in
 /// `into`, refusing directories of another job (other checkpoints, directions, data or
 /// settings) and points that disagree; writes the table when the grid is complete.

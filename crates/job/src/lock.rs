@@ -101,6 +101,11 @@ impl Lock {
         Ok(None)
     }
 
+    /// Who holds lock `name` of `dir` now (`None`: nobody). Never waits.
+    pub fn holder_of_named(dir: &Path, name: &str) -> Result<Option<Holder>> {
+        Self::holder_of(&dir.join(name))
+    }
+
     fn holder_of(path: &Path) -> Result<Option<Holder>> {
         if !path.exists() {
             return Ok(None);

@@ -4,7 +4,7 @@
 
 use anyhow::{Result, bail};
 use landscape_curvature::eigen_ratio::EigenRatioMeta;
-use landscape_job::grid::{self as grid_job, GridMeta, GridOutcome};
+use landscape_job::grid::{self as grid_job, GridMeta, GridOutcome, ShardProgress};
 use landscape_job::lock::Lock;
 use landscape_surface::surface::SurfaceMeta;
 use landscape_train::{RunDir, RunState};
@@ -18,6 +18,8 @@ enum Kind {
         progress: fn(&Path) -> Result<(usize, usize)>,
         /// [`grid_job::merge`] for the kind's meta.
         merge: fn(&Path, &[PathBuf]) -> Result<GridOutcome>,
+        /// [`grid_job::shard_progress`] for the kind's meta.
+        shards: fn(&Path) -> Result<Vec<ShardProgress>>,
     },
     /// One report, finished when its file is there.
     Report {
@@ -50,6 +52,7 @@ const fn grid<M: GridMeta>() -> Kind {
     Kind::Grid {
         progress: grid_progress::<M>,
         merge: grid_job::merge::<M>,
+        shards: grid_job::shard_progress::<M>,
     }
 }
 
@@ -74,6 +77,36 @@ pub fn merge(into: &Path, others: &[PathBuf]) -> Result<GridOutcome> {
             into.display()
         ),
     }
+}
+
+/// What `landscape status` prints for a grid job's directory (a surface, interpolation or
+/// eigen-ratio map): each shard's points, and whether a process computes it now or it stopped
+/// (rerunning the shard, or submitting again, resumes it).
+pub fn shard_status(dir: &Path) -> Result<String> {
+    let Some(Kind::Grid {
+        shards, progress, ..
+    }) = kind_of(dir)
+    else {
+        bail!(
+            "{}: neither a submission (landscape submit) nor a surface, interpolation or eigen-ratio directory",
+            dir.display()
+        );
+    };
+    let (done, total) = progress(dir)?;
+    let mut out = format!("{}: {done}/{total} points\n", dir.display());
+    for p in shards(dir)? {
+        let state = match (&p.holder, p.done) {
+            (_, n) if n >= p.share => "done".to_string(),
+            (Some(holder), _) => format!("running ({holder})"),
+            (None, 0) => "not started".to_string(),
+            (None, _) => "stopped: run this shard again to resume".to_string(),
+        };
+        out += &format!(
+            "  shard {}  {}/{} points  {state}\n",
+            p.shard, p.done, p.share
+        );
+    }
+    Ok(out)
 }
 
 /// One line of `landscape runs`.

@@ -6,10 +6,13 @@
 //! to the nodes. Every task records its own state (running, done, failed) in the submission's
 //! directory, and [`status`] joins those records with `squeue`.
 //!
+//! [`local::run_here`] runs the same plan on this machine instead, one task per GPU.
+//!
 //! The work directory must be on a file system every node shares. Submitting the same command
 //! again is safe: finished shards and runs are found by the job engine (their content-keyed
 //! journals and locks), so only what failed or was killed computes again.
 
+pub mod local;
 pub mod resources;
 pub mod status;
 pub mod submission;

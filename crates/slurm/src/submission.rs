@@ -178,8 +178,7 @@ impl Submission {
             }
         }
         if !ids.is_empty() {
-            self.record.rounds.push(ids.clone());
-            self.save()?;
+            self.record_round(ids.clone())?;
         }
         match failure {
             Some(e) if ids.is_empty() => Err(e),
@@ -190,6 +189,12 @@ impl Submission {
             ))),
             None => Ok((ids, cancelled)),
         }
+    }
+
+    /// Records a round of job ids, one per step.
+    pub fn record_round(&mut self, ids: Vec<String>) -> Result<()> {
+        self.record.rounds.push(ids);
+        self.save()
     }
 
     fn save(&self) -> Result<()> {
@@ -278,7 +283,7 @@ fn script(
         format!("state={}\"-$task.state\"", at(step.name.clone())),
         // Each task says what it is doing in a file of its own, replaced whole.
         "record() {".to_string(),
-        "    printf 'state = \"%s\"\\nsubmitted_as = \"%s\"\\njob = \"%s\"\\nhost = \"%s\"\\n%s' \"$1\" \"${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-}}\" \"${SLURM_JOB_ID:-}\" \"$(hostname)\" \"${2:-}\" > \"$state.tmp\" && mv -f \"$state.tmp\" \"$state\"".to_string(),
+        "    printf 'state = \"%s\"\\nsubmitted_as = \"%s\"\\njob = \"%s\"\\nhost = \"%s\"\\ngpus = \"%s\"\\n%s' \"$1\" \"${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-}}\" \"${SLURM_JOB_ID:-}\" \"$(hostname)\" \"${CUDA_VISIBLE_DEVICES:-}\" \"${2:-}\" > \"$state.tmp\" && mv -f \"$state.tmp\" \"$state\"".to_string(),
         "}".to_string(),
         "record running".to_string(),
         command.join(" "),
