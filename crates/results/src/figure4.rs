@@ -6,7 +6,7 @@
 use crate::Product;
 use crate::collect::Collected;
 use crate::figure1::draw_3d;
-use crate::figure5::{convex_like_check, skip_product};
+use crate::figure5::{convex_like_check, less_chaotic_check, skip_product};
 use crate::report::{Check, Verdict};
 use anyhow::Result;
 use landscape_models::Arch;
@@ -29,22 +29,19 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         .find(|r| r.run.record.config.train.model == Arch::DenseNet121);
     let mut checks = Vec::new();
     if let (Some(noshort), Some(dense)) = (noshort, dense) {
-        checks.push(Check {
-            claim: "claim 5".into(),
-            check: format!(
-                "DenseNet-121 is less chaotic than {} (non-convex share)",
+        checks.push(less_chaotic_check(
+            "claim 5",
+            &format!(
+                "DenseNet-121 is less chaotic than {} (non-convex share in view)",
                 noshort.run.record.config.train.model
             ),
-            measured: format!(
-                "{:.1}% DenseNet / {:.1}% without skips",
-                dense.nonconvex, noshort.nonconvex
-            ),
-            paper: "DenseNet smooth and convex-like, ResNet-110-noshort chaotic".into(),
-            verdict: Verdict::of(dense.nonconvex < noshort.nonconvex),
-        });
+            (&dense.nonconvex, "DenseNet"),
+            (&noshort.nonconvex, "without skips"),
+            "DenseNet smooth and convex-like, ResNet-110-noshort chaotic",
+        ));
         checks.push(convex_like_check(
             "DenseNet-121's landscape",
-            dense.nonconvex,
+            &dense.nonconvex,
             "convex-like",
         ));
         let (e_dense, e_noshort) = (dense.run.test_error(), noshort.run.test_error());

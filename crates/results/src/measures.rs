@@ -172,6 +172,57 @@ pub fn nonconvex_points(grid: &Grid2d, cap: f64) -> (usize, usize) {
     (concave, counted)
 }
 
+/// The fewest interior points in view (see [`nonconvex_in_view`]) a convexity reading needs: a
+/// 5 x 5 patch. Registered with claim 5's checks before the quick-scale figures were
+/// regenerated (issue 16); fewer points fail a check rather than pass it.
+pub const MIN_VIEW_POINTS: usize = 25;
+
+/// How non-convex a 2-D surface is where its figure looks: [`nonconvex_points`] among the
+/// interior points whose 3 x 3 neighbourhood stays below `view` (the top contour level and the
+/// 3-D plots' clip, loss 10), the walls above it left out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InView {
+    /// The non-convex share of those points (percent); `None` when fewer than
+    /// [`MIN_VIEW_POINTS`] are in view.
+    pub share: Option<f64>,
+    /// How many points are in view.
+    pub points: usize,
+}
+
+impl InView {
+    /// Whether this surface is measurably less non-convex than `other` (both readable).
+    pub fn less_than(&self, other: &InView) -> bool {
+        matches!((self.share, other.share), (Some(a), Some(b)) if a < b)
+    }
+
+    /// Whether it is readable and below `percent`.
+    pub fn below(&self, percent: f64) -> bool {
+        self.share.is_some_and(|s| s < percent)
+    }
+}
+
+impl std::fmt::Display for InView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.share {
+            Some(share) => write!(f, "{share:.1}% of {} points", self.points),
+            None => write!(
+                f,
+                "unreadable ({} points in view, fewer than {MIN_VIEW_POINTS})",
+                self.points
+            ),
+        }
+    }
+}
+
+/// [`InView`] of `grid` below loss `view`.
+pub fn nonconvex_in_view(grid: &Grid2d, view: f64) -> InView {
+    let (concave, points) = nonconvex_points(grid, view);
+    InView {
+        share: (points >= MIN_VIEW_POINTS).then(|| 100.0 * concave as f64 / points as f64),
+        points,
+    }
+}
+
 /// Strict local minima of a 2-D surface (lower than all 8 neighbours), the centre's included.
 pub fn local_minima(grid: &Grid2d) -> usize {
     let (nx, ny) = (grid.nx() as isize, grid.ny() as isize);
