@@ -40,6 +40,55 @@ impl Shape {
     }
 }
 
+/// Claim 3's checks at weight decay `wd` from the small- and large-batch minima (test error in
+/// percent, and shape) and the paper's test errors:
+/// - the minimum that generalizes worse has the narrower filter-normalized basin: it must be
+///   strictly narrower, so equal minima, or equal test errors, fail;
+/// - the large batch generalizes worse, with the narrower basin and the higher curvature.
+fn claim3_checks(
+    wd: f64,
+    (sb_error, s): (f64, &Shape),
+    (lb_error, l): (f64, &Shape),
+    paper: Option<(f64, f64)>,
+) -> [Check; 2] {
+    let lb_worse = lb_error > sb_error;
+    let ((s_width, s_curv), (l_width, l_curv)) = (s.describe(), l.describe());
+    let lb_narrower = l.width.mean < s.width.mean;
+    let lb_more_curved = l.curvature.mean > s.curvature.mean;
+    let (worse, better) = if lb_worse { (l, s) } else { (s, l) };
+    let sharpness_follows_error = lb_error != sb_error && worse.width.mean < better.width.mean;
+    [
+        Check {
+            claim: "claim 3".into(),
+            check: format!(
+                "WD={wd}: the minimum that generalizes worse has the narrower filter-normalized 1-D basin"
+            ),
+            measured: format!(
+                "test error SB {sb_error:.2}% / LB {lb_error:.2}%; width SB {s_width} / LB {l_width}; curvature SB {s_curv} / LB {l_curv}",
+            ),
+            paper: match paper {
+                Some((sb, lb)) => format!("test error SB {sb}% / LB {lb}%; LB sharper"),
+                None => "LB sharper".into(),
+            },
+            verdict: Verdict::of(sharpness_follows_error),
+        },
+        Check {
+            claim: "claim 3".into(),
+            check: format!(
+                "WD={wd}: large batch generalizes worse and is sharper (narrower basin, higher curvature)"
+            ),
+            measured: format!(
+                "LB-SB test error {:+.2} pts; width ratio LB/SB {:.2}; curvature ratio LB/SB {:.2}",
+                lb_error - sb_error,
+                l.width.mean / s.width.mean,
+                l.curvature.mean / s.curvature.mean
+            ),
+            paper: "LB sharper and worse in both WD settings".into(),
+            verdict: Verdict::of(lb_worse && lb_narrower && lb_more_curved),
+        },
+    ]
+}
+
 /// Builds figure 3's panels, summary and checks.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     let mut runs: Vec<&RunResult> = c
@@ -133,33 +182,14 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         let [(small, s), (large, l)] = pair[..] else {
             continue;
         };
-        let lb_worse = large.test_error() > small.test_error();
-        let ((s_width, s_curv), (l_width, l_curv)) = (s.describe(), l.describe());
-        let lb_narrower = l.width.mean < s.width.mean;
-        let lb_more_curved = l.curvature.mean > s.curvature.mean;
         let paper =
             paper_test_error("figure3", wd, true).zip(paper_test_error("figure3", wd, false));
-        checks.push(Check {
-            claim: "claim 3".into(),
-            check: format!("WD={wd}: the minimum that generalizes worse has the narrower filter-normalized 1-D basin"),
-            measured: format!(
-                "test error SB {:.2}% / LB {:.2}%; width SB {s_width} / LB {l_width}; curvature SB {s_curv} / LB {l_curv}",
-                small.test_error(),
-                large.test_error(),
-            ),
-            paper: match paper {
-                Some((sb, lb)) => format!("test error SB {sb}% / LB {lb}%; LB sharper"),
-                None => "LB sharper".into(),
-            },
-            verdict: Verdict::of(lb_narrower == lb_worse),
-        });
-        checks.push(Check {
-            claim: "claim 3".into(),
-            check: format!("WD={wd}: large batch generalizes worse and is sharper (narrower basin, higher curvature)"),
-            measured: format!("LB-SB test error {:+.2} pts; width ratio LB/SB {:.2}; curvature ratio LB/SB {:.2}", large.test_error() - small.test_error(), l.width.mean / s.width.mean, l.curvature.mean / s.curvature.mean),
-            paper: "LB sharper and worse in both WD settings".into(),
-            verdict: Verdict::of(lb_worse && lb_narrower && lb_more_curved),
-        });
+        checks.extend(claim3_checks(
+            wd,
+            (small.test_error(), s),
+            (large.test_error(), l),
+            paper,
+        ));
     }
     let tables = match sharpness_table(c, &runs, &mut checks) {
         Some(table) => vec![("sharpness.csv", table)],
@@ -241,4 +271,61 @@ fn sharpness_table(c: &Collected, runs: &[&RunResult], checks: &mut Vec<Check>) 
         });
     }
     Some(table)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Claim 3's checks fed minima whose answer is known.
+    use super::*;
+
+    fn shape(width: f64, curvature: f64) -> Shape {
+        Shape {
+            width: Spread::of(&[width]),
+            curvature: Spread::of(&[curvature]),
+            directions: 1,
+            area: f64::NAN,
+            nonconvex: f64::NAN,
+        }
+    }
+
+    fn verdicts(sb: (f64, Shape), lb: (f64, Shape)) -> [Verdict; 2] {
+        claim3_checks(0.0, (sb.0, &sb.1), (lb.0, &lb.1), None).map(|c| c.verdict)
+    }
+
+    #[test]
+    fn claim_3_fails_on_minima_that_contradict_it() {
+        let (flat, sharp) = (shape(1.0, 2.0), shape(0.5, 8.0));
+        // The paper's case: LB worse, narrower and more curved.
+        assert_eq!(
+            verdicts((7.0, flat), (11.0, sharp)),
+            [Verdict::Pass, Verdict::Pass]
+        );
+        // Equal minima where LB is claimed sharper: both checks fail.
+        assert_eq!(
+            verdicts((7.0, shape(1.0, 2.0)), (11.0, shape(1.0, 2.0))),
+            [Verdict::Fail, Verdict::Fail]
+        );
+        // Equal minima with LB the better one: nothing separates them (the check once read
+        // `lb_narrower == lb_worse` and passed this).
+        assert_eq!(
+            verdicts((11.0, shape(1.0, 2.0)), (7.0, shape(1.0, 2.0)))[0],
+            Verdict::Fail
+        );
+        // Equal test errors tell nothing about which minimum generalizes worse.
+        assert_eq!(
+            verdicts((9.0, shape(1.0, 2.0)), (9.0, shape(0.5, 8.0)))[0],
+            Verdict::Fail
+        );
+        // LB worse but wider: sharpness does not follow error, and LB is not sharper.
+        assert_eq!(
+            verdicts((7.0, shape(0.5, 8.0)), (11.0, shape(1.0, 2.0))),
+            [Verdict::Fail, Verdict::Fail]
+        );
+        // LB better and wider: sharpness follows error (SB is the worse and narrower), but the
+        // paper's large-batch claim fails.
+        assert_eq!(
+            verdicts((11.0, shape(0.5, 8.0)), (7.0, shape(1.0, 2.0))),
+            [Verdict::Pass, Verdict::Fail]
+        );
+    }
 }
