@@ -7,6 +7,7 @@ use landscape_core::device::DeviceKind;
 use landscape_curvature::eigen_ratio::read_map;
 use landscape_data::DataLocations;
 use landscape_job::shard::Shard;
+use landscape_pipeline::analysis::PerRunReport;
 use landscape_pipeline::analysis::eigen_ratio::{self, EigenRatioSettings};
 use landscape_pipeline::analysis::hessian::{self, HessianSettings};
 use landscape_pipeline::analysis::sharpness::{self, SharpnessSettings};
@@ -104,25 +105,20 @@ fn curvature_analyses_and_commands() {
         subset: 32,
         ..HessianSettings::default()
     };
-    let found = hessian::compute(&ctx, &mut cache, &id, None, &settings).unwrap();
+    let found = settings.compute(&ctx, &mut cache, &id, None).unwrap();
     assert!(found.cached, "same settings, same report");
     assert_eq!(&found.dir, hess);
     println!("{}", hessian::summary(&found));
-    let s = sharpness::compute(
-        &ctx,
-        &mut cache,
-        &id,
-        None,
-        &SharpnessSettings {
-            keskar_eps: vec![],
-            average_rho: vec![],
-            worst_rho: vec![],
-            pac_bayes: false,
-            lambda_max_steps: 3,
-            subset: 32,
-            ..SharpnessSettings::default()
-        },
-    )
+    let s = SharpnessSettings {
+        keskar_eps: vec![],
+        average_rho: vec![],
+        worst_rho: vec![],
+        pac_bayes: false,
+        lambda_max_steps: 3,
+        subset: 32,
+        ..SharpnessSettings::default()
+    }
+    .compute(&ctx, &mut cache, &id, None)
     .unwrap();
     println!("{}", sharpness::summary(&s));
     assert_eq!(s.report.rows.len(), 1);

@@ -3,7 +3,7 @@
 
 use super::{
     Analysis, AnalysisOutput, Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, default_from_args,
-    per_run, with_curvature_input,
+    per_run, read, with_curvature_input,
 };
 use crate::Context;
 use crate::cache::DataCache;
@@ -107,10 +107,7 @@ impl EigenRatioCommand {
 /// `kind = "eigen_ratio"`: an eigen-ratio map around each selected run (`eigratio-<hash>/`).
 pub const KIND: Kind = Kind {
     name: "eigen_ratio",
-    parse: |block, _spec| {
-        let settings: EigenRatioSettings = super::settings(&block.settings, &block.at())?;
-        Ok(Box::new(settings))
-    },
+    parse: |block, _spec| read::<EigenRatioSettings>(block, |_, _| Ok(())),
 };
 
 impl Analysis for EigenRatioSettings {

@@ -2,18 +2,16 @@
 //! eigenvalues and lambda_min (Lanczos), trace (Hutchinson, Hutch++), spectral density.
 
 use super::{
-    Analysis, AnalysisOutput, Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, default_from_args,
-    per_run, with_curvature_input,
+    Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, PerRunReport, ReportCommand, default_from_args,
+    read, with_curvature_input,
 };
 use crate::Context;
 use crate::cache::DataCache;
-use crate::runs::TrainedRun;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{ArgAction, Args};
 use landscape_curvature::CurvatureScope;
 use landscape_curvature::job::{self, HessianOptions, HessianReport, Outcome};
 use landscape_curvature::lanczos::DensityOptions;
-use landscape_job::shard::Shard;
 use serde::Deserialize;
 
 /// The settings of a Hessian report: the `[[analysis]]` block `kind = "hessian"` and the
@@ -95,76 +93,40 @@ impl HessianSettings {
 }
 
 /// `landscape hessian ...`
-#[derive(Args, Debug)]
-pub struct HessianCommand {
-    /// The run whose minimum is measured (see `landscape runs`).
-    #[arg(long)]
-    pub run: String,
-    /// The checkpoint's epoch (default: the last).
-    #[arg(long)]
-    pub epoch: Option<u32>,
-    /// What to compute.
-    #[command(flatten)]
-    pub settings: HessianSettings,
-}
-
-impl HessianCommand {
-    /// Computes (or finds) the report; what the command prints.
-    pub fn run(&self, ctx: &Context) -> Result<String> {
-        let outcome = compute(
-            ctx,
-            &mut DataCache::default(),
-            &self.run,
-            self.epoch,
-            &self.settings,
-        )
-        .with_context(|| format!("Hessian of run {}", self.run))?;
-        Ok(summary(&outcome))
-    }
-}
+pub type HessianCommand = ReportCommand<HessianSettings>;
 
 /// `kind = "hessian"`: the Hessian report of each selected run (`hessian-<hash>/`).
 pub const KIND: Kind = Kind {
     name: "hessian",
-    parse: |block, _spec| {
-        let settings: HessianSettings = super::settings(&block.settings, &block.at())?;
-        Ok(Box::new(settings))
-    },
+    parse: |block, _spec| read::<HessianSettings>(block, |_, _| Ok(())),
 };
 
-impl Analysis for HessianSettings {
-    fn run(
+impl PerRunReport for HessianSettings {
+    type Report = HessianReport;
+    const ARTIFACT: Artifact = Artifact::Hessian;
+    const WHAT: &'static str = "Hessian";
+
+    fn compute(
         &self,
         ctx: &Context,
         cache: &mut DataCache,
-        name: &str,
-        runs: &[&TrainedRun],
-        _shard: Shard,
-    ) -> Result<Vec<AnalysisOutput>> {
-        per_run(name, runs, |id| {
-            let done = compute(ctx, cache, id, None, self)?;
-            Ok(vec![(Artifact::Hessian, done.dir, true)])
-        })
+        run_id: &str,
+        epoch: Option<u32>,
+    ) -> Result<Outcome<HessianReport>> {
+        with_curvature_input(
+            ctx,
+            cache,
+            run_id,
+            epoch,
+            self.subset,
+            self.micro_batch,
+            |input| job::hessian(&ctx.workdir, input, &self.options()),
+        )
     }
-}
 
-/// Computes (or finds) the Hessian report of run `run_id` at `epoch` (default: the last).
-pub fn compute(
-    ctx: &Context,
-    cache: &mut DataCache,
-    run_id: &str,
-    epoch: Option<u32>,
-    settings: &HessianSettings,
-) -> Result<Outcome<HessianReport>> {
-    with_curvature_input(
-        ctx,
-        cache,
-        run_id,
-        epoch,
-        settings.subset,
-        settings.micro_batch,
-        |input| job::hessian(&ctx.workdir, input, &settings.options()),
-    )
+    fn summary(outcome: &Outcome<HessianReport>) -> String {
+        summary(outcome)
+    }
 }
 
 /// The lines `landscape hessian` prints.

@@ -22,8 +22,8 @@ pub mod trajectory;
 use crate::Context;
 use crate::cache::DataCache;
 use crate::runs::{OpenRun, TrainedRun};
-use anyhow::{Result, anyhow, bail};
-use landscape_curvature::job::CurvatureInput;
+use anyhow::{Context as _, Result, anyhow, bail};
+use landscape_curvature::job::{CurvatureInput, Outcome};
 use landscape_job::shard::Shard;
 use landscape_spec::{AnalysisBlock, Spec};
 use serde::de::DeserializeOwned;
@@ -94,6 +94,79 @@ pub fn plan(spec: &Spec) -> Result<Vec<Planned>> {
         })
         .collect::<Result<Vec<_>>>()
         .map_err(|e| anyhow!("{}: {e:#}", spec.path.display()))
+}
+
+/// Reads a block of a kind whose settings are what it computes: its settings, checked by
+/// `check` (given the block's `analysis.<name>` for errors).
+pub(crate) fn read<T: DeserializeOwned + Analysis + 'static>(
+    block: &AnalysisBlock,
+    check: fn(&T, &str) -> Result<()>,
+) -> Result<Box<dyn Analysis>> {
+    let settings: T = settings(&block.settings, &block.at())?;
+    check(&settings, &block.at())?;
+    Ok(Box::new(settings))
+}
+
+/// A kind that computes one report per run from its settings (`hessian`, `sharpness`); it is
+/// an [`Analysis`], and its command is a [`ReportCommand`].
+pub trait PerRunReport: std::fmt::Debug {
+    /// The report.
+    type Report;
+    /// What it leaves.
+    const ARTIFACT: Artifact;
+    /// What errors call it (`Hessian`, `sharpness`).
+    const WHAT: &'static str;
+    /// Computes (or finds) the report of run `run_id` at `epoch` (default: the last).
+    fn compute(
+        &self,
+        ctx: &Context,
+        cache: &mut DataCache,
+        run_id: &str,
+        epoch: Option<u32>,
+    ) -> Result<Outcome<Self::Report>>;
+    /// What its command prints.
+    fn summary(outcome: &Outcome<Self::Report>) -> String;
+}
+
+impl<S: PerRunReport> Analysis for S {
+    fn run(
+        &self,
+        ctx: &Context,
+        cache: &mut DataCache,
+        name: &str,
+        runs: &[&TrainedRun],
+        _shard: Shard,
+    ) -> Result<Vec<AnalysisOutput>> {
+        per_run(name, runs, |id| {
+            let done = self.compute(ctx, cache, id, None)?;
+            Ok(vec![(S::ARTIFACT, done.dir, true)])
+        })
+    }
+}
+
+/// `landscape hessian ...`, `landscape sharpness ...`: a run's report with the kind's settings.
+#[derive(clap::Args, Debug)]
+pub struct ReportCommand<S: clap::Args> {
+    /// The run whose minimum is measured (see `landscape runs`).
+    #[arg(long)]
+    pub run: String,
+    /// The checkpoint's epoch (default: the last).
+    #[arg(long)]
+    pub epoch: Option<u32>,
+    /// What to compute.
+    #[command(flatten)]
+    pub settings: S,
+}
+
+impl<S: clap::Args + PerRunReport> ReportCommand<S> {
+    /// Computes (or finds) the report; what the command prints.
+    pub fn run(&self, ctx: &Context) -> Result<String> {
+        let outcome = self
+            .settings
+            .compute(ctx, &mut DataCache::default(), &self.run, self.epoch)
+            .with_context(|| format!("{} of run {}", S::WHAT, self.run))?;
+        Ok(S::summary(&outcome))
+    }
 }
 
 /// Reads a kind's settings from a block's table: a missing key takes the command's default, an

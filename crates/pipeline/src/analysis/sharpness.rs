@@ -2,17 +2,15 @@
 //! epsilon-sharpness, adaptive average and worst case, PAC-Bayes flatness, lambda_max.
 
 use super::{
-    Analysis, AnalysisOutput, Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, default_from_args,
-    per_run, with_curvature_input,
+    Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, PerRunReport, ReportCommand, default_from_args,
+    read, with_curvature_input,
 };
 use crate::Context;
 use crate::cache::DataCache;
-use crate::runs::TrainedRun;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{ArgAction, Args};
 use landscape_curvature::CurvatureScope;
 use landscape_curvature::job::{self, Outcome, SharpnessOptions, SharpnessReport};
-use landscape_job::shard::Shard;
 use serde::Deserialize;
 
 /// The settings of a sharpness table: the `[[analysis]]` block `kind = "sharpness"` and the
@@ -92,76 +90,40 @@ impl SharpnessSettings {
 }
 
 /// `landscape sharpness ...`
-#[derive(Args, Debug)]
-pub struct SharpnessCommand {
-    /// The run whose minimum is measured.
-    #[arg(long)]
-    pub run: String,
-    /// The checkpoint's epoch (default: the last).
-    #[arg(long)]
-    pub epoch: Option<u32>,
-    /// What to compute.
-    #[command(flatten)]
-    pub settings: SharpnessSettings,
-}
-
-impl SharpnessCommand {
-    /// Computes (or finds) the table; what the command prints.
-    pub fn run(&self, ctx: &Context) -> Result<String> {
-        let outcome = compute(
-            ctx,
-            &mut DataCache::default(),
-            &self.run,
-            self.epoch,
-            &self.settings,
-        )
-        .with_context(|| format!("sharpness of run {}", self.run))?;
-        Ok(summary(&outcome))
-    }
-}
+pub type SharpnessCommand = ReportCommand<SharpnessSettings>;
 
 /// `kind = "sharpness"`: the sharpness table of each selected run (`sharpness-<hash>/`).
 pub const KIND: Kind = Kind {
     name: "sharpness",
-    parse: |block, _spec| {
-        let settings: SharpnessSettings = super::settings(&block.settings, &block.at())?;
-        Ok(Box::new(settings))
-    },
+    parse: |block, _spec| read::<SharpnessSettings>(block, |_, _| Ok(())),
 };
 
-impl Analysis for SharpnessSettings {
-    fn run(
+impl PerRunReport for SharpnessSettings {
+    type Report = SharpnessReport;
+    const ARTIFACT: Artifact = Artifact::Sharpness;
+    const WHAT: &'static str = "sharpness";
+
+    fn compute(
         &self,
         ctx: &Context,
         cache: &mut DataCache,
-        name: &str,
-        runs: &[&TrainedRun],
-        _shard: Shard,
-    ) -> Result<Vec<AnalysisOutput>> {
-        per_run(name, runs, |id| {
-            let done = compute(ctx, cache, id, None, self)?;
-            Ok(vec![(Artifact::Sharpness, done.dir, true)])
-        })
+        run_id: &str,
+        epoch: Option<u32>,
+    ) -> Result<Outcome<SharpnessReport>> {
+        with_curvature_input(
+            ctx,
+            cache,
+            run_id,
+            epoch,
+            self.subset,
+            self.micro_batch,
+            |input| job::sharpness(&ctx.workdir, input, &self.options()),
+        )
     }
-}
 
-/// Computes (or finds) the sharpness table of run `run_id` at `epoch` (default: the last).
-pub fn compute(
-    ctx: &Context,
-    cache: &mut DataCache,
-    run_id: &str,
-    epoch: Option<u32>,
-    settings: &SharpnessSettings,
-) -> Result<Outcome<SharpnessReport>> {
-    with_curvature_input(
-        ctx,
-        cache,
-        run_id,
-        epoch,
-        settings.subset,
-        settings.micro_batch,
-        |input| job::sharpness(&ctx.workdir, input, &settings.options()),
-    )
+    fn summary(outcome: &Outcome<SharpnessReport>) -> String {
+        summary(outcome)
+    }
 }
 
 /// The lines `landscape sharpness` prints.

@@ -2,7 +2,7 @@
 //! directions (the paper's 1-D and 2-D plots), along directions from a file, or on the plane
 //! through two other runs.
 
-use super::{Analysis, AnalysisOutput, Artifact, Kind, at_least, default_from_args, per_run};
+use super::{Analysis, AnalysisOutput, Artifact, Kind, at_least, default_from_args, per_run, read};
 use crate::Context;
 use crate::cache::DataCache;
 use crate::runs::{OpenRun, TrainedRun};
@@ -127,11 +127,7 @@ impl SurfaceCommand {
 /// `kind = "surface"`.
 pub const KIND: Kind = Kind {
     name: "surface",
-    parse: |block, _spec| {
-        let settings: SurfaceSettings = super::settings(&block.settings, &block.at())?;
-        check(&settings, &block.at())?;
-        Ok(Box::new(settings))
-    },
+    parse: |block, _spec| read::<SurfaceSettings>(block, check),
 };
 
 fn check(settings: &SurfaceSettings, at: &str) -> Result<()> {

@@ -3,7 +3,7 @@
 //! random-direction baseline (the paper's figures 8 and 9).
 
 use super::surface::{self, Directions, SurfaceSettings};
-use super::{Analysis, AnalysisOutput, Artifact, Kind, at_least, default_from_args, per_run};
+use super::{Analysis, AnalysisOutput, Artifact, Kind, at_least, default_from_args, per_run, read};
 use crate::Context;
 use crate::cache::DataCache;
 use crate::runs::{OpenRun, TrainedRun};
@@ -84,11 +84,7 @@ impl TrajectoryCommand {
 /// `kind = "trajectory"`.
 pub const KIND: Kind = Kind {
     name: "trajectory",
-    parse: |block, _spec| {
-        let settings: TrajectorySettings = super::settings(&block.settings, &block.at())?;
-        check(&settings, &block.at())?;
-        Ok(Box::new(settings))
-    },
+    parse: |block, _spec| read::<TrajectorySettings>(block, check),
 };
 
 fn check(settings: &TrajectorySettings, at: &str) -> Result<()> {
