@@ -500,9 +500,19 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
     let work = dir.path().join("work");
     let spec = write_spec(
         dir.path(),
-        &(SPEC.replace("save_every = 2", "save_every = 2\nseed = [0, 1, 2]")
+        &(SPEC
+            .replace("epochs = 6", "epochs = 1")
+            .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]")
             + "\n[slurm]\npartition = \"gpu\"\ntime = \"2:00:00\"\n"),
     );
+    let trained = run_ok(train_command(&work, &spec).args(["--shard", "1/3"]));
+    let r = trained
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     let spec = spec.to_str().unwrap();
     let scripts = |args: &[&str]| -> Vec<String> {
         let out = run_ok(landscape(&work).args(["submit", "--dry-run"]).args(args));
@@ -513,15 +523,17 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
             .collect()
     };
     // A grid: an array of shards, then the whole command, which writes the table.
-    let grid = scripts(&["--shards", "3", "surface", "--run", "r", "--x", "-1:1:5"]);
+    let grid = scripts(&["--shards", "3", "surface", "--run", r, "--x", "-1:1:5"]);
     assert_eq!(grid.len(), 2);
     assert!(grid[0].contains("#SBATCH --array=1-3\n"), "{}", grid[0]);
     assert!(
-        grid[0].contains("'surface' '--run' 'r' '--x' '-1:1:5' --shard \"$task/3\""),
+        grid[0].contains(&format!(
+            "'surface' '--run' '{r}' '--x' '-1:1:5' --shard \"$task/3\""
+        )),
         "{}",
         grid[0]
     );
-    assert!(!grid[1].contains("--array") && grid[1].contains("'surface' '--run' 'r'"));
+    assert!(!grid[1].contains("--array") && grid[1].contains(&format!("'surface' '--run' '{r}'")));
     // A spec: one training task per run, then the analyses; the spec's [slurm] table asks for
     // the resources, and a flag wins over it.
     let run = scripts(&["--partition", "cpu", "run", spec, "--scale", "smoke"]);
@@ -553,15 +565,19 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
     // Mistakes are found before anything is written or queued.
     for (args, expect) in [
         (
-            &["surface", "--run", "r", "--shard", "1/2"][..],
+            &["surface", "--run", r, "--shard", "1/2"][..],
             "leave out --shard",
         ),
         (
-            &["surface", "--run", "r", "--workdir", "w"][..],
+            &["surface", "--run", r, "--workdir", "w"][..],
             "put --workdir before",
         ),
         (&["models"][..], "not `models`"),
-        (&["surface", "--run", "r", "--nrom", "layer"][..], "--nrom"),
+        (
+            &["surface", "--run", "resnet20-000000000000"][..],
+            "no run `resnet20-000000000000`",
+        ),
+        (&["surface", "--run", r, "--nrom", "layer"][..], "--nrom"),
         (&["reproduce", "figure10"][..], "figure10"),
     ] {
         let err = one_line_failure(

@@ -7,6 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 use landscape_core::device::DeviceKind;
 use landscape_job::shard::Shard;
+use landscape_pipeline::runs::OpenRun;
 use landscape_slurm::{Plan, Resources, Step, submission};
 use landscape_spec::Spec;
 use std::fmt::Write as _;
@@ -42,7 +43,9 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
     if args.shards == 0 {
         bail!("--shards: expected at least 1");
     }
-    let grid = |shard: Shard| -> Result<(Vec<Step>, Resources)> {
+    let grid = |shard: Shard, run: &str| -> Result<(Vec<Step>, Resources)> {
+        // The tasks would each fail on a run that is not there, or not trained: say it now.
+        OpenRun::open(&cli.workdir, run)?;
         if shard != Shard::WHOLE {
             bail!(
                 "submit: leave out --shard; submit cuts the grid into --shards {} itself",
@@ -58,9 +61,9 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
         ))
     };
     let (steps, spec_resources) = match &inner.command {
-        Command::Surface(c) => grid(c.shard)?,
-        Command::EigenRatio(c) => grid(c.shard)?,
-        Command::Trajectory(c) => grid(c.shard)?,
+        Command::Surface(c) => grid(c.shard, &c.run)?,
+        Command::EigenRatio(c) => grid(c.shard, &c.run)?,
+        Command::Trajectory(c) => grid(c.shard, &c.run)?,
         Command::Train(t) => {
             if t.shard != Shard::WHOLE {
                 bail!("submit: leave out --shard; submit trains one run per task itself");
