@@ -5,6 +5,7 @@
 mod common;
 
 use common::{one_line_failure, run_ok};
+use sha2::Digest;
 use std::path::Path;
 use std::process::Command;
 
@@ -68,6 +69,23 @@ fn reproduce(figure: &str, runs: usize, files: &[&str]) -> tempfile::TempDir {
         .parse()
         .unwrap();
     assert_eq!(provenance["dataset"].as_str(), Some("synthetic"));
+    // What produced it: the binary's commit, the spec's bytes, the threads and kernels.
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("experiments/{figure}.toml"));
+    let spec_hash = format!("{:x}", sha2::Sha256::digest(std::fs::read(&spec).unwrap()));
+    assert_eq!(provenance["spec_sha256"].as_str(), Some(spec_hash.as_str()));
+    let binary = provenance["landscape"].as_str().unwrap();
+    assert!(
+        binary.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (")),
+        "{binary}"
+    );
+    assert!(provenance["threads"].as_integer().unwrap() >= 1);
+    assert!(
+        provenance["cpu_kernels"]
+            .as_str()
+            .unwrap()
+            .starts_with("cpu-kernels-")
+    );
+    assert!(provenance["training_seconds"].as_float().unwrap() > 0.0);
     let png = std::fs::read(results.join(format!("{figure}.png"))).unwrap();
     assert_eq!(&png[1..4], b"PNG");
 

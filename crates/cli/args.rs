@@ -13,6 +13,15 @@ use landscape_pipeline::analysis::{
 use landscape_spec::Scale;
 use std::path::PathBuf;
 
+/// `landscape --version`: the package version and the commit it was built from (`-dirty` when
+/// tracked files differed from it), as every `provenance.toml` records.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LANDSCAPE_COMMIT"),
+    ")"
+);
+
 /// landscape: train the networks of Li et al. (2018), map the loss around their minima, draw the
 /// paper's figures and check its claims.
 ///
@@ -25,7 +34,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "landscape",
-    version,
+    version = VERSION,
     verbatim_doc_comment,
     max_term_width = 100
 )]

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             options.dataset = args.dataset;
             options.specs = args.specs.clone();
             options.sets = args.sets.clone();
+            options.binary = crate::args::VERSION.to_string();
             if let Some(dir) = &args.results {
                 options.results = dir.clone();
             }

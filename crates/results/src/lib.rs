@@ -37,9 +37,11 @@ pub mod report;
 use anyhow::{Context as _, Result, bail};
 use collect::Collected;
 use landscape_core::atomic::write_atomic;
+use landscape_core::hash::ContentHash;
 use landscape_data::DatasetName;
 use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
 use landscape_job::shard::Shard;
+use landscape_models::cpu::Isa;
 use landscape_pipeline::{Context, run_spec};
 use landscape_spec::{Scale, Spec};
 use report::{Check, Table, write_findings};
@@ -230,6 +232,8 @@ pub struct ReproduceOptions {
     pub specs: PathBuf,
     /// `--set` overrides.
     pub sets: Vec<String>,
+    /// The binary's version and commit, for `provenance.toml` (`landscape --version`).
+    pub binary: String,
 }
 
 impl ReproduceOptions {
@@ -242,6 +246,7 @@ impl ReproduceOptions {
             results: Path::new("results").join(figure),
             specs: PathBuf::from("experiments"),
             sets: Vec::new(),
+            binary: format!("landscape-results {}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
@@ -340,7 +345,26 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
                 })
                 .collect(),
             wall_seconds: start.elapsed().as_secs_f64().round(),
-            device: ctx.device_kind.name().into(),
+            training_seconds: collected
+                .runs
+                .iter()
+                .flat_map(|r| &r.metrics)
+                .map(|m| m.seconds)
+                .sum::<f64>()
+                .round(),
+            device: ctx.device_kind.to_string(),
+            landscape: options.binary.clone(),
+            spec: spec_path.display().to_string(),
+            spec_sha256: ContentHash::of_file(&spec_path)?.full().to_string(),
+            sets: options.sets.clone(),
+            threads: rayon::current_num_threads(),
+            cpu_kernels: landscape_models::cpu::kernel_isa()
+                .map_or("off (burn's operations)", |isa| isa.engine())
+                .to_string(),
+            cpu_instruction_sets: Isa::available_all()
+                .iter()
+                .map(|isa| isa.name().to_string())
+                .collect(),
         })?;
         write_atomic(&staging.join("provenance.toml"), provenance.as_bytes())?;
         if out.join("NOTES.md").exists() {
@@ -360,7 +384,9 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     Ok(out.clone())
 }
 
-/// `provenance.toml`: what produced a results folder.
+/// `provenance.toml`: what produced a results folder. The runs' and analyses' ids are content
+/// hashes of everything that determines them (their resolved settings, seeds, data and
+/// checkpoints), so they stand for the resolved configuration.
 #[derive(serde::Serialize)]
 struct Provenance {
     figure: String,
@@ -369,8 +395,21 @@ struct Provenance {
     substituted_for: Option<String>,
     runs: Vec<String>,
     surfaces: Vec<String>,
+    /// This sitting's wall time (cached work costs nothing here).
     wall_seconds: f64,
+    /// The runs' training time over every sitting (their metrics' seconds).
+    training_seconds: f64,
     device: String,
+    /// The binary: version and commit (`-dirty`: built from a changed tree).
+    landscape: String,
+    /// The spec file, its SHA-256 and the `--set` overrides.
+    spec: String,
+    spec_sha256: String,
+    sets: Vec<String>,
+    /// CPU threads, the kernels' instruction set, and those this CPU runs.
+    threads: usize,
+    cpu_kernels: String,
+    cpu_instruction_sets: Vec<String>,
 }
 
 /// An interactive HTML page and a ParaView file for every 2-D surface.
