@@ -84,4 +84,5 @@ test-slurm:
     fi
     trap 'scripts/slurm-local.sh stop "$dir"' EXIT
     export SLURM_CONF="$dir/slurm.conf"
-    cargo test --test slurm -- --ignored
+    # --workspace: the same feature resolution as `just test`, so nothing is built again.
+    cargo test --workspace --test slurm -- --ignored
