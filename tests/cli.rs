@@ -76,6 +76,21 @@ fn bad_input_gets_one_line_and_starts_nothing() {
             .unwrap_or_else(|e| panic!("{e}")),
     );
     assert!(err.contains("--x") || err.contains("1:-1:3"), "{err}");
+    // Usage mistakes keep what clap knows: the missing argument, the likely one, the choices.
+    for (args, expect) in [
+        (&["surface"][..], "--run <RUN>"),
+        (
+            &["surface", "--run", "r", "--nrom", "layer"][..],
+            "'--norm'",
+        ),
+        (&["surface", "--run", "r", "--norm", "filtr"][..], "filter"),
+    ] {
+        let err = one_line_failure(&landscape(&work).args(args).output().unwrap());
+        assert!(
+            err.contains(expect) && !err.contains("Usage:"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 fn metrics_rows(path: &Path) -> usize {

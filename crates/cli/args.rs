@@ -22,6 +22,26 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// A usage mistake as one line, keeping what clap says about it (the missing arguments, a
+/// suggestion, the possible values) and leaving out the usage line and the pointer to --help.
+pub fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    if kept.is_empty() {
+        return "error: invalid arguments".to_string();
+    }
+    kept.iter().skip(1).fold(kept[0].to_string(), |line, more| {
+        let joint = if more.starts_with("tip:") { "; " } else { " " };
+        line + joint + more
+    })
+}
+
 /// landscape: train the networks of Li et al. (2018), map the loss around their minima, draw the
 /// paper's figures and check its claims.
 ///

@@ -25,11 +25,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // Usage mistakes get one line like every other error; --help has the rest.
-            let text = e.render().to_string();
-            eprintln!(
-                "{}",
-                text.lines().next().unwrap_or("error: invalid arguments")
-            );
+            eprintln!("{}", args::one_line(&e));
             return ExitCode::from(2);
         }
     };

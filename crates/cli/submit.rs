@@ -31,13 +31,9 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
     let inner =
         Cli::try_parse_from(std::iter::once("landscape").chain(command.iter().map(String::as_str)))
             .map_err(|e| {
-                let text = e.render().to_string();
                 anyhow!(
                     "submit: {}",
-                    text.lines()
-                        .next()
-                        .unwrap_or("invalid command")
-                        .trim_start_matches("error: ")
+                    crate::args::one_line(&e).trim_start_matches("error: ")
                 )
             })?;
     if args.shards == 0 {
