@@ -42,6 +42,27 @@ fn data_info_reports_sizes_and_balance() {
 }
 
 #[test]
+fn data_info_never_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    // Online (no --offline), with an empty data cache: the answer names where the set would
+    // go, and nothing is fetched.
+    let out = Command::new(env!("CARGO_BIN_EXE_landscape"))
+        .args(["data", "info", "cifar10"])
+        .env("LANDSCAPE_DATA", dir.path())
+        .output()
+        .unwrap();
+    let err = one_line_failure(&out);
+    assert!(
+        err.contains("data info never downloads") && err.contains("cifar10"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "something was written"
+    );
+}
+
+#[test]
 fn bad_input_gets_one_line_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");

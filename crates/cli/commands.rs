@@ -30,7 +30,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Models => models(),
         Command::Data(DataCommand::Info { dataset }) => {
-            let ds = data::load(*dataset, &locations)?;
+            // A question about a data set never starts a download of it.
+            let here = DataLocations {
+                allow_download: false,
+                ..locations.clone()
+            };
+            let ds = data::load(*dataset, &here).map_err(|e| {
+                if landscape_data::Missing::in_chain(&e) {
+                    e.context(
+                        "data info never downloads (a command that trains on it does, online)",
+                    )
+                } else {
+                    e
+                }
+            })?;
             print!("{}", ds.info());
             Ok(ExitCode::SUCCESS)
         }
