@@ -42,6 +42,31 @@ fn data_info_reports_sizes_and_balance() {
 }
 
 #[test]
+fn completions_and_the_manual_page_come_from_the_command_line_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash = run_ok(landscape(dir.path()).args(["completions", "bash"]));
+    assert!(
+        bash.contains("_landscape()") && bash.contains("eigen-ratio"),
+        "{bash}"
+    );
+    assert!(
+        bash.contains("--local-gpus"),
+        "every subcommand's options are completed"
+    );
+    let man = run_ok(landscape(dir.path()).arg("man"));
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH landscape"),
+        "{man}"
+    );
+    assert!(man.contains("submit"), "{man}");
+    let version = run_ok(landscape(dir.path()).arg("--version"));
+    assert!(
+        version.starts_with(concat!("landscape ", env!("CARGO_PKG_VERSION"), " (")),
+        "{version}"
+    );
+}
+
+#[test]
 fn data_info_never_downloads() {
     let dir = tempfile::tempdir().unwrap();
     // Online (no --offline), with an empty data cache: the answer names where the set would

@@ -126,6 +126,15 @@ pub enum Command {
     /// <workdir>/slurm/<name>/ (the work directory must be on a file system the nodes share)
     /// and submits them; submitting again reruns only what did not finish.
     Submit(SubmitArgs),
+    /// Print a shell completion script: `landscape completions bash >
+    /// ~/.local/share/bash-completion/completions/landscape` (zsh, fish, elvish and PowerShell
+    /// too).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `landscape man > ~/.local/share/man/man1/landscape.1`.
+    Man,
     /// Where a submission's tasks stand (done, running, pending, failed, killed), from their own
     /// records and squeue; or, for a surface or eigen-ratio directory, each shard's points.
     Status {

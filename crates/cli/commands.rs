@@ -2,6 +2,7 @@
 
 use crate::args::{Cli, Command, DataCommand, SpecArgs};
 use anyhow::Result;
+use clap::CommandFactory;
 use landscape_core::device::set_cpu_threads;
 use landscape_data::DataLocations;
 use landscape_job::shard::Shard;
@@ -158,6 +159,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     serde_json::to_string_pretty(&results)?.as_bytes(),
                 )?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "landscape", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => print(crate::submit::submit(&cli, args)?),
