@@ -623,6 +623,40 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
         "'train' 'experiments/figure5.toml' '--scale' 'smoke' '--dataset' 'synthetic' --shard"
     ));
     assert!(figure[1].contains("'reproduce' 'figure5'"));
+    // Outside a checkout the built-in spec is written out for the training tasks.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_landscape"))
+            .current_dir(elsewhere.path())
+            .args([
+                "--workdir",
+                "w",
+                "submit",
+                "--dry-run",
+                "reproduce",
+                "figure2",
+            ]),
+    );
+    let train =
+        std::fs::read_to_string(elsewhere.path().join(out.lines().next().unwrap())).unwrap();
+    let written = elsewhere.path().join("w/slurm/specs");
+    let copy = std::fs::read_dir(&written)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        train.contains(&format!("'train' '{}'", copy.display())),
+        "{train}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/figure2.toml")
+        )
+        .unwrap()
+    );
     // Mistakes are found before anything is written or queued.
     for (args, expect) in [
         (

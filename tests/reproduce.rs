@@ -224,3 +224,35 @@ fn a_figure_whose_analyses_are_missing_stops_before_training() {
     assert!(err.contains("experiment.figure: `figure10`"), "{err}");
     assert!(!work.exists(), "something started");
 }
+
+#[test]
+fn a_figure_reproduces_in_any_directory_from_the_built_in_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_landscape"))
+            .current_dir(dir.path())
+            .args([
+                "--workdir",
+                "work",
+                "reproduce",
+                "figure2",
+                "--scale",
+                "smoke",
+                "--dataset",
+                "synthetic",
+            ]),
+    );
+    assert!(out.contains("checks pass"), "{out}");
+    let provenance: toml::Table =
+        std::fs::read_to_string(dir.path().join("results/figure2/provenance.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+    assert_eq!(provenance["spec"].as_str(), Some("<built-in>/figure2.toml"));
+    // The built-in spec is the checkout's file as the binary was built.
+    let file =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/figure2.toml"))
+            .unwrap();
+    let hash = format!("{:x}", sha2::Sha256::digest(file));
+    assert_eq!(provenance["spec_sha256"].as_str(), Some(hash.as_str()));
+}

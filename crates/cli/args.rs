@@ -224,7 +224,7 @@ pub struct BenchArgs {
 /// `landscape reproduce ...`
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// The figure: figure1 to figure9 (its spec is experiments/<figure>.toml).
+    /// The figure: figure1 to figure9 or repeatability (its spec is <specs>/<figure>.toml).
     pub figure: String,
     /// smoke (a minute or two), quick (the default: about an hour on a 2-core CPU) or paper.
     #[arg(long, default_value = "quick")]
@@ -235,9 +235,10 @@ pub struct ReproduceArgs {
     /// Where to write the results (default: results/<figure>).
     #[arg(long)]
     pub results: Option<PathBuf>,
-    /// Folder of experiment specs.
-    #[arg(long, default_value = "experiments")]
-    pub specs: PathBuf,
+    /// Folder of experiment specs (default: ./experiments when it holds the figure's spec, else
+    /// the paper's specs built into this binary, so any directory works).
+    #[arg(long)]
+    pub specs: Option<PathBuf>,
     /// Override a spec key: --set train.epochs=2.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,

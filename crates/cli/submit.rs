@@ -5,11 +5,13 @@
 use crate::args::{Cli, Command, SubmitArgs};
 use anyhow::{Result, anyhow, bail};
 use clap::Parser;
+use landscape_core::atomic::write_atomic;
 use landscape_core::device::DeviceKind;
+use landscape_core::hash::ContentHash;
 use landscape_job::shard::Shard;
 use landscape_pipeline::runs::OpenRun;
 use landscape_slurm::{Plan, Resources, Step, submission};
-use landscape_spec::Spec;
+use landscape_spec::{Spec, SpecSource};
 use std::fmt::Write as _;
 
 /// Global options, which go before `submit` (every task gets them from there).
@@ -84,8 +86,22 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
             )
         }
         Command::Reproduce(r) => {
-            let path = r.specs.join(format!("{}.toml", r.figure));
-            let spec = Spec::load(&path, r.scale, &r.sets)?;
+            let source = SpecSource::find(r.specs.as_deref(), &r.figure)?;
+            let spec = source.load(r.scale, &r.sets)?;
+            // The training tasks read a file: a built-in spec is written out for them, named by
+            // its content (the last step finds the same built-in spec).
+            let path = if source.is_built_in() {
+                let path = cli.workdir.join("slurm").join("specs").join(format!(
+                    "{}-{}.toml",
+                    r.figure,
+                    ContentHash::of_bytes(source.text.as_bytes()).short()
+                ));
+                std::fs::create_dir_all(path.parent().expect("a folder"))?;
+                write_atomic(&path, source.text.as_bytes())?;
+                std::path::absolute(path)?
+            } else {
+                source.path.clone()
+            };
             landscape_results::Figure::of(&spec)?;
             let mut train = vec![
                 "train".to_string(),

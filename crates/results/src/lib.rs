@@ -43,7 +43,7 @@ use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
 use landscape_job::shard::Shard;
 use landscape_models::cpu::Isa;
 use landscape_pipeline::{Context, run_spec};
-use landscape_spec::{Scale, Spec};
+use landscape_spec::{Scale, Spec, SpecSource};
 use report::{Check, Table, write_findings};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -220,7 +220,7 @@ impl Figure {
 /// How to reproduce a figure.
 #[derive(Clone, Debug)]
 pub struct ReproduceOptions {
-    /// The figure (`figure3`): its spec is `<specs>/<figure>.toml`.
+    /// The figure (`figure3`): its spec is `<specs>/<figure>.toml` ([`SpecSource::find`]).
     pub figure: String,
     /// The scale.
     pub scale: Scale,
@@ -228,8 +228,9 @@ pub struct ReproduceOptions {
     pub dataset: Option<DatasetName>,
     /// Where the results go (default `results/<figure>`).
     pub results: PathBuf,
-    /// The folder of experiment specs.
-    pub specs: PathBuf,
+    /// The folder of experiment specs (`None`: `./experiments` when it holds the figure's
+    /// spec, else the spec built into the binary).
+    pub specs: Option<PathBuf>,
     /// `--set` overrides.
     pub sets: Vec<String>,
     /// The binary's version and commit, for `provenance.toml` (`landscape --version`).
@@ -237,14 +238,14 @@ pub struct ReproduceOptions {
 }
 
 impl ReproduceOptions {
-    /// Defaults: specs in `experiments/`, results in `results/<figure>`.
+    /// Defaults: the checkout's or the built-in specs, results in `results/<figure>`.
     pub fn new(figure: &str, scale: Scale) -> Self {
         Self {
             figure: figure.into(),
             scale,
             dataset: None,
             results: Path::new("results").join(figure),
-            specs: PathBuf::from("experiments"),
+            specs: None,
             sets: Vec::new(),
             binary: format!("landscape-results {}", env!("CARGO_PKG_VERSION")),
         }
@@ -255,15 +256,9 @@ impl ReproduceOptions {
 /// results folder whole (built aside, then moved into place). Returns the folder.
 pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     let start = Instant::now();
-    let spec_path = options.specs.join(format!("{}.toml", options.figure));
-    if !spec_path.exists() {
-        bail!(
-            "no spec for `{}`: {} does not exist",
-            options.figure,
-            spec_path.display()
-        );
-    }
-    let spec = Spec::load(&spec_path, options.scale, &options.sets)?;
+    let source = SpecSource::find(options.specs.as_deref(), &options.figure)?;
+    let spec_path = source.path.clone();
+    let spec = source.load(options.scale, &options.sets)?;
     let figure = Figure::of(&spec)?;
     let outcome = run_spec(ctx, &spec, options.dataset, true, Shard::WHOLE)?;
     let collected = Collected::read(&ctx.workdir, &outcome)?;
@@ -355,7 +350,9 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             device: ctx.device_kind.to_string(),
             landscape: options.binary.clone(),
             spec: spec_path.display().to_string(),
-            spec_sha256: ContentHash::of_file(&spec_path)?.full().to_string(),
+            spec_sha256: ContentHash::of_bytes(source.text.as_bytes())
+                .full()
+                .to_string(),
             sets: options.sets.clone(),
             threads: rayon::current_num_threads(),
             cpu_kernels: landscape_models::cpu::kernel_isa()

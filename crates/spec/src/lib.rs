@@ -32,9 +32,11 @@
 
 pub mod analysis;
 mod overrides;
+pub mod source;
 mod sweep;
 
 pub use analysis::AnalysisBlock;
+pub use source::SpecSource;
 
 use anyhow::{Context, Result, bail};
 use landscape_data::DatasetName;
