@@ -88,6 +88,28 @@ fn data_info_never_downloads() {
 }
 
 #[test]
+fn outside_a_checkout_data_is_cached_in_the_users_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("xdg");
+    let out = Command::new(env!("CARGO_BIN_EXE_landscape"))
+        .current_dir(dir.path())
+        .env_remove("LANDSCAPE_DATA")
+        .env("XDG_CACHE_HOME", &cache)
+        .args(["data", "info", "cifar10"])
+        .output()
+        .unwrap();
+    let err = one_line_failure(&out);
+    let expected = cache.join("landscape").join("cifar-10-batches-bin");
+    assert!(err.contains(&expected.display().to_string()), "{err}");
+    // --help keeps the global options apart from each command's own.
+    let help = run_ok(landscape(dir.path()).args(["surface", "--help"]));
+    let global = help
+        .find("Global options:")
+        .expect("a heading of their own");
+    assert!(help[global..].contains("--workdir") && !help[..global].contains("--workdir"));
+}
+
+#[test]
 fn bad_input_gets_one_line_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");

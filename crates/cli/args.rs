@@ -60,17 +60,23 @@ pub fn one_line(error: &clap::Error) -> String {
 )]
 pub struct Cli {
     /// Directory for every generated artifact (runs, surfaces), each keyed by a content hash.
-    #[arg(long, global = true, default_value = "runs", env = "LANDSCAPE_WORKDIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "runs",
+        env = "LANDSCAPE_WORKDIR",
+        help_heading = "Global options"
+    )]
     pub workdir: PathBuf,
     /// Compute device: cpu (burn's flex backend and landscape's kernels), or cuda / cuda:N, the
     /// N-th NVIDIA GPU from 0 (needs the `cuda` build; one process per GPU).
-    #[arg(long, global = true, default_value_t = DeviceKind::Cpu)]
+    #[arg(long, global = true, default_value_t = DeviceKind::Cpu, help_heading = "Global options")]
     pub device: DeviceKind,
     /// CPU threads (default: one per core).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub threads: Option<usize>,
     /// Never download data sets (fail, or stand in, instead).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub offline: bool,
     /// What to do.
     #[command(subcommand)]

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     set_cpu_threads(cli.threads)?;
-    let mut locations = DataLocations::from_env("datasets");
+    let mut locations = DataLocations::from_env(landscape_data::default_cache());
     locations.allow_download &= !cli.offline;
     let context = || -> Result<Context> {
         Ok(Context {

@@ -53,7 +53,7 @@ pub use batch::{Augmentation, Placement, epoch_order, fill_batch};
 pub use dataset::Dataset;
 pub use image_set::{CHANNELS, IMAGE_BYTES, IMAGE_SIDE, ImageSet};
 pub use install::Missing;
-pub use locations::{DataLocations, Mirrors, Source};
+pub use locations::{DataLocations, Mirrors, Source, default_cache};
 pub use name::DatasetName;
 pub use normalization::Normalization;
 pub use synthetic::SyntheticConfig;

@@ -68,6 +68,22 @@ pub struct DataLocations {
     pub mirrors: Mirrors,
 }
 
+/// Where data sets are cached when `LANDSCAPE_DATA` does not say: `./datasets` in a checkout
+/// (the folder is there, with its README), else the user's cache, `$XDG_CACHE_HOME/landscape`
+/// or `~/.cache/landscape`, so a binary run from any directory downloads each set once.
+pub fn default_cache() -> PathBuf {
+    let checkout = PathBuf::from("datasets");
+    if checkout.is_dir() {
+        return checkout;
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    match (var("XDG_CACHE_HOME"), var("HOME")) {
+        (Some(cache), _) => PathBuf::from(cache).join("landscape"),
+        (None, Some(home)) => PathBuf::from(home).join(".cache").join("landscape"),
+        (None, None) => checkout,
+    }
+}
+
 impl DataLocations {
     /// The locations for this environment: the cache is `$LANDSCAPE_DATA` if set, else
     /// `default_cache`; `/usr/share/datasets` is searched first; downloads are allowed, from
