@@ -86,6 +86,20 @@ fn reproduce(figure: &str, runs: usize, files: &[&str]) -> tempfile::TempDir {
             .starts_with("cpu-kernels-")
     );
     assert!(provenance["training_seconds"].as_float().unwrap() > 0.0);
+    // Every surface's grid is kept as a table beside the figures.
+    let tables: Vec<_> = std::fs::read_dir(results.join("surfaces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!tables.is_empty(), "no surface tables");
+    for table in &tables {
+        let text = std::fs::read_to_string(table).unwrap();
+        assert!(
+            text.starts_with("ix,iy,x,y,train_loss"),
+            "{}",
+            table.display()
+        );
+    }
     let png = std::fs::read(results.join(format!("{figure}.png"))).unwrap();
     assert_eq!(&png[1..4], b"PNG");
 

@@ -35,11 +35,12 @@ pub mod repeatability;
 pub mod report;
 
 use anyhow::{Context as _, Result, bail};
-use collect::Collected;
+use collect::{Collected, SurfaceResult};
 use landscape_core::atomic::write_atomic;
 use landscape_core::hash::ContentHash;
 use landscape_data::DatasetName;
 use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
+use landscape_job::journal::{self, Row as _};
 use landscape_job::shard::Shard;
 use landscape_models::cpu::Isa;
 use landscape_pipeline::{Context, run_spec};
@@ -409,24 +410,50 @@ struct Provenance {
     cpu_instruction_sets: Vec<String>,
 }
 
-/// An interactive HTML page and a ParaView file for every 2-D surface.
+/// `<analysis>_<model>-<swept values>`: the file name of a surface's outputs.
+fn surface_stem(c: &Collected, s: &SurfaceResult) -> String {
+    let label = c.run(&s.runs[0]).map_or(s.runs[0].clone(), |r| {
+        format!(
+            "{}-{}",
+            r.record.config.train.model,
+            r.record
+                .sweep
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("-")
+        )
+    });
+    format!("{}_{}", s.analysis, label.replace(['"', '%', ' '], ""))
+}
+
+/// Every surface's table (`surfaces/<stem>.csv`), and an interactive HTML page and a ParaView
+/// file for every 2-D surface.
 fn write_surfaces(c: &Collected, out: &Path) -> Result<()> {
+    // Every surface's grid as a table, so the committed results keep the numbers the figures
+    // draw (several surfaces of one analysis and run, the repeats, numbered in order).
+    let tables = out.join("surfaces");
+    std::fs::create_dir_all(&tables)?;
+    let mut seen: Vec<String> = Vec::new();
+    for s in &c.surfaces {
+        let stem = surface_stem(c, s);
+        let repeat = seen.iter().filter(|t| **t == stem).count();
+        seen.push(stem.clone());
+        let name = match repeat {
+            0 => format!("{stem}.csv"),
+            n => format!("{stem}_{}.csv", n + 1),
+        };
+        let nx = s.meta.grid.x.points;
+        let rows = s.rows.iter().map(|r| {
+            let (ix, iy) = r.index();
+            (iy * nx + ix, r.clone())
+        });
+        journal::write_table(&tables.join(name), &rows.collect())?;
+    }
     for s in c.surfaces.iter().filter(|s| s.meta.grid.y.is_some()) {
         let grid = s.loss_grid()?;
         let run = c.run(&s.runs[0]);
-        let label = run.map_or(s.runs[0].clone(), |r| {
-            format!(
-                "{}-{}",
-                r.record.config.train.model,
-                r.record
-                    .sweep
-                    .values()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("-")
-            )
-        });
-        let stem = format!("{}_{}", s.analysis, label.replace(['"', '%', ' '], ""));
+        let stem = surface_stem(c, s);
         let title = format!(
             "{} around {}",
             s.analysis,
