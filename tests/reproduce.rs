@@ -172,7 +172,19 @@ fn figure4_smoke() {
 
 #[test]
 fn figure5_smoke() {
-    reproduce("figure5", 6, &["figure5.png", "figure5.svg"]);
+    let dir = reproduce("figure5", 6, &["figure5.png", "figure5.svg"]);
+    // The interactive pages say what they show: network, swept values, directions.
+    let page = std::fs::read_dir(dir.path().join("figure5"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "html"))
+        .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("2d: resnet") && html.contains("filter-normalized random directions, seed 0"),
+        "{}",
+        page.display()
+    );
 }
 
 #[test]

@@ -45,6 +45,7 @@ use landscape_job::shard::Shard;
 use landscape_models::cpu::Isa;
 use landscape_pipeline::{Context, run_spec};
 use landscape_spec::{Scale, Spec, SpecSource};
+use landscape_surface::direction::DirectionRecipe;
 use report::{Check, Table, write_findings};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -410,6 +411,32 @@ struct Provenance {
     cpu_instruction_sets: Vec<String>,
 }
 
+/// What a surface page shows, in words: `2d: resnet56 (batch_size=128, weight_decay=0.0005),
+/// filter-normalized random directions, seed 0 (run resnet56-3fa2c1d9e0b4)`.
+fn surface_title(s: &SurfaceResult, run: Option<&collect::RunResult>) -> String {
+    let network = run.map_or(s.runs[0].clone(), |r| {
+        let sweep: Vec<String> = r
+            .record
+            .sweep
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{} ({})", r.record.config.train.model, sweep.join(", "))
+    });
+    let directions = match s.meta.directions.first() {
+        Some(DirectionRecipe::Random { seed, norm, .. }) => {
+            format!("{norm:?}-normalized random directions, seed {seed}").to_lowercase()
+        }
+        Some(DirectionRecipe::Difference { .. }) => "the plane through runs".to_string(),
+        Some(DirectionRecipe::Pca { .. }) => "the path's PCA plane".to_string(),
+        Some(DirectionRecipe::File { .. }) | None => "directions from a file".to_string(),
+    };
+    format!(
+        "{}: {network}, {directions} (run {})",
+        s.analysis, s.runs[0]
+    )
+}
+
 /// `<analysis>_<model>-<swept values>`: the file name of a surface's outputs.
 fn surface_stem(c: &Collected, s: &SurfaceResult) -> String {
     let label = c.run(&s.runs[0]).map_or(s.runs[0].clone(), |r| {
@@ -454,11 +481,7 @@ fn write_surfaces(c: &Collected, out: &Path) -> Result<()> {
         let grid = s.loss_grid()?;
         let run = c.run(&s.runs[0]);
         let stem = surface_stem(c, s);
-        let title = format!(
-            "{} around {}",
-            s.analysis,
-            run.map_or(s.runs[0].clone(), |r| r.record.id.clone())
-        );
+        let title = surface_title(s, run);
         write_surface_html(
             &out.join(format!("{stem}.html")),
             &ZTransform::PAPER_LOG.apply_to(&grid),
