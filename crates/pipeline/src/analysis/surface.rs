@@ -10,11 +10,11 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use landscape_job::grid::GridOutcome;
 use landscape_job::shard::Shard;
-use landscape_models::ParamScope;
 use landscape_models::eval::Precision;
+use landscape_models::{ParamScope, ParamSet};
 use landscape_surface::direction::{self, DirNorm, Direction, Ignore};
 use landscape_surface::grid::{AxisRange, Grid};
-use landscape_surface::surface::{ENGINE_VERSION, SurfaceJob, SurfaceKind, SurfaceMeta};
+use landscape_surface::surface::{ENGINE_VERSION, PointRef, SurfaceJob, SurfaceKind, SurfaceMeta};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -172,24 +172,27 @@ pub fn compute(
         }
         _ => settings.seed..settings.seed + 1,
     };
+    // The run, its checkpoint and its data are read once for all the seeds.
+    let run = OpenRun::open(&ctx.workdir, run_id)?;
+    let centre = run.point(epoch, &ctx.device)?;
     seeds
-        .map(|seed| one(ctx, cache, run_id, epoch, settings, directions, seed, shard))
+        .map(|seed| one(ctx, cache, &run, &centre, settings, directions, seed, shard))
         .collect()
 }
 
+/// The surface along the directions of `seed` around `centre`, a point of `run`.
 #[allow(clippy::too_many_arguments)]
 fn one(
     ctx: &Context,
     cache: &mut DataCache,
-    run_id: &str,
-    epoch: Option<u32>,
+    run: &OpenRun,
+    (base_ref, base): &(PointRef, ParamSet),
     settings: &SurfaceSettings,
     directions: &Directions,
     seed: u64,
     shard: Shard,
 ) -> Result<GridOutcome> {
-    let run = OpenRun::open(&ctx.workdir, run_id)?;
-    let (base_ref, base) = run.point(epoch, &ctx.device)?;
+    let run_id = &run.record.id;
     let count = 1 + settings.y.is_some() as usize;
     let directions = match directions {
         Directions::Plane(through) => {
@@ -202,7 +205,7 @@ fn one(
                     let theirs = OpenRun::open(&ctx.workdir, other)?;
                     let (their_ref, point) = theirs.point(None, &ctx.device)?;
                     Direction::difference(
-                        &base,
+                        base,
                         &point,
                         settings.dir_type,
                         &base_ref.to_string(),
@@ -223,7 +226,7 @@ fn one(
             loaded.into_iter().take(count).collect()
         }
         Directions::Random => Direction::random(
-            &base,
+            base,
             settings.dir_type,
             settings.norm,
             settings.ignore,
@@ -232,7 +235,7 @@ fn one(
         ),
     };
     let scope = directions[0].scope;
-    let (train, test) = cache.batches(ctx, &run, settings.subset, settings.test)?;
+    let (train, test) = cache.batches(ctx, run, settings.subset, settings.test)?;
     let grid = Grid {
         x: settings.x,
         y: settings.y,
@@ -243,7 +246,7 @@ fn one(
     let meta = SurfaceMeta {
         engine: ENGINE_VERSION,
         kind: SurfaceKind::Surface,
-        base: base_ref,
+        base: base_ref.clone(),
         directions: directions.iter().map(|d| d.recipe.clone()).collect(),
         scope,
         grid,
@@ -255,7 +258,7 @@ fn one(
     let job = SurfaceJob {
         meta,
         network: &run.network,
-        base,
+        base: base.clone(),
         directions,
         train: &train,
         test: test.as_ref(),
