@@ -9,8 +9,8 @@ use landscape_data::DataLocations;
 use landscape_job::shard::Shard;
 use landscape_pipeline::analysis::PerRunReport;
 use landscape_pipeline::analysis::eigen_ratio::{self, EigenRatioSettings};
-use landscape_pipeline::analysis::hessian::{self, HessianSettings};
-use landscape_pipeline::analysis::sharpness::{self, SharpnessSettings};
+use landscape_pipeline::analysis::hessian::HessianSettings;
+use landscape_pipeline::analysis::sharpness::SharpnessSettings;
 use landscape_pipeline::cache::DataCache;
 use landscape_pipeline::jobs::merge;
 use landscape_pipeline::{Context, run_spec};
@@ -108,7 +108,13 @@ fn curvature_analyses_and_commands() {
     let found = settings.compute(&ctx, &mut cache, &id, None).unwrap();
     assert!(found.cached, "same settings, same report");
     assert_eq!(&found.dir, hess);
-    println!("{}", hessian::summary(&found));
+    let printed = HessianSettings::summary(&found);
+    assert!(
+        printed.starts_with(&format!("{} (found)", hess.display()))
+            && printed.contains("top eigenvalues: ")
+            && printed.contains("trace (Hutchinson, 2 probes)"),
+        "{printed}"
+    );
     let s = SharpnessSettings {
         keskar_eps: vec![],
         average_rho: vec![],
@@ -120,7 +126,16 @@ fn curvature_analyses_and_commands() {
     }
     .compute(&ctx, &mut cache, &id, None)
     .unwrap();
-    println!("{}", sharpness::summary(&s));
+    let printed = SharpnessSettings::summary(&s);
+    assert_eq!(
+        printed.lines().count(),
+        3,
+        "a header, the columns and one row:\n{printed}"
+    );
+    assert!(
+        printed.lines().nth(2).unwrap().starts_with("lambda_max"),
+        "{printed}"
+    );
     assert_eq!(s.report.rows.len(), 1);
 
     // Eigen-ratio shards on two "machines", merged.

@@ -3,16 +3,15 @@
 
 use super::{
     Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, PerRunReport, ReportCommand, default_from_args,
-    read, with_curvature_input,
+    read,
 };
-use crate::Context;
-use crate::cache::DataCache;
 use anyhow::Result;
 use clap::{ArgAction, Args};
 use landscape_curvature::CurvatureScope;
-use landscape_curvature::job::{self, HessianOptions, HessianReport, Outcome};
+use landscape_curvature::job::{self, CurvatureInput, HessianOptions, HessianReport, Outcome};
 use landscape_curvature::lanczos::DensityOptions;
 use serde::Deserialize;
+use std::path::Path;
 
 /// The settings of a Hessian report: the `[[analysis]]` block `kind = "hessian"` and the
 /// options of `landscape hessian`.
@@ -106,75 +105,61 @@ impl PerRunReport for HessianSettings {
     const ARTIFACT: Artifact = Artifact::Hessian;
     const WHAT: &'static str = "Hessian";
 
-    fn compute(
-        &self,
-        ctx: &Context,
-        cache: &mut DataCache,
-        run_id: &str,
-        epoch: Option<u32>,
-    ) -> Result<Outcome<HessianReport>> {
-        with_curvature_input(
-            ctx,
-            cache,
-            run_id,
-            epoch,
-            self.subset,
-            self.micro_batch,
-            |input| job::hessian(&ctx.workdir, input, &self.options()),
-        )
+    fn data(&self) -> (usize, usize) {
+        (self.subset, self.micro_batch)
     }
 
+    fn report(&self, workdir: &Path, input: &CurvatureInput<'_>) -> Result<Outcome<HessianReport>> {
+        job::hessian(workdir, input, &self.options())
+    }
+
+    /// The lines `landscape hessian` prints.
     fn summary(outcome: &Outcome<HessianReport>) -> String {
-        summary(outcome)
-    }
-}
-
-/// The lines `landscape hessian` prints.
-pub fn summary(outcome: &Outcome<HessianReport>) -> String {
-    let r = &outcome.report;
-    let mut out = format!(
-        "{} ({}): {} parameters, {} examples, loss {:.4}, error {:.2}%\n",
-        outcome.dir.display(),
-        if outcome.cached { "found" } else { "computed" },
-        r.parameters,
-        r.examples,
-        r.loss,
-        100.0 * r.error
-    );
-    let top: Vec<String> = r.eigen.top.iter().map(|v| format!("{v:.4}")).collect();
-    out += &format!("top eigenvalues: {}\n", top.join(" "));
-    out += &format!(
-        "lambda_min: {:.4}   |lambda_min / lambda_max|: {:.4}\n",
-        r.eigen.lambda_min, r.ratio
-    );
-    if let Some(p) = &r.power {
-        out += &format!(
-            "power iteration lambda_max: {:.4} ({} iterations{})\n",
-            p.eigenvalue,
-            p.iterations,
-            if p.converged { "" } else { ", not converged" }
+        let r = &outcome.report;
+        let mut out = format!(
+            "{} ({}): {} parameters, {} examples, loss {:.4}, error {:.2}%\n",
+            outcome.dir.display(),
+            if outcome.cached { "found" } else { "computed" },
+            r.parameters,
+            r.examples,
+            r.loss,
+            100.0 * r.error
         );
-    }
-    if let Some(t) = &r.hutchinson {
+        let top: Vec<String> = r.eigen.top.iter().map(|v| format!("{v:.4}")).collect();
+        out += &format!("top eigenvalues: {}\n", top.join(" "));
         out += &format!(
-            "trace (Hutchinson, {} probes): {:.4} +- {:.4}\n",
-            t.products, t.trace, t.stderr
+            "lambda_min: {:.4}   |lambda_min / lambda_max|: {:.4}\n",
+            r.eigen.lambda_min, r.ratio
         );
-    }
-    if let Some(t) = &r.hutchpp {
-        out += &format!("trace (Hutch++, {} products): {:.4}\n", t.products, t.trace);
-    }
-    if let Some(t) = r.density_trace {
+        if let Some(p) = &r.power {
+            out += &format!(
+                "power iteration lambda_max: {:.4} ({} iterations{})\n",
+                p.eigenvalue,
+                p.iterations,
+                if p.converged { "" } else { ", not converged" }
+            );
+        }
+        if let Some(t) = &r.hutchinson {
+            out += &format!(
+                "trace (Hutchinson, {} probes): {:.4} +- {:.4}\n",
+                t.products, t.trace, t.stderr
+            );
+        }
+        if let Some(t) = &r.hutchpp {
+            out += &format!("trace (Hutch++, {} products): {:.4}\n", t.products, t.trace);
+        }
+        if let Some(t) = r.density_trace {
+            out += &format!(
+                "trace (density quadrature): {t:.4}; density in {}\n",
+                outcome.dir.join("spectrum.csv").display()
+            );
+        }
         out += &format!(
-            "trace (density quadrature): {t:.4}; density in {}\n",
-            outcome.dir.join("spectrum.csv").display()
+            "{} Hessian-vector products, {:.1} s\n",
+            r.products, r.seconds
         );
+        out
     }
-    out += &format!(
-        "{} Hessian-vector products, {:.1} s\n",
-        r.products, r.seconds
-    );
-    out
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use landscape_job::shard::Shard;
 use landscape_spec::{AnalysisBlock, Spec};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use toml::Table;
 
 /// Every kind of analysis: `kind = "<name>"` in specs.
@@ -116,6 +116,13 @@ pub trait PerRunReport: std::fmt::Debug {
     const ARTIFACT: Artifact;
     /// What errors call it (`Hessian`, `sharpness`).
     const WHAT: &'static str;
+    /// Training examples the loss averages over, and examples per backward pass.
+    fn data(&self) -> (usize, usize);
+    /// Computes (or finds) the report of `input` under `workdir` (the curvature crate's job).
+    fn report(&self, workdir: &Path, input: &CurvatureInput<'_>) -> Result<Outcome<Self::Report>>;
+    /// What its command prints.
+    fn summary(outcome: &Outcome<Self::Report>) -> String;
+
     /// Computes (or finds) the report of run `run_id` at `epoch` (default: the last).
     fn compute(
         &self,
@@ -123,9 +130,12 @@ pub trait PerRunReport: std::fmt::Debug {
         cache: &mut DataCache,
         run_id: &str,
         epoch: Option<u32>,
-    ) -> Result<Outcome<Self::Report>>;
-    /// What its command prints.
-    fn summary(outcome: &Outcome<Self::Report>) -> String;
+    ) -> Result<Outcome<Self::Report>> {
+        let (subset, micro_batch) = self.data();
+        with_curvature_input(ctx, cache, run_id, epoch, subset, micro_batch, |input| {
+            self.report(&ctx.workdir, input)
+        })
+    }
 }
 
 impl<S: PerRunReport> Analysis for S {

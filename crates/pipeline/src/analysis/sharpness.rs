@@ -3,15 +3,14 @@
 
 use super::{
     Artifact, CURVATURE_SUBSET, Kind, MICRO_BATCH, PerRunReport, ReportCommand, default_from_args,
-    read, with_curvature_input,
+    read,
 };
-use crate::Context;
-use crate::cache::DataCache;
 use anyhow::Result;
 use clap::{ArgAction, Args};
 use landscape_curvature::CurvatureScope;
-use landscape_curvature::job::{self, Outcome, SharpnessOptions, SharpnessReport};
+use landscape_curvature::job::{self, CurvatureInput, Outcome, SharpnessOptions, SharpnessReport};
 use serde::Deserialize;
+use std::path::Path;
 
 /// The settings of a sharpness table: the `[[analysis]]` block `kind = "sharpness"` and the
 /// options of `landscape sharpness`.
@@ -103,57 +102,47 @@ impl PerRunReport for SharpnessSettings {
     const ARTIFACT: Artifact = Artifact::Sharpness;
     const WHAT: &'static str = "sharpness";
 
-    fn compute(
+    fn data(&self) -> (usize, usize) {
+        (self.subset, self.micro_batch)
+    }
+
+    fn report(
         &self,
-        ctx: &Context,
-        cache: &mut DataCache,
-        run_id: &str,
-        epoch: Option<u32>,
+        workdir: &Path,
+        input: &CurvatureInput<'_>,
     ) -> Result<Outcome<SharpnessReport>> {
-        with_curvature_input(
-            ctx,
-            cache,
-            run_id,
-            epoch,
-            self.subset,
-            self.micro_batch,
-            |input| job::sharpness(&ctx.workdir, input, &self.options()),
-        )
+        job::sharpness(workdir, input, &self.options())
     }
 
+    /// The lines `landscape sharpness` prints.
     fn summary(outcome: &Outcome<SharpnessReport>) -> String {
-        summary(outcome)
-    }
-}
-
-/// The lines `landscape sharpness` prints.
-pub fn summary(outcome: &Outcome<SharpnessReport>) -> String {
-    let r = &outcome.report;
-    let mut out = format!(
-        "{} ({}): loss {:.4}, error {:.2}%\n{:<22} {:<20} {:>14} {:>12} {:<13} {}\n",
-        outcome.dir.join("sharpness.csv").display(),
-        if outcome.cached { "found" } else { "computed" },
-        r.loss,
-        100.0 * r.error,
-        "measure",
-        "setting",
-        "value",
-        "stderr",
-        "units",
-        "scale-invariant"
-    );
-    for row in &r.rows {
-        out += &format!(
-            "{:<22} {:<20} {:>14.6} {:>12} {:<13} {}\n",
-            row.measure,
-            row.setting,
-            row.value,
-            row.stderr.map_or("-".into(), |s| format!("{s:.2e}")),
-            row.units,
-            if row.scale_invariant { "yes" } else { "no" }
+        let r = &outcome.report;
+        let mut out = format!(
+            "{} ({}): loss {:.4}, error {:.2}%\n{:<22} {:<20} {:>14} {:>12} {:<13} {}\n",
+            outcome.dir.join("sharpness.csv").display(),
+            if outcome.cached { "found" } else { "computed" },
+            r.loss,
+            100.0 * r.error,
+            "measure",
+            "setting",
+            "value",
+            "stderr",
+            "units",
+            "scale-invariant"
         );
+        for row in &r.rows {
+            out += &format!(
+                "{:<22} {:<20} {:>14.6} {:>12} {:<13} {}\n",
+                row.measure,
+                row.setting,
+                row.value,
+                row.stderr.map_or("-".into(), |s| format!("{s:.2e}")),
+                row.units,
+                if row.scale_invariant { "yes" } else { "no" }
+            );
+        }
+        out
     }
-    out
 }
 
 #[cfg(test)]
