@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{SPEC, landscape, one_line_failure, run_ok, train, train_command, write_spec};
+use common::{
+    SPEC, copy_run, landscape, one_epoch_spec, one_line_failure, run_ok, train, train_command,
+    write_spec,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -367,12 +370,7 @@ fn final_test_loss(workdir: &Path, id: &str) -> f64 {
 #[test]
 fn a_plane_through_three_runs_passes_through_each() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(
-        dir.path(),
-        &SPEC
-            .replace("epochs = 6", "epochs = 1")
-            .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]"),
-    );
+    let spec = write_spec(dir.path(), &one_epoch_spec("seed = [0, 1, 2]"));
     let work = dir.path().join("work");
     let out = run_ok(&mut train_command(&work, &spec));
     let ids: Vec<String> = out
@@ -548,12 +546,7 @@ subset = 32
 fn train_shards_train_their_share_of_the_runs() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
-    let spec = write_spec(
-        dir.path(),
-        &SPEC
-            .replace("epochs = 6", "epochs = 1")
-            .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]"),
-    );
+    let spec = write_spec(dir.path(), &one_epoch_spec("seed = [0, 1, 2]"));
     let out = run_ok(train_command(&work, &spec).args(["--shard", "2/2"]));
     let trained: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(trained.len(), 1, "{out}");
@@ -583,9 +576,7 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
     let work = dir.path().join("work");
     let spec = write_spec(
         dir.path(),
-        &(SPEC
-            .replace("epochs = 6", "epochs = 1")
-            .replace("save_every = 2", "save_every = 1\nseed = [0, 1, 2]")
+        &(one_epoch_spec("seed = [0, 1, 2]")
             + "\n[slurm]\npartition = \"gpu\"\ntime = \"2:00:00\"\n"),
     );
     let trained = run_ok(train_command(&work, &spec).args(["--shard", "1/3"]));
@@ -712,12 +703,7 @@ fn submit_writes_reviewable_scripts_for_each_kind_of_command() {
 fn submit_local_runs_the_shards_here_and_equals_the_whole_surface() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
-    let spec = write_spec(
-        dir.path(),
-        &SPEC
-            .replace("epochs = 6", "epochs = 1")
-            .replace("save_every = 2", "save_every = 1"),
-    );
+    let spec = write_spec(dir.path(), &one_epoch_spec(""));
     let id = train(&work, &spec);
     let surface = [
         "surface", "--run", &id, "--x", "-1:1:4", "--y", "-1:1:3", "--subset", "32",
@@ -738,16 +724,7 @@ fn submit_local_runs_the_shards_here_and_equals_the_whole_surface() {
     );
     // The whole surface, computed again elsewhere from a copy of the run, is the same table.
     let whole = dir.path().join("whole");
-    std::fs::create_dir_all(&whole).unwrap();
-    assert!(
-        Command::new("cp")
-            .arg("-r")
-            .arg(work.join(&id))
-            .arg(&whole)
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_run(&work, &id, &whole);
     let expected = run_ok(landscape(&whole).args(surface));
     assert_eq!(
         std::fs::read_to_string(&table).unwrap(),

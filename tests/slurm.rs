@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{SPEC, landscape, run_ok, train, write_spec};
+use common::{copy_run, landscape, one_epoch_spec, run_ok, train, write_spec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,23 +17,8 @@ const PATIENCE: Duration = Duration::from_secs(240);
 /// A trained run, copied into a second work directory for the unsharded surface; returns the
 /// run id.
 fn trained_twice(dir: &Path, work: &Path, whole: &Path) -> String {
-    let spec = write_spec(
-        dir,
-        &SPEC
-            .replace("epochs = 6", "epochs = 1")
-            .replace("save_every = 2", "save_every = 1"),
-    );
-    let id = train(work, &spec);
-    std::fs::create_dir_all(whole).unwrap();
-    assert!(
-        Command::new("cp")
-            .arg("-r")
-            .arg(work.join(&id))
-            .arg(whole)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let id = train(work, &write_spec(dir, &one_epoch_spec("")));
+    copy_run(work, &id, whole);
     id
 }
 

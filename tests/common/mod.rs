@@ -51,6 +51,25 @@ save_every = 2
 [scale.smoke]
 "#;
 
+/// [`SPEC`] trained for one epoch with a checkpoint kept every epoch, `extra` added to its
+/// `[train]` table (a sweep such as `seed = [0, 1, 2]`, or nothing).
+pub fn one_epoch_spec(extra: &str) -> String {
+    SPEC.replace("epochs = 6", "epochs = 1")
+        .replace("save_every = 2", &format!("save_every = 1\n{extra}"))
+}
+
+/// Copies run `id` of `workdir` into `into`, to compute the same artifact elsewhere.
+pub fn copy_run(workdir: &Path, id: &str, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(workdir.join(id))
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying run {id}");
+}
+
 /// Writes `text` as `spec.toml` in `dir`.
 pub fn write_spec(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("spec.toml");
