@@ -117,11 +117,25 @@ mod tests {
     #[test]
     fn each_task_gets_one_gpu_and_every_step_runs() {
         let dir = tempfile::tempdir().unwrap();
+        // A stand-in for the binary that holds its GPU for a while and fails when another task
+        // holds it too.
+        let locks = dir.path().join("locks");
+        std::fs::create_dir(&locks).unwrap();
+        let stand_in = dir.path().join("stand-in.sh");
+        let gpu = format!("{}/gpu-$CUDA_VISIBLE_DEVICES", locks.display());
+        std::fs::write(
+            &stand_in,
+            format!("#!/bin/sh\nmkdir \"{gpu}\" || exit 3\nsleep 0.3\nrmdir \"{gpu}\"\n"),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&stand_in).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&stand_in, perms).unwrap();
         let mut s = write(
             dir.path(),
             &plan(4),
             &Resources::default(),
-            "/bin/true".as_ref(),
+            &stand_in,
             dir.path(),
         )
         .unwrap();
