@@ -28,7 +28,7 @@ pub enum TaskState {
     NotStarted,
     /// Not submitted yet (`--dry-run`).
     NotSubmitted,
-    /// Its record says running but no `squeue` can confirm it.
+    /// What its record (or the lack of one) allows, with no `squeue` here to decide it.
     Unknown(String),
 }
 
@@ -55,9 +55,7 @@ impl std::fmt::Display for TaskState {
                 write!(f, "not started (cancelled, or what it waited for failed)")
             }
             TaskState::NotSubmitted => write!(f, "not submitted"),
-            TaskState::Unknown(host) => {
-                write!(f, "running on {host}, or killed (no squeue here to tell)")
-            }
+            TaskState::Unknown(what) => write!(f, "{what} (no squeue here to tell)"),
         }
     }
 }
@@ -143,10 +141,12 @@ pub fn states(dir: &Path) -> Result<(Record, Vec<StepState>)> {
                 match (recorded, &queue) {
                     (Some(s), _) if s.state == "done" => TaskState::Done,
                     (Some(s), _) if s.state == "failed" => TaskState::Failed(s.exit.unwrap_or(-1)),
-                    (Some(s), None) => TaskState::Unknown(s.host),
+                    (Some(s), None) => {
+                        TaskState::Unknown(format!("running on {}, or killed", s.host))
+                    }
                     (Some(_), Some(_)) => TaskState::Killed,
                     (None, Some(_)) => TaskState::NotStarted,
-                    (None, None) => TaskState::Unknown("no record yet".into()),
+                    (None, None) => TaskState::Unknown("pending, or never started".into()),
                 }
             })
             .collect();
