@@ -85,6 +85,15 @@ fn reproduce(figure: &str, runs: usize, files: &[&str]) -> tempfile::TempDir {
             .unwrap()
             .starts_with("cpu-kernels-")
     );
+    // What trained the runs, from their own records.
+    let engines = provenance["training_engines"].as_array().unwrap();
+    assert!(
+        !engines.is_empty()
+            && engines
+                .iter()
+                .all(|e| e.as_str().unwrap().starts_with("cpu-kernels-")),
+        "{engines:?}"
+    );
     assert!(provenance["training_seconds"].as_float().unwrap() > 0.0);
     // Every surface's grid is kept as a table beside the figures.
     let tables: Vec<_> = std::fs::read_dir(results.join("surfaces"))

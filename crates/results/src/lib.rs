@@ -37,6 +37,7 @@ pub mod report;
 use anyhow::{Context as _, Result, bail};
 use collect::{Collected, SurfaceResult};
 use landscape_core::atomic::write_atomic;
+use landscape_core::device::DeviceKind;
 use landscape_core::hash::ContentHash;
 use landscape_data::DatasetName;
 use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
@@ -357,9 +358,23 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
                 .to_string(),
             sets: options.sets.clone(),
             threads: rayon::current_num_threads(),
-            cpu_kernels: landscape_models::cpu::kernel_isa()
-                .map_or("off (burn's operations)", |isa| isa.engine())
-                .to_string(),
+            cpu_kernels: match ctx.device_kind {
+                DeviceKind::Cpu => landscape_models::cpu::kernel_isa()
+                    .map_or("off (burn's operations)", |isa| isa.engine())
+                    .to_string(),
+                DeviceKind::Cuda(_) => "unused (device cuda)".to_string(),
+            },
+            training_engines: {
+                let mut engines: Vec<String> = collected
+                    .runs
+                    .iter()
+                    .map(|r| r.status.engine.clone())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                engines.sort();
+                engines.dedup();
+                engines
+            },
             cpu_instruction_sets: Isa::available_all()
                 .iter()
                 .map(|isa| isa.name().to_string())
@@ -405,9 +420,12 @@ struct Provenance {
     spec: String,
     spec_sha256: String,
     sets: Vec<String>,
-    /// CPU threads, the kernels' instruction set, and those this CPU runs.
+    /// CPU threads; what this sitting's inference ran on the CPU (the kernels' instruction
+    /// set); what trained the runs (their last sessions' engines); the instruction sets this
+    /// CPU runs.
     threads: usize,
     cpu_kernels: String,
+    training_engines: Vec<String>,
     cpu_instruction_sets: Vec<String>,
 }
 
