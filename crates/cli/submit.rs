@@ -21,6 +21,15 @@ const GLOBALS: [&str; 4] = ["--workdir", "--device", "--threads", "--offline"];
 /// `--dry-run`); what the command prints.
 pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
     let command = &args.command;
+    if args.shards == 0 {
+        bail!("--shards: expected at least 1");
+    }
+    if !args.local_gpus.is_empty() && cli.device != DeviceKind::Cuda(0) {
+        bail!(
+            "--local-gpus: each task sees only its own GPU, as the first; give --device cuda, not {}",
+            cli.device
+        );
+    }
     if let Some(global) = command.iter().find(|a| {
         GLOBALS
             .iter()
@@ -38,9 +47,6 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
                     crate::args::one_line(&e).trim_start_matches("error: ")
                 )
             })?;
-    if args.shards == 0 {
-        bail!("--shards: expected at least 1");
-    }
     let grid = |shard: Shard, run: &str| -> Result<(Vec<Step>, Resources)> {
         // The tasks would each fail on a run that is not there, or not trained: say it now.
         OpenRun::open(&cli.workdir, run)?;
@@ -135,12 +141,6 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
         "--device".to_string(),
         cli.device.to_string(),
     ];
-    if !args.local_gpus.is_empty() && cli.device != DeviceKind::Cuda(0) {
-        bail!(
-            "--local-gpus: each task sees only its own GPU, as the first; give --device cuda, not {}",
-            cli.device
-        );
-    }
     if let Some(threads) = cli.threads.or(resources.cpus_per_task.map(|c| c as usize)) {
         globals.extend(["--threads".to_string(), threads.to_string()]);
     }
