@@ -21,16 +21,27 @@ struct Payload<'a> {
     y: &'a [f64],
     /// Row-major in y; `null` where the value is not finite (drawn as a hole).
     z: Vec<Option<f64>>,
+    /// A path over the surface (x, y, value), drawn as a line with dots; non-finite points
+    /// left out.
+    path: Vec<[f64; 3]>,
 }
 
 /// Writes `path`: a page drawing `grid` as a shaded, colour-mapped surface on a canvas that
 /// rotates when dragged and zooms with the wheel, with axis labels, a colour legend and the
-/// value under the cursor. When drawn, the page sets `data-drawn="true"` on its `<body>`.
-pub fn write_surface_html(path: &Path, grid: &Grid2d, title: &str, z_label: &str) -> Result<()> {
-    write_atomic(path, surface_html(grid, title, z_label)?.as_bytes())
+/// value under the cursor, and `trail` (points `(x, y, value)` in the grid's coordinates and
+/// values, e.g. an optimization path; empty for none) as a line over it. When drawn, the page
+/// sets `data-drawn="true"` and `data-path-points` (the trail's points drawn) on its `<body>`.
+pub fn write_surface_html(
+    path: &Path,
+    grid: &Grid2d,
+    title: &str,
+    z_label: &str,
+    trail: &[[f64; 3]],
+) -> Result<()> {
+    write_atomic(path, surface_html(grid, title, z_label, trail)?.as_bytes())
 }
 
-fn surface_html(grid: &Grid2d, title: &str, z_label: &str) -> Result<String> {
+fn surface_html(grid: &Grid2d, title: &str, z_label: &str, trail: &[[f64; 3]]) -> Result<String> {
     let z = grid
         .z()
         .iter()
@@ -42,6 +53,11 @@ fn surface_html(grid: &Grid2d, title: &str, z_label: &str) -> Result<String> {
         x: grid.x(),
         y: grid.y(),
         z,
+        path: trail
+            .iter()
+            .copied()
+            .filter(|p| p.iter().all(|v| v.is_finite()))
+            .collect(),
     };
     // '<' only occurs inside JSON strings, where \u003c means the same; escaping it keeps a
     // title like "</script>" from ending the data block.
@@ -61,7 +77,7 @@ mod tests {
             vec![1.0, f64::NAN, 2.0, 3.0],
         )
         .unwrap();
-        let page = surface_html(&grid, "a </script><b>", "loss").unwrap();
+        let page = surface_html(&grid, "a </script><b>", "loss", &[]).unwrap();
         assert!(!page.contains(DATA_PLACEHOLDER));
         assert!(page.contains(r#""z":[1.0,null,2.0,3.0]"#));
         assert_eq!(

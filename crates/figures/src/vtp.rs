@@ -33,12 +33,19 @@ impl VtpOptions {
     }
 }
 
-/// Writes `grid` to `path` as a ParaView surface.
+/// Writes `grid` to `path` as a ParaView surface, and `trail` (points `(x, y, value)`, e.g. an
+/// optimization path; empty for none) as one polyline over it, its values turned into heights
+/// as the surface's are.
 ///
 /// A point whose height is not finite (a diverged evaluation, or a log of a value at or below
 /// -0.1) gets the lowest finite height so the file stays parseable, and no quad uses it: the
-/// surface has a hole there.
-pub fn write_vtp(path: &Path, grid: &Grid2d, options: &VtpOptions) -> Result<()> {
+/// surface has a hole there. Trail points with a non-finite coordinate or height are left out.
+pub fn write_vtp(
+    path: &Path,
+    grid: &Grid2d,
+    options: &VtpOptions,
+    trail: &[[f64; 3]],
+) -> Result<()> {
     let (nx, ny) = (grid.nx(), grid.ny());
     let heights: Vec<f64> = grid.z().iter().map(|&z| options.height(z)).collect();
     let floor = heights
@@ -62,9 +69,23 @@ pub fn write_vtp(path: &Path, grid: &Grid2d, options: &VtpOptions) -> Result<()>
             }
         }
     }
-    let cell_values: Vec<f64> = quads
+    let mut trail: Vec<[f64; 3]> = trail
         .iter()
-        .map(|q| q.iter().map(|&p| heights[p]).sum::<f64>() / 4.0)
+        .map(|&[x, y, z]| [x, y, options.height(z)])
+        .filter(|p| p.iter().all(|v| v.is_finite()))
+        .collect();
+    if trail.len() < 2 {
+        trail.clear(); // a line needs two points
+    }
+    let line = usize::from(!trail.is_empty());
+    // VTK orders cells verts, lines, polys: the trail's line comes first in the cell data.
+    let line_value = trail.iter().map(|p| p[2]).sum::<f64>() / trail.len().max(1) as f64;
+    let cell_values: Vec<f64> = std::iter::repeat_n(line_value, line)
+        .chain(
+            quads
+                .iter()
+                .map(|q| q.iter().map(|&p| heights[p]).sum::<f64>() / 4.0),
+        )
         .collect();
 
     write_atomic_with(path, |w| {
@@ -76,12 +97,19 @@ pub fn write_vtp(path: &Path, grid: &Grid2d, options: &VtpOptions) -> Result<()>
         writeln!(w, "  <PolyData>")?;
         writeln!(
             w,
-            r#"    <Piece NumberOfPoints="{}" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" NumberOfPolys="{}">"#,
-            nx * ny,
+            r#"    <Piece NumberOfPoints="{}" NumberOfVerts="0" NumberOfLines="{line}" NumberOfStrips="0" NumberOfPolys="{}">"#,
+            nx * ny + trail.len(),
             quads.len()
         )?;
         writeln!(w, r#"      <PointData Scalars="zvalue">"#)?;
-        data_array(w, "Float64", "zvalue", 1, point_values.iter())?;
+        let trail_heights = trail.iter().map(|p| &p[2]);
+        data_array(
+            w,
+            "Float64",
+            "zvalue",
+            1,
+            point_values.iter().chain(trail_heights),
+        )?;
         writeln!(w, "      </PointData>")?;
         writeln!(w, r#"      <CellData Scalars="averaged zvalue">"#)?;
         data_array(w, "Float64", "averaged zvalue", 1, cell_values.iter())?;
@@ -90,8 +118,26 @@ pub fn write_vtp(path: &Path, grid: &Grid2d, options: &VtpOptions) -> Result<()>
         let points = (0..ny).flat_map(|iy| (0..nx).map(move |ix| (ix, iy)));
         let coords =
             points.flat_map(|(ix, iy)| [grid.x()[ix], grid.y()[iy], point_values[iy * nx + ix]]);
-        data_array(w, "Float64", "Points", 3, coords)?;
+        data_array(
+            w,
+            "Float64",
+            "Points",
+            3,
+            coords.chain(trail.iter().flatten().copied()),
+        )?;
         writeln!(w, "      </Points>")?;
+        if line == 1 {
+            writeln!(w, "      <Lines>")?;
+            data_array(
+                w,
+                "Int64",
+                "connectivity",
+                1,
+                (0..trail.len()).map(|k| nx * ny + k),
+            )?;
+            data_array(w, "Int64", "offsets", 1, std::iter::once(trail.len()))?;
+            writeln!(w, "      </Lines>")?;
+        }
         writeln!(w, "      <Polys>")?;
         data_array(w, "Int64", "connectivity", 1, quads.iter().flatten())?;
         data_array(w, "Int64", "offsets", 1, (1..=quads.len()).map(|k| k * 4))?;

@@ -184,7 +184,14 @@ fn surface_page_draws_offline_without_errors() {
     })
     .unwrap();
     let page = dir.path().join("surface.html");
-    write_surface_html(&page, &grid, "test surface", "train loss").unwrap();
+    // A path over it with one point that cannot be drawn (NaN value): the page draws three.
+    let trail = [
+        [-0.8, -0.4, 2.0],
+        [-0.2, 0.0, 1.5],
+        [0.1, 0.2, f64::NAN],
+        [0.3, 0.1, 1.2],
+    ];
+    write_surface_html(&page, &grid, "test surface", "train loss", &trail).unwrap();
     let scratch = dir.path().join("surface-run");
     let seen = load(&page, &scratch);
     assert!(
@@ -202,6 +209,11 @@ fn surface_page_draws_offline_without_errors() {
         Some("true"),
         "the page did not draw:\n{}",
         seen.dom
+    );
+    assert_eq!(
+        body_attribute(&seen.dom, "data-path-points"),
+        Some("3"),
+        "the path was not drawn"
     );
     let painted: f64 = body_attribute(&seen.dom, "data-painted-fraction")
         .unwrap()

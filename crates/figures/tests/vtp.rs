@@ -26,9 +26,13 @@ fn piece_attribute(xml: &str, name: &str) -> usize {
 }
 
 fn write_and_read(grid: &Grid2d, options: VtpOptions) -> String {
+    write_with_trail(grid, options, &[])
+}
+
+fn write_with_trail(grid: &Grid2d, options: VtpOptions, trail: &[[f64; 3]]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("surface.vtp");
-    write_vtp(&path, grid, &options).unwrap();
+    write_vtp(&path, grid, &options, trail).unwrap();
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -124,4 +128,43 @@ fn non_finite_values_leave_holes_not_garbage() {
     let connectivity = array(&xml, "connectivity");
     assert!(!connectivity.contains(&5.0));
     assert_eq!(array(&xml, "zvalue")[11], 100.0);
+}
+
+#[test]
+fn a_trail_is_one_polyline_after_the_grid_points_with_heights_as_the_surface() {
+    let grid = grid();
+    let options = VtpOptions {
+        log: true,
+        zmax: Some(10.0),
+    };
+    // The NaN point is left out; the other three make the line.
+    let trail = [
+        [-1.0, 10.0, 0.5],
+        [0.0, 15.0, f64::NAN],
+        [0.5, 20.0, 4.0],
+        [1.0, 30.0, 50.0],
+    ];
+    let xml = write_with_trail(&grid, options, &trail);
+    assert_eq!(piece_attribute(&xml, "NumberOfPoints"), 12 + 3);
+    assert_eq!(piece_attribute(&xml, "NumberOfLines"), 1);
+    let points = array(&xml, "Points");
+    let kept = [trail[0], trail[2], trail[3]];
+    for (k, p) in kept.iter().enumerate() {
+        let written = &points[3 * (12 + k)..][..3];
+        assert_eq!(written, [p[0], p[1], options.height(p[2])]);
+    }
+    assert_eq!(
+        options.height(50.0),
+        (10.0f64 + 0.1).ln(),
+        "clipped, then logged"
+    );
+    let lines = &xml[xml.find("<Lines>").unwrap()..xml.find("</Lines>").unwrap()];
+    assert_eq!(array(lines, "connectivity"), [12.0, 13.0, 14.0]);
+    assert_eq!(array(lines, "offsets"), [3.0]);
+    // One cell value per cell: the line first, then the six quads.
+    assert_eq!(array(&xml, "averaged zvalue").len(), 1 + 6);
+    // A lone finite point makes no line.
+    let xml = write_with_trail(&grid, options, &trail[..2]);
+    assert_eq!(piece_attribute(&xml, "NumberOfLines"), 0);
+    assert_eq!(piece_attribute(&xml, "NumberOfPoints"), 12);
 }
