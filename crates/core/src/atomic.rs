@@ -52,19 +52,29 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
+    write_atomic_at(path, |tmp| {
+        let file = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut writer = BufWriter::new(file);
+        fill(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        Ok(file.sync_all()?)
+    })
+}
+
+/// Writes `path` atomically through a library that writes files by name (HDF5): `create`
+/// writes the whole file at the temporary path it is given, which then replaces `path`.
+///
+/// Parent directories are created. On error the temporary file is removed and the previous
+/// content of `path`, if any, is left untouched.
+pub fn write_atomic_at(path: &Path, create: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let tmp = temporary_sibling(path);
-    let result = (|| {
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut writer = BufWriter::new(file);
-        fill(&mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+    let result = create(&tmp).and_then(|()| {
         fs::rename(&tmp, path)
             .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    })();
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
