@@ -1,17 +1,24 @@
 # landscape: `just --list` shows the recipes.
 
-# Build the release binary and install the Debian data package (Fashion-MNIST, offline data).
+# Build the release binary (with HDF5 export) and install the Debian packages it uses:
+# Fashion-MNIST (offline data), the HDF5 library, and h5py for the export's test.
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
-    if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist || echo "could not install dataset-fashion-mnist; synthetic data will stand in"
+    if command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist libhdf5-dev python3-h5py || echo "could not install the Debian packages; synthetic data will stand in, and build without --features hdf5"
     fi
-    cargo build --release
+    cargo build --release --features hdf5
 
-# Every test (unit, integration, end to end through the binary).
+# The release binary as shipped, in target/dist/: landscape stripped of its debug info, which
+# goes beside it in landscape.debug (gdb, perf and backtraces find it there).
+dist:
+    cargo build --release --features hdf5
+    scripts/dist.sh target/release/landscape target/dist
+
+# Every test (unit, integration, end to end through the binary), HDF5 export included.
 test:
-    cargo test --workspace
+    cargo test --workspace --features hdf5
 
 # The CPU kernels' tests cross-compiled for aarch64 (the NEON path) and run under qemu, as CI
 # does; needs `gcc-aarch64-linux-gnu`, `libc6-dev-arm64-cross`, `qemu-user-static` (Debian) and
@@ -84,5 +91,6 @@ test-slurm:
     fi
     trap 'scripts/slurm-local.sh stop "$dir"' EXIT
     export SLURM_CONF="$dir/slurm.conf"
-    # --workspace: the same feature resolution as `just test`, so nothing is built again.
-    cargo test --workspace --test slurm -- --ignored
+    # --workspace --features hdf5: the same feature resolution as `just test`, so nothing is
+    # built again.
+    cargo test --workspace --features hdf5 --test slurm -- --ignored

@@ -118,6 +118,15 @@ pub enum Command {
     /// Reproduce a figure of the paper: train (cached), analyse (cached), draw, check the claims,
     /// and write results/<figure>/ (summary.csv, findings.md, figures).
     Reproduce(ReproduceArgs),
+    /// Draw a finished surface, interpolation, eigen-ratio map or trajectory directory: 1-D
+    /// curves; contours, filled contours, heat map, 3-D surface, interactive HTML and ParaView
+    /// file of a 2-D surface (with an optimization path over them); the options of the
+    /// reference's plot_1D.py, plot_2D.py and h52vtp.py, and the paper's defaults.
+    Plot(PlotArgs),
+    /// Write a finished surface, interpolation, eigen-ratio map or trajectory in the reference
+    /// code's HDF5 layout, which its plot_2D.py, plot_1D.py and h52vtp.py read as they are
+    /// (needs the `hdf5` build).
+    Export(ExportArgs),
     /// Compare two result tables or result folders; exit 1 when a cell differs beyond tolerance.
     Diff(DiffArgs),
     /// Compare two surfaces of the same grid by their contours (share of points below each
@@ -248,6 +257,26 @@ pub struct ReproduceArgs {
     /// Override a spec key: --set train.epochs=2.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+}
+
+/// `landscape plot ...`
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// The artifact directory (surface-, interp-, eigratio- or trajectory-<hash>, finished).
+    pub dir: PathBuf,
+    /// What to draw and how.
+    #[command(flatten)]
+    pub options: landscape_results::plot::PlotOptions,
+}
+
+/// `landscape export ...`
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The artifact directory (surface-, interp-, eigratio- or trajectory-<hash>, finished).
+    pub dir: PathBuf,
+    /// Write this HDF5 file (e.g. surface.h5): `python plot_2D.py --surf_file surface.h5`.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub h5: PathBuf,
 }
 
 /// `landscape diff ...`

@@ -74,6 +74,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("\nresults: {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plot(args) => {
+            for file in landscape_results::plot::plot(&args.dir, &args.options)? {
+                println!("{}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(args) => export(args),
         Command::CompareSurfaces(args) => {
             let levels = if args.levels.is_empty() {
                 landscape_figures::paper_levels()
@@ -260,6 +267,20 @@ fn runs(workdir: &std::path::Path) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "hdf5")]
+fn export(args: &crate::args::ExportArgs) -> Result<ExitCode> {
+    let datasets = landscape_export::write_h5(&args.dir, &args.h5)?;
+    println!("{}: {}", args.h5.display(), datasets.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "hdf5"))]
+fn export(_: &crate::args::ExportArgs) -> Result<ExitCode> {
+    anyhow::bail!(
+        "--h5: this landscape was built without HDF5; build it with `cargo install --path . --features hdf5` (needs Debian's libhdf5-dev)"
+    )
 }
 
 fn print(text: String) -> Result<ExitCode> {

@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod artifact;
 pub mod collect;
 pub mod compare;
 pub mod diff;
@@ -31,6 +32,7 @@ pub mod figure7;
 pub mod figure9;
 pub mod measures;
 mod panels;
+pub mod plot;
 pub mod repeatability;
 pub mod report;
 
@@ -40,7 +42,6 @@ use landscape_core::atomic::write_atomic;
 use landscape_core::device::DeviceKind;
 use landscape_core::hash::ContentHash;
 use landscape_data::DatasetName;
-use landscape_figures::{VtpOptions, ZTransform, write_surface_html, write_vtp};
 use landscape_job::journal::{self, Row as _};
 use landscape_job::shard::Shard;
 use landscape_models::cpu::Isa;
@@ -431,15 +432,13 @@ struct Provenance {
 
 /// What a surface page shows, in words: `2d: resnet56 (batch_size=128, weight_decay=0.0005),
 /// filter-normalized random directions, seed 0 (run resnet56-3fa2c1d9e0b4)`.
-fn surface_title(s: &SurfaceResult, run: Option<&collect::RunResult>) -> String {
+fn surface_title(s: &SurfaceResult, run: Option<&landscape_train::run::RunRecord>) -> String {
     let network = run.map_or(s.runs[0].clone(), |r| {
-        let sweep: Vec<String> = r
-            .record
-            .sweep
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        format!("{} ({})", r.record.config.train.model, sweep.join(", "))
+        let sweep: Vec<String> = r.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match sweep.is_empty() {
+            true => r.config.train.model.to_string(),
+            false => format!("{} ({})", r.config.train.model, sweep.join(", ")),
+        }
     });
     let directions = match s.meta.directions.first() {
         Some(DirectionRecipe::Random { seed, norm, .. }) => {
@@ -499,21 +498,17 @@ fn write_surfaces(c: &Collected, out: &Path) -> Result<()> {
         let grid = s.loss_grid()?;
         let run = c.run(&s.runs[0]);
         let stem = surface_stem(c, s);
-        let title = surface_title(s, run);
-        write_surface_html(
+        let title = surface_title(s, run.map(|r| &r.record));
+        let trail = s.trajectory.as_ref().map_or(Vec::new(), plot::trail);
+        let heights = plot::Heights::PAPER;
+        heights.write_html(
             &out.join(format!("{stem}.html")),
-            &ZTransform::PAPER_LOG.apply_to(&grid),
-            &title,
-            "ln(loss + 0.1)",
-        )?;
-        write_vtp(
-            &out.join(format!("{stem}.vtp")),
             &grid,
-            &VtpOptions {
-                log: true,
-                zmax: Some(10.0),
-            },
+            &title,
+            "loss",
+            &trail,
         )?;
+        heights.write_vtp(&out.join(format!("{stem}.vtp")), &grid, &trail)?;
     }
     Ok(())
 }
