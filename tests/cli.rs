@@ -761,3 +761,55 @@ fn submit_local_runs_the_shards_here_and_equals_the_whole_surface() {
     );
     assert!(err.contains("--device cuda"), "{err}");
 }
+
+/// The names of the sections of the ELF file `path` (`readelf -S`).
+fn elf_sections(path: &Path) -> Vec<String> {
+    let out = Command::new("readelf")
+        .arg("-SW")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(']').nth(1)?.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `just dist`'s last step on this test's own binary: the shipped binary has no debug info,
+/// still runs, and names the `.debug` file beside it that holds the debug info.
+#[test]
+fn dist_strips_the_binary_and_keeps_its_debug_info_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_landscape"));
+    let out = dir.path().join("dist");
+    run_ok(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dist.sh"))
+            .arg(binary)
+            .arg(&out),
+    );
+    let (shipped, debug) = (out.join("landscape"), out.join("landscape.debug"));
+    let sections = elf_sections(binary);
+    assert!(sections.iter().any(|s| s == ".debug_line"), "{sections:?}");
+    let sections = elf_sections(&shipped);
+    assert!(
+        !sections
+            .iter()
+            .any(|s| s == ".debug_line" || s == ".debug_info"),
+        "{sections:?}"
+    );
+    assert!(sections.iter().any(|s| s == ".gnu_debuglink"));
+    let link = run_ok(
+        Command::new("readelf")
+            .arg("--string-dump=.gnu_debuglink")
+            .arg(&shipped),
+    );
+    assert!(link.contains("landscape.debug"), "{link}");
+    assert!(elf_sections(&debug).iter().any(|s| s == ".debug_line"));
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&shipped) * 3 < size(binary), "not much smaller");
+    let version = run_ok(Command::new(&shipped).arg("--version"));
+    assert!(version.starts_with("landscape "), "{version}");
+    // No scratch folder is left behind.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+}
