@@ -116,8 +116,10 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-/// Whether process `pid` exists (`kill(pid, 0)`; a process of another user counts as alive).
-fn process_alive(pid: i32) -> bool {
+/// Whether process `pid` exists on this machine (`kill(pid, 0)`; a process of another user
+/// counts as alive): whether what it left behind (temporaries, scratch folders) may still be
+/// in use.
+pub fn process_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }

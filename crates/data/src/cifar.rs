@@ -4,7 +4,7 @@
 //! which is already the CHW layout of [`ImageSet`].
 
 use crate::dataset::Dataset;
-use crate::download::{download, extract_tar_gz};
+use crate::download::extract_tar_gz;
 use crate::image_set::{IMAGE_BYTES, ImageSet};
 use crate::install::{Wanted, find_or_install};
 use crate::locations::{DataLocations, Source};
@@ -77,11 +77,10 @@ pub(crate) fn load(layout: &Layout, locations: &DataLocations, source: &Source) 
         files: files.chain([layout.names_file.to_string()]).collect(),
         origin: format!("extracted from {} (md5 {})", source.url, source.md5),
     };
-    let dir = find_or_install(locations, &wanted, |scratch| {
-        let archive = scratch.join(layout.archive);
-        download(source, &archive)?;
-        extract_tar_gz(&archive, scratch)?;
-        let extracted = scratch.join(layout.dir);
+    let dir = find_or_install(locations, &wanted, |workspace| {
+        let archive = workspace.download(source, layout.archive)?;
+        extract_tar_gz(&archive, workspace.scratch)?;
+        let extracted = workspace.scratch.join(layout.dir);
         ensure!(
             extracted.is_dir(),
             "{}: has no {}/ directory",

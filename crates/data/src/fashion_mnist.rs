@@ -4,7 +4,6 @@
 //! repeating the grey channel as R, G and B.
 
 use crate::dataset::Dataset;
-use crate::download::download;
 use crate::image_set::{IMAGE_BYTES, IMAGE_SIDE, ImageSet};
 use crate::install::{Wanted, find_or_install};
 use crate::locations::{DataLocations, Source};
@@ -71,15 +70,15 @@ pub(crate) fn load(locations: &DataLocations) -> Result<Dataset> {
         files: FILES.iter().map(|(file, _)| file.to_string()).collect(),
         origin: format!("from {base}/"),
     };
-    let dir = find_or_install(locations, &wanted, |scratch| {
+    let dir = find_or_install(locations, &wanted, |workspace| {
         for (file, md5) in FILES {
             let source = Source {
                 url: format!("{base}/{file}"),
                 md5: md5.into(),
             };
-            download(&source, &scratch.join(file))?;
+            workspace.download(&source, file)?;
         }
-        Ok(scratch.to_path_buf())
+        Ok(workspace.scratch.to_path_buf())
     })?;
     let train = read_split(&dir, TRAIN_IMAGES.0, TRAIN_LABELS.0)?;
     let test = read_split(&dir, TEST_IMAGES.0, TEST_LABELS.0)?;

@@ -273,6 +273,12 @@ fn serve_once(body: &'static [u8], send: usize) -> String {
     url
 }
 
+/// The file that serializes installs of CIFAR-10 into a cache; it stays there.
+const INSTALL_LOCK: &str = ".cifar-10-batches-bin.lock";
+
+/// The bytes of an unfinished CIFAR-10 download, kept in the cache for the next try.
+const PARTIAL: &str = ".cifar-10-batches-bin.cifar-10-binary.tar.gz.part";
+
 /// A cache directory in a fresh temporary directory, with downloads from `source`.
 fn downloading(root: &Path, source: Source) -> DataLocations {
     let mut locs = locations(&root.join("system"), &root.join("cache"), true);
@@ -308,7 +314,7 @@ fn download_verifies_extracts_and_loads() {
     check_round_trip(&CIFAR10, &data.test, 1, 10_000);
     assert_eq!(
         entries(&locs.cache_dir),
-        ["cifar-10-batches-bin"],
+        [INSTALL_LOCK, "cifar-10-batches-bin"],
         "only the data set is kept"
     );
     // Found in the cache now: the server (gone after one request) is not asked again.
@@ -340,17 +346,18 @@ fn checksum_mismatch_names_both_md5s_and_leaves_nothing() {
     assert!(!text.contains('\n'), "{text}");
     assert_eq!(
         entries(&locs.cache_dir),
-        Vec::<String>::new(),
+        [INSTALL_LOCK],
         "partial files left"
     );
 }
 
 #[test]
-fn connection_closed_mid_body_leaves_nothing() {
+fn connection_closed_mid_body_keeps_the_bytes_for_the_next_try() {
     let (bytes, md5) = archive();
-    let url = serve_once(bytes, bytes.len() / 2);
+    let half = bytes.len() / 2;
+    let url = serve_once(bytes, half);
     let root = tempfile::tempdir().unwrap();
-    let locs = downloading(
+    let mut locs = downloading(
         root.path(),
         Source {
             url: url.clone(),
@@ -359,11 +366,27 @@ fn connection_closed_mid_body_leaves_nothing() {
     );
     let err = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
     let text = format!("{err:#}");
-    assert!(text.contains(&format!("downloading {url}")), "{text}");
+    let partial = locs.cache_dir.join(PARTIAL);
+    assert!(
+        text.contains(&format!(
+            "downloading {url}: connection lost after {half} of {} bytes; kept in {}",
+            bytes.len(),
+            partial.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(entries(&locs.cache_dir), [PARTIAL, INSTALL_LOCK]);
+    assert!(
+        fs::read(&partial).unwrap() == bytes[..half],
+        "the partial file holds other bytes than the first {half}"
+    );
+
+    // This server ignores the range asked for and sends the whole file: it is taken whole.
+    locs.mirrors.cifar10.url = serve_once(bytes, bytes.len());
+    load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
     assert_eq!(
         entries(&locs.cache_dir),
-        Vec::<String>::new(),
-        "partial files left"
+        [INSTALL_LOCK, "cifar-10-batches-bin"]
     );
 }
 
@@ -400,7 +423,7 @@ fn offline_says_which_files_to_put_where() {
         "{text}"
     );
     assert!(!text.contains('\n'), "{text}");
-    assert_eq!(entries(&locs.cache_dir), Vec::<String>::new());
+    assert_eq!(entries(&locs.cache_dir), [INSTALL_LOCK]);
 }
 
 #[test]
