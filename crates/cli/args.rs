@@ -97,6 +97,11 @@ pub enum Command {
     Run(SpecArgs),
     /// List the runs in the work directory with their state and final numbers.
     Runs,
+    /// Bring a network trained elsewhere into the work directory as a run, for every analysis
+    /// (`--run <id>`): a PyTorch state_dict (.pt, .pth, the reference zoo's .t7) of one of the
+    /// paper's architectures, named as the reference code names its modules. Prints the run id
+    /// and the test accuracy measured on import.
+    Import(ImportArgs),
     /// Compute a 1-D or 2-D loss surface around a trained run.
     Surface(SurfaceCommand),
     /// Compute the loss along the line between two trained runs (the paper's figure 2).
@@ -257,6 +262,22 @@ pub struct ReproduceArgs {
     /// Override a spec key: --set train.epochs=2.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+}
+
+/// `landscape import ...`
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The checkpoint (`torch.save(model.state_dict(), path)`, bare or in a dictionary).
+    pub file: PathBuf,
+    /// Its architecture, as `landscape models` names it (resnet20, vgg9, resnet56-noshort, ...).
+    #[arg(long)]
+    pub model: Arch,
+    /// Its channel multiplier (1: the paper's network).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// The data set it was trained on.
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: DatasetName,
 }
 
 /// `landscape plot ...`

@@ -51,6 +51,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => spec_command(&context()?, &args.spec, false, args.shard),
         Command::Run(args) => spec_command(&context()?, args, true, Shard::WHOLE),
         Command::Runs => runs(&cli.workdir),
+        Command::Import(args) => {
+            let outcome = landscape_pipeline::import::import(
+                &context()?,
+                &landscape_pipeline::import::ImportRequest {
+                    file: &args.file,
+                    model: args.model,
+                    width: args.width,
+                    dataset: args.dataset,
+                },
+            )?;
+            let status = &outcome.status;
+            println!(
+                "{} ({}): test accuracy {:.2}%, test loss {:.4}",
+                outcome.id,
+                if outcome.found { "found" } else { "imported" },
+                status.test_acc.unwrap_or(f64::NAN),
+                status.test_loss.unwrap_or(f64::NAN)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Surface(command) => print(command.run(&context()?)?),
         Command::Interpolate(command) => print(command.run(&context()?)?),
         Command::Trajectory(command) => print(command.run(&context()?)?),

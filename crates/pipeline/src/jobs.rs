@@ -198,11 +198,14 @@ fn run_line(run: &RunDir, id: String, live: Option<String>) -> Result<JobLine> {
         id,
         kind: "run".into(),
         state,
-        progress: format!(
-            "{}/{} epochs",
-            status.as_ref().map_or(0, |s| s.epochs_done),
-            record.config.train.epochs
-        ),
+        progress: match &record.config.imported {
+            Some(imported) => format!("imported {}", imported.format),
+            None => format!(
+                "{}/{} epochs",
+                status.as_ref().map_or(0, |s| s.epochs_done),
+                record.config.train.epochs
+            ),
+        },
         about: format!("{} {data} {}", record.experiment, sweep.join(" ")),
         test_acc: status.and_then(|s| s.test_acc),
     })

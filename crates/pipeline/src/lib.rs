@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod bench;
 pub mod cache;
 pub mod data;
+pub mod import;
 pub mod jobs;
 pub mod runs;
 

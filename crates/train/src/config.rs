@@ -222,6 +222,21 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Only an architecture, for a network trained elsewhere: no epochs, no learning rate, the
+    /// other settings at their defaults (an imported run's record; never trained with).
+    pub fn architecture(model: Arch, width: f64) -> Self {
+        let mut table = toml::Table::new();
+        table.insert("model".into(), model.to_string().into());
+        table.insert("width".into(), width.into());
+        table.insert("optimizer".into(), "sgd".into());
+        table.insert("lr".into(), 0.0.into());
+        table.insert("epochs".into(), 0.into());
+        table.insert("batch_size".into(), 128.into());
+        table
+            .try_into()
+            .expect("the required keys of a training config, each of its type")
+    }
+
     /// Checks ranges; errors name the key (`lr: expected a positive number, got -0.1`).
     pub fn validate(&self) -> Result<()> {
         fn check(ok: bool, key: &str, expected: &str, got: impl std::fmt::Display) -> Result<()> {

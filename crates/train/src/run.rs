@@ -38,6 +38,20 @@ pub struct RunConfig {
     pub model_definition: u32,
     /// [`TRAINER_VERSION`] at training time.
     pub trainer: u32,
+    /// For a network trained elsewhere (`landscape import`): the file its parameters came
+    /// from, by content. Its `train` then says only the architecture (no epochs, no training
+    /// settings). Left out of trained runs' records, so their ids are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+}
+
+/// Where an imported network's parameters came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    /// The file's format (`pytorch`).
+    pub format: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: ContentHash,
 }
 
 impl RunConfig {
@@ -67,7 +81,20 @@ impl RunConfig {
             data,
             model_definition: landscape_models::DEFINITION_VERSION,
             trainer: TRAINER_VERSION,
+            imported: None,
         })
+    }
+
+    /// The identity of a network of `train`'s architecture (see [`TrainConfig::architecture`])
+    /// whose parameters were trained elsewhere and imported from a file.
+    pub fn imported(train: TrainConfig, data: DataIdentity, imported: Imported) -> Self {
+        Self {
+            train,
+            data,
+            model_definition: landscape_models::DEFINITION_VERSION,
+            trainer: TRAINER_VERSION,
+            imported: Some(imported),
+        }
     }
 
     /// What is legal but probably not meant (one sentence each): a batch that leaves fewer than
