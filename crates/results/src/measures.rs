@@ -140,36 +140,42 @@ pub fn nonconvex_share(grid: &Grid2d) -> f64 {
 /// at the top contour level keeps the exploding walls, where a coarse grid's curvature is
 /// noise, out of the count.
 pub fn nonconvex_points(grid: &Grid2d, cap: f64) -> (usize, usize) {
-    let (nx, ny) = (grid.nx(), grid.ny());
-    if nx < 3 || ny < 3 {
-        return (0, 0);
-    }
-    let (hx, hy) = (grid.x()[1] - grid.x()[0], grid.y()[1] - grid.y()[0]);
     let (mut counted, mut concave) = (0usize, 0usize);
-    for iy in 1..ny - 1 {
-        for ix in 1..nx - 1 {
-            let z = |dx: isize, dy: isize| {
-                grid.get((ix as isize + dx) as usize, (iy as isize + dy) as usize)
-            };
-            if cap.is_finite() && !(-1..=1).all(|dy| (-1..=1).all(|dx| z(dx, dy) < cap)) {
-                continue;
-            }
-            let fxx = (z(1, 0) - 2.0 * z(0, 0) + z(-1, 0)) / (hx * hx);
-            let fyy = (z(0, 1) - 2.0 * z(0, 0) + z(0, -1)) / (hy * hy);
-            let fxy = (z(1, 1) - z(1, -1) - z(-1, 1) + z(-1, -1)) / (4.0 * hx * hy);
-            if !(fxx.is_finite() && fyy.is_finite() && fxy.is_finite()) {
-                continue;
-            }
-            let mean = 0.5 * (fxx + fyy);
-            let spread = (0.25 * (fxx - fyy).powi(2) + fxy * fxy).sqrt();
-            let (lo, hi) = (mean - spread, mean + spread);
-            counted += 1;
-            if lo < -0.1 * lo.abs().max(hi.abs()) {
-                concave += 1;
+    for iy in 1..grid.ny().saturating_sub(1) {
+        for ix in 1..grid.nx().saturating_sub(1) {
+            if let Some(nonconvex) = looks_nonconvex(grid, ix, iy, cap) {
+                counted += 1;
+                concave += usize::from(nonconvex);
             }
         }
     }
     (concave, counted)
+}
+
+/// Whether the surface looks non-convex at grid point (`ix`, `iy`): its finite-difference
+/// Hessian has `lambda_min < -0.1 |lambda_max|`. `None` where that cannot be read: an edge
+/// point, a neighbourhood reaching `cap` or beyond, or a non-finite value.
+pub fn looks_nonconvex(grid: &Grid2d, ix: usize, iy: usize, cap: f64) -> Option<bool> {
+    let (nx, ny) = (grid.nx(), grid.ny());
+    if ix == 0 || iy == 0 || ix + 1 >= nx || iy + 1 >= ny {
+        return None;
+    }
+    let (hx, hy) = (grid.x()[1] - grid.x()[0], grid.y()[1] - grid.y()[0]);
+    let z =
+        |dx: isize, dy: isize| grid.get((ix as isize + dx) as usize, (iy as isize + dy) as usize);
+    if cap.is_finite() && !(-1..=1).all(|dy| (-1..=1).all(|dx| z(dx, dy) < cap)) {
+        return None;
+    }
+    let fxx = (z(1, 0) - 2.0 * z(0, 0) + z(-1, 0)) / (hx * hx);
+    let fyy = (z(0, 1) - 2.0 * z(0, 0) + z(0, -1)) / (hy * hy);
+    let fxy = (z(1, 1) - z(1, -1) - z(-1, 1) + z(-1, -1)) / (4.0 * hx * hy);
+    if !(fxx.is_finite() && fyy.is_finite() && fxy.is_finite()) {
+        return None;
+    }
+    let mean = 0.5 * (fxx + fyy);
+    let spread = (0.25 * (fxx - fyy).powi(2) + fxy * fxy).sqrt();
+    let (lo, hi) = (mean - spread, mean + spread);
+    Some(lo < -0.1 * lo.abs().max(hi.abs()))
 }
 
 /// The fewest interior points in view (see [`nonconvex_in_view`]) a convexity reading needs: a
