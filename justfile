@@ -8,17 +8,18 @@ setup:
     if command -v apt-get >/dev/null; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist libhdf5-dev python3-h5py || echo "could not install the Debian packages; synthetic data will stand in, and build without --features hdf5"
     fi
-    cargo build --release --features hdf5
+    cargo build --release --features hdf5,onnx
 
 # The release binary as shipped, in target/dist/: landscape stripped of its debug info, which
 # goes beside it in landscape.debug (gdb, perf and backtraces find it there).
 dist:
-    cargo build --release --features hdf5
+    cargo build --release --features hdf5,onnx
     scripts/dist.sh target/release/landscape target/dist
 
-# Every test (unit, integration, end to end through the binary), HDF5 export included.
+# Every test (unit, integration, end to end through the binary), HDF5 export and ONNX import
+# included.
 test:
-    cargo test --workspace --features hdf5
+    cargo test --workspace --features hdf5,onnx
 
 # The CPU kernels' tests cross-compiled for aarch64 (the NEON path) and run under qemu, as CI
 # does; needs `gcc-aarch64-linux-gnu`, `libc6-dev-arm64-cross`, `qemu-user-static` (Debian) and
@@ -91,6 +92,6 @@ test-slurm:
     fi
     trap 'scripts/slurm-local.sh stop "$dir"' EXIT
     export SLURM_CONF="$dir/slurm.conf"
-    # --workspace --features hdf5: the same feature resolution as `just test`, so nothing is
+    # --workspace --features hdf5,onnx: the same feature resolution as `just test`, so nothing is
     # built again.
-    cargo test --workspace --features hdf5 --test slurm -- --ignored
+    cargo test --workspace --features hdf5,onnx --test slurm -- --ignored

@@ -88,3 +88,53 @@ fn an_imported_checkpoint_is_a_run_every_analysis_takes() {
         .count();
     assert_eq!(listed, 1, "a refused import left a run behind");
 }
+
+/// An ONNX model exported by PyTorch (tests/fixtures/onnx): a run whose graph is its own.
+#[cfg(feature = "onnx")]
+#[test]
+fn an_imported_onnx_model_is_a_run_every_analysis_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/cnn.onnx");
+    let onnx = |extra: &[&str]| {
+        landscape(&work)
+            .arg("import")
+            .arg(&model)
+            .args(["--dataset", "synthetic"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = onnx(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let id = line.split_whitespace().next().unwrap().to_string();
+    assert!(
+        id.starts_with("imported-") && line.contains("(imported)"),
+        "{line}"
+    );
+    assert!(work.join(&id).join("network.json").exists());
+    let again = String::from_utf8(onnx(&[]).stdout).unwrap();
+    assert!(again.starts_with(&format!("{id} (found)")), "{again}");
+    let err = one_line_failure(&onnx(&["--model", "resnet20"]));
+    assert!(
+        err.contains("an ONNX model says its own architecture"),
+        "{err}"
+    );
+
+    // A 2-D surface around it, drawn.
+    let csv = run_ok(landscape(&work).args([
+        "surface", "--run", &id, "--x", "-1:1:3", "--y", "-1:1:3", "--subset", "64",
+    ]));
+    let surface = PathBuf::from(csv.trim()).parent().unwrap().to_path_buf();
+    let table = std::fs::read_to_string(surface.join("surface.csv")).unwrap();
+    assert_eq!(table.lines().count(), 1 + 9);
+    let plotted = run_ok(landscape(&work).arg("plot").arg(&surface).args([
+        "--kinds", "contour", "--vmin", "1", "--vmax", "4", "--vlevel", "0.25",
+    ]));
+    assert!(plotted.contains("train_loss_2dcontour.png"), "{plotted}");
+}

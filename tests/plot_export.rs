@@ -5,6 +5,7 @@
 mod common;
 
 use common::{landscape, one_epoch_spec, one_line_failure, run_ok, train, write_spec};
+#[cfg(feature = "hdf5")]
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

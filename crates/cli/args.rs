@@ -99,8 +99,9 @@ pub enum Command {
     Runs,
     /// Bring a network trained elsewhere into the work directory as a run, for every analysis
     /// (`--run <id>`): a PyTorch state_dict (.pt, .pth, the reference zoo's .t7) of one of the
-    /// paper's architectures, named as the reference code names its modules. Prints the run id
-    /// and the test accuracy measured on import.
+    /// paper's architectures, named as the reference code names its modules, or an ONNX model
+    /// (.onnx) of one's own CNN classifier (the `onnx` build). Prints the run id and the test
+    /// accuracy measured on import.
     Import(ImportArgs),
     /// Compute a 1-D or 2-D loss surface around a trained run.
     Surface(SurfaceCommand),
@@ -267,12 +268,15 @@ pub struct ReproduceArgs {
 /// `landscape import ...`
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// The checkpoint (`torch.save(model.state_dict(), path)`, bare or in a dictionary).
+    /// The checkpoint (`torch.save(model.state_dict(), path)`, bare or in a dictionary), or the
+    /// ONNX model (`torch.onnx.export(model.eval(), x, "m.onnx",
+    /// training=torch.onnx.TrainingMode.PRESERVE)` keeps its BatchNorms).
     pub file: PathBuf,
-    /// Its architecture, as `landscape models` names it (resnet20, vgg9, resnet56-noshort, ...).
+    /// A checkpoint's architecture, as `landscape models` names it (resnet20, vgg9,
+    /// resnet56-noshort, ...); an ONNX model says its own.
     #[arg(long)]
-    pub model: Arch,
-    /// Its channel multiplier (1: the paper's network).
+    pub model: Option<Arch>,
+    /// A checkpoint's channel multiplier (1: the paper's network).
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
     /// The data set it was trained on.

@@ -8,4 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod names;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod pytorch;

@@ -26,7 +26,7 @@ const VGG9_PLAN: [Option<usize>; 10] = [
 pub fn reference_name(arch: Arch, name: &str) -> String {
     match arch {
         Arch::Vgg9 => vgg9_reference_name(name),
-        Arch::ResNet { .. } | Arch::DenseNet121 => name.to_string(),
+        Arch::ResNet { .. } | Arch::DenseNet121 | Arch::Imported => name.to_string(),
     }
 }
 

@@ -25,6 +25,9 @@ pub enum Arch {
     },
     /// DenseNet-121 for 32x32 inputs (growth 32, blocks 6/12/24/16, reduction 0.5).
     DenseNet121,
+    /// A network read from a file (`landscape import` of an ONNX model): its graph is kept
+    /// with its run ([`crate::Network::load_graph`]), not built from a name.
+    Imported,
 }
 
 impl Arch {
@@ -57,6 +60,7 @@ impl fmt::Display for Arch {
         match *self {
             Arch::Vgg9 => write!(f, "vgg9"),
             Arch::DenseNet121 => write!(f, "densenet121"),
+            Arch::Imported => write!(f, "imported"),
             Arch::ResNet {
                 depth,
                 skips,
@@ -85,6 +89,7 @@ impl FromStr for Arch {
         match s {
             "vgg9" => return Ok(Arch::Vgg9),
             "densenet121" => return Ok(Arch::DenseNet121),
+            "imported" => return Ok(Arch::Imported),
             _ => {}
         }
         let (body, skips) = match s.strip_suffix("-noshort") {
@@ -213,8 +218,9 @@ impl Builder {
     }
 }
 
-/// Builds the graph and parameter layout of `arch` at `width` for `classes` outputs.
-pub fn build(arch: Arch, width: f64, classes: usize) -> (Vec<Layer>, ParamLayout) {
+/// Builds the graph and parameter layout of `arch` at `width` for `classes` outputs (`None`
+/// for [`Arch::Imported`], whose graph comes from its file).
+pub fn build(arch: Arch, width: f64, classes: usize) -> Option<(Vec<Layer>, ParamLayout)> {
     let mut b = Builder {
         layout: ParamLayout::default(),
         width,
@@ -227,8 +233,9 @@ pub fn build(arch: Arch, width: f64, classes: usize) -> (Vec<Layer>, ParamLayout
             widen,
         } => resnet(&mut b, depth, skips, widen, classes),
         Arch::DenseNet121 => densenet121(&mut b, classes),
+        Arch::Imported => return None,
     };
-    (layers, b.layout)
+    Some((layers, b.layout))
 }
 
 /// VGG-9: 3x3 convs with bias, each followed by BatchNorm and ReLU, max pools to 4x4, then

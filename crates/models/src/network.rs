@@ -56,13 +56,49 @@ impl Network {
                 spec.width
             );
         }
+        let Some((layers, layout)) = build(spec.arch, spec.width, spec.classes) else {
+            bail!(
+                "an imported network is read from its file (`landscape import`), not built by name"
+            );
+        };
+        Self::checked(spec, layers, layout)
+    }
+
+    /// A network of a graph read from elsewhere (an ONNX model): `layers` over `layout`, with
+    /// `classes` outputs, as [`Arch::Imported`].
+    pub fn from_graph(layers: Vec<Layer>, layout: ParamLayout, classes: usize) -> Result<Self> {
+        let spec = NetworkSpec {
+            arch: Arch::Imported,
+            width: 1.0,
+            classes,
+        };
+        Self::checked(spec, layers, layout)
+    }
+
+    /// Writes the graph and its layout to `path` (JSON), for [`Network::load_graph`].
+    pub fn save_graph(&self, path: &std::path::Path) -> Result<()> {
+        let graph =
+            serde_json::to_vec_pretty(&(&self.layers, self.layout.as_ref(), self.spec.classes))?;
+        landscape_core::atomic::write_atomic(path, &graph)
+    }
+
+    /// The imported network [`Network::save_graph`] wrote to `path`.
+    pub fn load_graph(path: &std::path::Path) -> Result<Self> {
+        let text =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let (layers, layout, classes): (Vec<Layer>, ParamLayout, usize) =
+            serde_json::from_slice(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a network graph ({e})", path.display()))?;
+        Self::from_graph(layers, layout, classes)
+    }
+
+    fn checked(spec: NetworkSpec, layers: Vec<Layer>, layout: ParamLayout) -> Result<Self> {
         if spec.classes < 2 {
             bail!(
                 "a classifier needs at least 2 classes, got {}",
                 spec.classes
             );
         }
-        let (layers, layout) = build(spec.arch, spec.width, spec.classes);
         let parameters = layout.numel(crate::ParamScope::States);
         if parameters > MAX_PARAMETERS {
             bail!(

@@ -1,5 +1,7 @@
 //! `landscape import`: a network trained elsewhere becomes a run of the work directory, so every
-//! analysis (`surface --run`, `interpolate`, `hessian`, ...) takes it as it takes a trained one.
+//! analysis (`surface --run`, `interpolate`, `hessian`, ...) takes it as it takes a trained one:
+//! a PyTorch checkpoint of one of the paper's architectures, or an ONNX model of one's own CNN
+//! (whose graph the run keeps in `network.json`; the `onnx` build).
 //!
 //! The run's id hashes the file's bytes, the architecture and the data, so importing the same
 //! file again finds the run and another file is another run. Its one checkpoint is epoch 0;
@@ -9,6 +11,7 @@
 use crate::{Context, data};
 use anyhow::{Result, bail};
 use landscape_core::hash::ContentHash;
+use landscape_core::tensor_file::TensorFile;
 use landscape_data::DatasetName;
 use landscape_models::eval::Evaluator;
 use landscape_models::{Arch, Network, NetworkSpec, checkpoint};
@@ -22,10 +25,10 @@ use std::path::Path;
 
 /// A network to import.
 pub struct ImportRequest<'a> {
-    /// The PyTorch checkpoint.
+    /// The PyTorch checkpoint, or the ONNX model (`.onnx`).
     pub file: &'a Path,
-    /// Its architecture.
-    pub model: Arch,
+    /// The checkpoint's architecture (an ONNX model says its own).
+    pub model: Option<Arch>,
     /// Its channel multiplier.
     pub width: f64,
     /// The data set it was trained on (its classes must be the network's outputs).
@@ -45,21 +48,34 @@ pub struct ImportOutcome {
 /// Imports `request.file` as a run of `ctx.workdir`, or finds it there.
 pub fn import(ctx: &Context, request: &ImportRequest) -> Result<ImportOutcome> {
     let ds = data::load(request.dataset, &ctx.locations)?;
-    let network = Network::new(NetworkSpec {
-        arch: request.model,
-        width: request.width,
-        classes: ds.classes,
-    })?;
-    let tensors = landscape_import::pytorch::read(request.file, &network)?;
+    let onnx = request.file.extension().is_some_and(|e| e == "onnx");
+    let (network, tensors) = match (onnx, request.model) {
+        (true, None) => read_onnx(request.file, ds.classes)?,
+        (true, Some(_)) => bail!("--model: an ONNX model says its own architecture; leave it out"),
+        (false, None) => bail!(
+            "--model: which of landscape's architectures {} is (`landscape models` lists them)",
+            request.file.display()
+        ),
+        (false, Some(arch)) => {
+            let network = Network::new(NetworkSpec {
+                arch,
+                width: request.width,
+                classes: ds.classes,
+            })?;
+            let tensors = landscape_import::pytorch::read(request.file, &network)?;
+            (network, tensors)
+        }
+    };
+    let spec = network.spec();
     let config = RunConfig::imported(
-        TrainConfig::architecture(request.model, request.width),
+        TrainConfig::architecture(spec.arch, spec.width),
         DataIdentity {
             name: ds.name,
             fingerprint: ds.fingerprint.clone(),
             classes: ds.classes,
         },
         Imported {
-            format: "pytorch".into(),
+            format: if onnx { "onnx" } else { "pytorch" }.into(),
             sha256: ContentHash::of_file(request.file)?,
         },
     );
@@ -80,6 +96,9 @@ pub fn import(ctx: &Context, request: &ImportRequest) -> Result<ImportOutcome> {
     }
     let params =
         checkpoint::from_tensor_file(&tensors, network.layout(), &ctx.device, request.file)?;
+    if spec.arch == Arch::Imported {
+        network.save_graph(&dir.graph_path())?;
+    }
     let test = upload(&ds.test, &ds.normalization, &ctx.device)?;
     let evaluation = Evaluator::new(network.layers()).evaluate(params.tensors(), &test);
     let metadata = BTreeMap::from([
@@ -115,4 +134,17 @@ pub fn import(ctx: &Context, request: &ImportRequest) -> Result<ImportOutcome> {
         status,
         found: false,
     })
+}
+
+#[cfg(feature = "onnx")]
+fn read_onnx(file: &Path, classes: usize) -> Result<(Network, TensorFile)> {
+    landscape_import::onnx::read(file, classes)
+}
+
+#[cfg(not(feature = "onnx"))]
+fn read_onnx(file: &Path, _classes: usize) -> Result<(Network, TensorFile)> {
+    bail!(
+        "{}: this landscape was built without ONNX import; build it with `cargo install --path . --features onnx`",
+        file.display()
+    )
 }

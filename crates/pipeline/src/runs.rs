@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use burn::tensor::Device;
 use landscape_core::hash::ContentHash;
 use landscape_core::tensor_file::TensorFile;
-use landscape_models::{Network, NetworkSpec, ParamSet, checkpoint};
+use landscape_models::{Arch, Network, NetworkSpec, ParamSet, checkpoint};
 use landscape_spec::{Spec, SweepRun};
 use landscape_surface::surface::PointRef;
 use landscape_train::data::fixed_subset;
@@ -172,11 +172,14 @@ impl OpenRun {
                 status.message
             ),
         }
-        let network = Network::new(NetworkSpec {
-            arch: record.config.train.model,
-            width: record.config.train.width,
-            classes: record.config.data.classes,
-        })?;
+        let network = match record.config.train.model {
+            Arch::Imported => Network::load_graph(&dir.graph_path())?,
+            arch => Network::new(NetworkSpec {
+                arch,
+                width: record.config.train.width,
+                classes: record.config.data.classes,
+            })?,
+        };
         Ok(Self {
             record,
             network,

@@ -34,7 +34,7 @@ fn shape(run: &RunResult) -> Option<(usize, bool, usize)> {
             widen,
         } => Some((depth, skips, widen)),
         Arch::DenseNet121 => Some((121, true, 1)),
-        Arch::Vgg9 => None,
+        Arch::Vgg9 | Arch::Imported => None,
     }
 }
 

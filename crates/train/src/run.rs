@@ -214,6 +214,11 @@ impl RunDir {
         self.root.join("status.toml")
     }
 
+    /// `network.json`: the graph of an imported network that is not built by name (ONNX).
+    pub fn graph_path(&self) -> PathBuf {
+        self.root.join("network.json")
+    }
+
     /// `metrics.csv`.
     pub fn metrics_path(&self) -> PathBuf {
         self.root.join("metrics.csv")
