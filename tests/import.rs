@@ -29,12 +29,8 @@ fn import(work: &Path, file: &Path, model: &str) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn an_imported_checkpoint_is_a_run_every_analysis_takes() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let t7 = fixture("resnet20-w0.25.t7");
-    let out = import(&work, &t7, "resnet20");
+/// The id of the run a successful `landscape import` printed, which starts with `prefix`.
+fn imported(out: std::process::Output, prefix: &str) -> String {
     assert!(
         out.status.success(),
         "{}",
@@ -43,9 +39,18 @@ fn an_imported_checkpoint_is_a_run_every_analysis_takes() {
     let line = String::from_utf8(out.stdout).unwrap();
     let id = line.split_whitespace().next().unwrap().to_string();
     assert!(
-        id.starts_with("resnet20-") && line.contains("(imported): test accuracy"),
+        id.starts_with(prefix) && line.contains("(imported): test accuracy"),
         "{line}"
     );
+    id
+}
+
+#[test]
+fn an_imported_checkpoint_is_a_run_every_analysis_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let t7 = fixture("resnet20-w0.25.t7");
+    let id = imported(import(&work, &t7, "resnet20"), "resnet20-");
 
     // The same bytes under another name are the same run; `runs` lists it as complete.
     let copy = dir.path().join("renamed.t7");
@@ -105,18 +110,7 @@ fn an_imported_onnx_model_is_a_run_every_analysis_takes() {
             .output()
             .unwrap()
     };
-    let out = onnx(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).unwrap();
-    let id = line.split_whitespace().next().unwrap().to_string();
-    assert!(
-        id.starts_with("imported-") && line.contains("(imported)"),
-        "{line}"
-    );
+    let id = imported(onnx(&[]), "imported-");
     assert!(work.join(&id).join("network.json").exists());
     let again = String::from_utf8(onnx(&[]).stdout).unwrap();
     assert!(again.starts_with(&format!("{id} (found)")), "{again}");

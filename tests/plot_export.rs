@@ -236,6 +236,11 @@ fn plot_draws_every_kind_of_artifact_and_refuses_in_one_line() {
         &a.plane,
         "not a trajectory directory",
     );
+    refuse(
+        &["--path", a.trajectory.to_str().unwrap()],
+        &a.surface,
+        "not on this path's PCA plane",
+    );
     let untested = run_ok(landscape(&a.work).args([
         "surface", "--run", &a.id, "--x", "-1:1:2", "--y", "-1:1:2", "--subset", "64",
     ]));

@@ -7,20 +7,7 @@
 //! `classifier`, where landscape says `conv<i>`, `bn<i>`, `fc1`, `bn_fc1` and `fc2`.
 
 use landscape_models::Arch;
-
-/// VGG-9's plan as the reference's `cfg['VGG9']`: channels of a convolution, or a max pool.
-const VGG9_PLAN: [Option<usize>; 10] = [
-    Some(64),
-    Some(64),
-    None,
-    Some(128),
-    Some(128),
-    None,
-    Some(256),
-    Some(256),
-    Some(256),
-    None,
-];
+use landscape_models::arch::VGG9_PLAN;
 
 /// The reference's name of landscape's tensor `name` in a network of `arch`.
 pub fn reference_name(arch: Arch, name: &str) -> String {

@@ -238,24 +238,27 @@ pub fn build(arch: Arch, width: f64, classes: usize) -> Option<(Vec<Layer>, Para
     Some((layers, b.layout))
 }
 
+/// VGG-9's plan, as the reference's `cfg['VGG9']`: the channels of each convolution (at width
+/// 1), `None` for a 2x2 max pool.
+pub const VGG9_PLAN: [Option<usize>; 10] = [
+    Some(64),
+    Some(64),
+    None,
+    Some(128),
+    Some(128),
+    None,
+    Some(256),
+    Some(256),
+    Some(256),
+    None,
+];
+
 /// VGG-9: 3x3 convs with bias, each followed by BatchNorm and ReLU, max pools to 4x4, then
 /// Linear-BatchNorm1d-ReLU-Linear.
 fn vgg9(b: &mut Builder, classes: usize) -> Vec<Layer> {
-    let plan: [Option<usize>; 10] = [
-        Some(64),
-        Some(64),
-        None,
-        Some(128),
-        Some(128),
-        None,
-        Some(256),
-        Some(256),
-        Some(256),
-        None,
-    ];
     let mut layers = Vec::new();
     let (mut cin, mut i) = (3, 1);
-    for step in plan {
+    for step in VGG9_PLAN {
         match step {
             Some(c) => {
                 let c = b.scale(c);

@@ -9,12 +9,14 @@ use crate::artifact::{Artifact, Quantity, neighbour_run};
 use crate::collect::{SurfaceResult, loss_grid};
 use crate::panels::curve_panel;
 use anyhow::{Context, Result, bail, ensure};
+use landscape_core::hash::ContentHash;
 use landscape_curvature::eigen_ratio::{EigenRatioMeta, RatioRow};
 use landscape_figures::{
     ContourPanel, Figure, Grid2d, HeatmapPanel, Labels, LinePanel, PathOverlay, Point, Series,
     SurfacePanel, VtpOptions, ZTransform, linear_levels, write_surface_html, write_vtp,
 };
 use landscape_job::job::read_meta;
+use landscape_surface::direction::DirectionRecipe;
 use landscape_trajectory::trajectory::{TrajectoryMeta, TrajectoryOutcome};
 use std::path::{Path, PathBuf};
 
@@ -76,7 +78,8 @@ pub struct PlotOptions {
     #[arg(long, default_value_t = 5.0)]
     pub loss_max: f64,
     /// A trajectory directory whose path is drawn over a 2-D surface's contours, HTML and VTP
-    /// (the surface of its PCA plane, as `landscape trajectory` computes it).
+    /// (the surface of its PCA plane, as `landscape trajectory` computes it; in 3-D over the
+    /// training loss only, at its projection's loss).
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
     /// Which drawings, comma-separated [default: every one the artifact has].
@@ -144,8 +147,15 @@ pub fn plot(dir: &Path, options: &PlotOptions) -> Result<Vec<PathBuf>> {
             dir.display()
         );
     }
-    if path.is_some() && !matches!(&artifact, Artifact::Surface(s) if s.meta.grid.y.is_some()) {
-        bail!("--path: a path is drawn over a 2-D surface only");
+    if let Some(t) = &path {
+        let Artifact::Surface(s) = &artifact else {
+            bail!("--path: a path is drawn over a 2-D surface only");
+        };
+        ensure!(
+            s.meta.grid.y.is_some(),
+            "--path: a path is drawn over a 2-D surface only"
+        );
+        on_its_plane(s, t)?;
     }
     let out = options.out.clone().unwrap_or_else(|| dir.join("plots"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -205,7 +215,10 @@ impl Drawing<'_> {
                 ZScale::Linear => ZTransform::Identity,
             },
         };
-        let trail = path.map_or(Vec::new(), trail);
+        // The path in 3-D sits at its projection's training loss: on a training-loss surface.
+        let trail = path
+            .filter(|_| q == Quantity::TrainLoss)
+            .map_or(Vec::new(), trail);
         match kind {
             PlotKind::Contour | PlotKind::Contourf => {
                 let panel = if kind == PlotKind::Contour {
@@ -289,6 +302,25 @@ impl Drawing<'_> {
     }
 }
 
+/// Checks that surface `s` lies on the PCA plane of path `t`: its directions are the path's
+/// `directions.safetensors`, by content (a path drawn over another plane would mislead).
+fn on_its_plane(s: &SurfaceResult, t: &TrajectoryOutcome) -> Result<()> {
+    let file = t.dir.join("directions.safetensors");
+    let plane = ContentHash::of_file(&file)?;
+    let on_it = s
+        .meta
+        .directions
+        .iter()
+        .all(|d| matches!(d, DirectionRecipe::File { hash } if *hash == plane));
+    ensure!(
+        on_it,
+        "--path {}: the surface is not on this path's PCA plane (its directions are not {})",
+        t.dir.display(),
+        file.display()
+    );
+    Ok(())
+}
+
 /// `vmin, vmin + vlevel, ...` below `vmax`, as `np.arange(vmin, vmax, vlevel)`.
 fn contour_levels(o: &PlotOptions) -> Vec<f64> {
     let mut levels = linear_levels(o.vmin, o.vlevel, o.vmax);
@@ -303,7 +335,6 @@ fn contour_levels(o: &PlotOptions) -> Vec<f64> {
 
 /// The label of axis `index` (0 = x) of a surface: its direction's normalization or origin.
 fn axis_label(s: &SurfaceResult, index: usize) -> String {
-    use landscape_surface::direction::DirectionRecipe;
     let axis = ["x", "y"][index];
     match s.meta.directions.get(index) {
         Some(DirectionRecipe::Random { norm, .. }) => {
