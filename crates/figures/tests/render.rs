@@ -354,3 +354,31 @@ fn bad_input_is_an_error_naming_the_panel() {
         "no file for a failed figure"
     );
 }
+
+/// A shared height scale is the one drawn: the z axis' tick labels follow it (the SVG's text),
+/// and the transformed value range is what a figure pools for it.
+#[test]
+fn a_surface_on_a_shared_z_range_draws_that_range() {
+    let panel = surface();
+    let (low, high) = panel.value_range().unwrap();
+    let grid = bowl_with_holes();
+    let log = |v: f64| ZTransform::PAPER_LOG.apply(v);
+    assert_eq!(
+        (low, high),
+        (log(grid.min().unwrap()), log(grid.max().unwrap()))
+    );
+    // The largest number the figure writes (the top of the height axis).
+    let top = |svg: String| {
+        svg.split('>')
+            .filter_map(|t| t.split('<').next()?.trim().parse::<f64>().ok())
+            .fold(f64::MIN, f64::max)
+    };
+    let own = top(Figure::single(panel.clone()).render_svg().unwrap());
+    let shared = top(Figure::single(panel.with_z_range(low, 40.0))
+        .render_svg()
+        .unwrap());
+    assert!(
+        own < 10.0 && shared >= 20.0,
+        "tops: own {own}, shared {shared}"
+    );
+}

@@ -8,7 +8,7 @@ use crate::collect::Collected;
 use crate::figure5::{SkipRun, checks, skip_product, skip_runs};
 use crate::panels::{LOSS_CLIP, surface_3d_panel};
 use anyhow::Result;
-use landscape_figures::{Figure, Panel};
+use landscape_figures::{Figure, Panel, SurfacePanel};
 use std::path::Path;
 
 /// The runs of `c` with a `2d` surface, without skips first (on the left, as in figures 1 and
@@ -16,9 +16,21 @@ use std::path::Path;
 pub(crate) fn draw_3d<'a>(c: &'a Collected, title: &str, path: &Path) -> Result<Vec<SkipRun<'a>>> {
     let mut runs = skip_runs(c)?;
     runs.sort_by_key(|r| (r.skips, r.depth));
-    let panels: Vec<Panel> = runs
+    let panels: Vec<SurfacePanel> = runs
         .iter()
-        .map(|r| surface_3d_panel(&r.title(), &r.grid).into())
+        .map(|r| surface_3d_panel(&r.title(), &r.grid))
+        .collect();
+    // One height scale for the figure: side by side, the panels compare at a glance.
+    let shared = panels
+        .iter()
+        .filter_map(SurfacePanel::value_range)
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let panels: Vec<Panel> = panels
+        .into_iter()
+        .map(|p| match shared {
+            Some((low, high)) => p.with_z_range(low, high).into(),
+            None => p.into(),
+        })
         .collect();
     Figure::grid(1, runs.len().max(1), panels)
         .with_title(format!(

@@ -31,6 +31,9 @@ pub struct SurfacePanel {
     pub grid: Grid2d,
     /// Applied to z before drawing.
     pub z_transform: ZTransform,
+    /// The height axis and colour range, after the transform (`None`: the grid's own), so the
+    /// panels of one figure can share one scale.
+    pub z_range: Option<(f64, f64)>,
 }
 
 /// A 3-D chart: grid x across, value up, grid y in depth.
@@ -51,6 +54,22 @@ impl SurfacePanel {
             z_label: z_label.into(),
             grid,
             z_transform: ZTransform::Identity,
+            z_range: None,
+        }
+    }
+
+    /// The finite range of the transformed values (`None` when there are none).
+    pub fn value_range(&self) -> Option<(f64, f64)> {
+        let grid = self.z_transform.apply_to(&self.grid);
+        grid.min().zip(grid.max())
+    }
+
+    /// The same surface drawn on the height axis and colours of `low..=high` (transformed
+    /// values), e.g. the range of every panel of a figure.
+    pub fn with_z_range(self, low: f64, high: f64) -> Self {
+        Self {
+            z_range: Some((low, high)),
+            ..self
         }
     }
 
@@ -64,7 +83,10 @@ impl SurfacePanel {
 
     pub(crate) fn draw<DB: Backend>(&self, area: &Area<DB>) -> Result<()> {
         let grid = self.z_transform.apply_to(&self.grid);
-        let (low, high) = grid.min().zip(grid.max()).unwrap_or((0.0, 1.0));
+        let (low, high) = self
+            .z_range
+            .or_else(|| self.value_range())
+            .unwrap_or((0.0, 1.0));
         let (x, y) = (grid.x_range(), grid.y_range());
         let area = frame::titled(area, &self.labels.title)?;
         let z = frame::padded(Some((low, high)), 0.0);
