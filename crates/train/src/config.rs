@@ -246,6 +246,12 @@ impl TrainConfig {
             Ok(())
         }
         check(
+            self.model != Arch::Imported,
+            "model",
+            "a network `landscape models` lists (an imported one is not trained)",
+            self.model,
+        )?;
+        check(
             self.width > 0.0 && self.width.is_finite(),
             "width",
             "a positive number",
@@ -350,6 +356,19 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imported_architecture_is_not_trained() {
+        let mut config = TrainConfig::architecture(Arch::Imported, 1.0);
+        (config.lr, config.epochs) = (0.1, 1);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("model: expected a network `landscape models` lists"),
+            "{err}"
+        );
+        config.model = Arch::Vgg9;
+        config.validate().unwrap();
+    }
 
     #[test]
     fn step_schedule_decays_after_milestones_like_multisteplr() {
