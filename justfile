@@ -1,29 +1,30 @@
 # landscape: `just --list` shows the recipes.
 
-# Build the release binary (with HDF5 export) and install the Debian packages it uses:
-# Fashion-MNIST (offline data), the HDF5 library, and h5py for the export's test.
+# Debian packages: Fashion-MNIST (offline data), the HDF5 library and h5py (`--features hdf5`:
+# `landscape export --h5` and its test). The binary has default features, as `just reproduce`.
+# Build the release binary and install the Debian packages the project uses.
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
     if command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist libhdf5-dev python3-h5py || echo "could not install the Debian packages; synthetic data will stand in, and build without --features hdf5"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist libhdf5-dev python3-h5py || echo "could not install the Debian packages: synthetic data will stand in, and --features hdf5 will not build"
     fi
-    cargo build --release --features hdf5,onnx
+    cargo build --release
 
-# The release binary as shipped, in target/dist/: landscape stripped of its debug info, which
-# goes beside it in landscape.debug (gdb, perf and backtraces find it there).
+# target/dist/landscape is stripped of its debug info, which goes beside it in landscape.debug
+# (gdb, perf and backtraces find it there).
+# The release binary as shipped (with HDF5 export and ONNX import), in target/dist/.
 dist:
     cargo build --release --features hdf5,onnx
     scripts/dist.sh target/release/landscape target/dist
 
-# Every test (unit, integration, end to end through the binary), HDF5 export and ONNX import
-# included.
+# Every test (unit, integration, end to end through the binary), HDF5 export and ONNX import too.
 test:
     cargo test --workspace --features hdf5,onnx
 
-# The CPU kernels' tests cross-compiled for aarch64 (the NEON path) and run under qemu, as CI
-# does; needs `gcc-aarch64-linux-gnu`, `libc6-dev-arm64-cross`, `qemu-user-static` (Debian) and
+# Needs `gcc-aarch64-linux-gnu`, `libc6-dev-arm64-cross`, `qemu-user-static` (Debian) and
 # `rustup target add aarch64-unknown-linux-gnu`.
+# The CPU kernels' tests cross-compiled for aarch64 (the NEON path), run under qemu, as CI does.
 test-aarch64:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -71,17 +72,18 @@ gpu-build:
     realpath "$target/release/landscape" > target/gpu/cuda-test.exe-path
     ls -l target/gpu
 
-# Check that the CUDA build still compiles, offline (see scripts/cuda-env.sh; a check needs no
-# LLVM, a build does).
+# See scripts/cuda-env.sh; a check needs no LLVM, a build does.
+# Check that the CUDA build still compiles, offline.
 check-cuda:
     #!/usr/bin/env bash
     set -euo pipefail
     source scripts/cuda-env.sh --check-only
     cargo check --features cuda
 
-# `landscape submit` on a real one-node Slurm of this machine (root; Debian's slurm-wlm and
-# munge): started in a temporary directory, the Slurm tests run, the daemons stopped. Where
-# Slurm cannot start, says so and runs nothing (the tests stay ignored, never passed).
+# Root; Debian's slurm-wlm and munge. The cluster starts in a temporary directory, the Slurm
+# tests run, the daemons stop. Where Slurm cannot start, it says so and runs nothing (the tests
+# stay ignored, never passed).
+# `landscape submit` on a real one-node Slurm of this machine.
 test-slurm:
     #!/usr/bin/env bash
     set -euo pipefail
