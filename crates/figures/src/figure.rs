@@ -6,12 +6,11 @@ use crate::panel::Panel;
 use crate::panel::frame::{Area, Backend};
 use anyhow::{Context, Result, ensure};
 use landscape_core::atomic::write_atomic;
-use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend, Text};
+use plotters::prelude::{IntoDrawingArea, SVGBackend, Text};
 use plotters::style::WHITE;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Panel size when none is given: large enough for readable labels, small enough for a grid.
 pub const DEFAULT_PANEL_SIZE: (u32, u32) = (640, 480);
@@ -100,17 +99,22 @@ impl Figure {
         Ok(svg)
     }
 
-    /// The figure as PNG bytes.
+    /// The figure as PNG bytes: its SVG rasterized by resvg with the embedded font, so the PNG
+    /// shows what the SVG shows (plotters' own bitmap text set rotated axis labels upright and
+    /// raised decimal points a pixel or two).
     pub fn render_png(&self) -> Result<Vec<u8>> {
-        // plotters' PNG encoder only writes to a path, so render to a private scratch file and
-        // read it back; the caller then writes the real file atomically.
-        let scratch = ScratchFile::new("png");
-        {
-            let root = BitMapBackend::new(&scratch.0, self.size()).into_drawing_area();
-            self.draw(&root)?;
-            root.present()?;
-        }
-        std::fs::read(&scratch.0).with_context(|| format!("reading back {}", scratch.0.display()))
+        let svg = self.render_svg()?;
+        let tree = resvg::usvg::Tree::from_str(&svg, &font::svg_options())
+            .context("reading back the figure's SVG")?;
+        let (width, height) = self.size();
+        let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
+            .context("a figure of zero size")?;
+        resvg::render(
+            &tree,
+            resvg::tiny_skia::Transform::identity(),
+            &mut pixmap.as_mut(),
+        );
+        pixmap.encode_png().context("encoding the PNG")
     }
 
     fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
@@ -155,28 +159,6 @@ fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut name = OsString::from(stem.as_os_str());
     name.push(suffix);
     PathBuf::from(name)
-}
-
-/// A uniquely named file in the system temporary directory, removed when dropped.
-struct ScratchFile(PathBuf);
-
-impl ScratchFile {
-    fn new(extension: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "landscape-figure-{}-{unique}.{extension}",
-            std::process::id()
-        );
-        Self(std::env::temp_dir().join(name))
-    }
-}
-
-impl Drop for ScratchFile {
-    fn drop(&mut self) {
-        // Nothing to clean when rendering failed before the file was created.
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[cfg(test)]

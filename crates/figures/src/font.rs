@@ -31,3 +31,16 @@ pub(crate) fn text(size: f64) -> TextStyle<'static> {
     ensure_registered();
     (FontFamily::SansSerif, size).into_font().into()
 }
+
+/// How the figures' SVG is read back for rasterizing: the embedded font is the only one, and
+/// every family the SVG names resolves to it, as it does for plotters.
+pub(crate) fn svg_options() -> resvg::usvg::Options<'static> {
+    let mut options = resvg::usvg::Options {
+        font_family: "DejaVu Sans".into(),
+        ..Default::default()
+    };
+    let fonts = options.fontdb_mut();
+    fonts.load_font_data(DEJAVU_SANS.to_vec());
+    fonts.set_sans_serif_family("DejaVu Sans");
+    options
+}
