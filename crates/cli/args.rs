@@ -250,8 +250,9 @@ pub struct ReproduceArgs {
     /// smoke (a minute or two), quick (the default: about an hour on a 2-core CPU) or paper.
     #[arg(long, default_value = "quick")]
     pub scale: Scale,
-    /// Use this data set instead of the spec's (and never stand in for it).
-    #[arg(long)]
+    /// Use this data set instead of the spec's (and never stand in for it): a built-in one,
+    /// folder:PATH (an image folder) or npy:PATH (NumPy arrays).
+    #[arg(long, value_parser = dataset)]
     pub dataset: Option<DatasetName>,
     /// Where to write the results (default: results/<figure>).
     #[arg(long)]
@@ -279,8 +280,8 @@ pub struct ImportArgs {
     /// A checkpoint's channel multiplier (1: the paper's network).
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
-    /// The data set it was trained on.
-    #[arg(long, default_value = "cifar10")]
+    /// The data set it was trained on (a built-in one, folder:PATH or npy:PATH).
+    #[arg(long, default_value = "cifar10", value_parser = dataset)]
     pub dataset: DatasetName,
 }
 
@@ -339,7 +340,10 @@ pub struct CompareSurfacesArgs {
 pub enum DataCommand {
     /// Where a data set comes from, its sizes, shape, class balance and normalization.
     Info {
-        /// cifar10, cifar100, fashion-mnist or synthetic.
+        /// cifar10, cifar100, fashion-mnist, synthetic, folder:PATH (an image folder:
+        /// PATH/train/<class>/*.png|jpg and PATH/test/...) or npy:PATH (NumPy arrays:
+        /// PATH/{train,test}_{images,labels}.npy).
+        #[arg(value_parser = dataset)]
         dataset: DatasetName,
     },
 }
@@ -355,8 +359,9 @@ pub struct SpecArgs {
     /// Override a key after the scale: --set train.lr=0.05 --set analysis.2d.x=-1:1:11.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Use this data set instead of the spec's (and never stand in for it).
-    #[arg(long)]
+    /// Use this data set instead of the spec's (and never stand in for it): a built-in one,
+    /// folder:PATH (an image folder) or npy:PATH (NumPy arrays).
+    #[arg(long, value_parser = dataset)]
     pub dataset: Option<DatasetName>,
 }
 
@@ -368,4 +373,12 @@ pub struct MergeArgs {
     /// Surface directories of the same surface (other shards).
     #[arg(required = true)]
     pub others: Vec<PathBuf>,
+}
+
+/// Parses a data set named on the command line, with the path of one's own data made
+/// absolute (so run records and Slurm jobs find it from any directory).
+fn dataset(text: &str) -> anyhow::Result<DatasetName> {
+    Ok(text
+        .parse::<DatasetName>()?
+        .anchored(std::path::Path::new("")))
 }

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 allow_download: false,
                 ..locations.clone()
             };
-            let ds = data::load(*dataset, &here).map_err(|e| {
+            let ds = data::load(dataset, &here).map_err(|e| {
                 if landscape_data::Missing::in_chain(&e) {
                     e.context(
                         "data info never downloads (a command that trains on it does, online)",
@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     file: &args.file,
                     model: args.model,
                     width: args.width,
-                    dataset: args.dataset,
+                    dataset: args.dataset.clone(),
                 },
             )?;
             let status = &outcome.status;
@@ -79,7 +79,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::EigenRatio(command) => print(command.run(&context()?)?),
         Command::Reproduce(args) => {
             let mut options = ReproduceOptions::new(&args.figure, args.scale);
-            options.dataset = args.dataset;
+            options.dataset = args.dataset.clone();
             options.specs = args.specs.clone();
             options.sets = args.sets.clone();
             options.binary = crate::args::VERSION.to_string();
@@ -242,7 +242,7 @@ fn models() -> Result<ExitCode> {
 
 fn spec_command(ctx: &Context, args: &SpecArgs, analyse: bool, share: Shard) -> Result<ExitCode> {
     let spec = Spec::load(&args.spec, args.scale, &args.sets)?;
-    let outcome = run_spec(ctx, &spec, args.dataset, analyse, share)?;
+    let outcome = run_spec(ctx, &spec, args.dataset.clone(), analyse, share)?;
     println!(
         "{:<30} {:<34} {:>9} {:>7} {:>9}",
         "run", "sweep", "state", "epochs", "test_acc"

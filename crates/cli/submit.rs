@@ -118,7 +118,7 @@ pub fn submit(cli: &Cli, args: &SubmitArgs) -> Result<String> {
             for set in &r.sets {
                 train.extend(["--set".to_string(), set.clone()]);
             }
-            if let Some(d) = r.dataset {
+            if let Some(d) = &r.dataset {
                 train.extend(["--dataset".to_string(), d.to_string()]);
             }
             (

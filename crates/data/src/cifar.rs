@@ -72,7 +72,7 @@ pub(crate) fn load(layout: &Layout, locations: &DataLocations, source: &Source) 
         .chain([&layout.test])
         .map(|(f, _)| f.to_string());
     let wanted = Wanted {
-        name: layout.name,
+        name: layout.name.clone(),
         dir_name: layout.dir,
         files: files.chain([layout.names_file.to_string()]).collect(),
         origin: format!("extracted from {} (md5 {})", source.url, source.md5),
@@ -99,7 +99,7 @@ pub(crate) fn load(layout: &Layout, locations: &DataLocations, source: &Source) 
         }
     };
     Ok(Dataset::new(
-        layout.name,
+        layout.name.clone(),
         dir.display().to_string(),
         class_names,
         train,

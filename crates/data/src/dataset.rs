@@ -25,7 +25,7 @@ pub struct Dataset {
     pub test: ImageSet,
     /// The per-channel normalization a network's input uses.
     pub normalization: Normalization,
-    /// A hash over the name and every image and label of both splits: it keys cached training
+    /// A hash over the kind (not the path of one's own files) and every image and label of both splits: it keys cached training
     /// runs, so any change in the data gives a new fingerprint.
     pub fingerprint: ContentHash,
 }
@@ -40,7 +40,7 @@ impl Dataset {
         test: ImageSet,
         normalization: Normalization,
     ) -> Dataset {
-        let fingerprint = fingerprint(name, &train, &test);
+        let fingerprint = fingerprint(&name, &train, &test);
         Dataset {
             name,
             source,
@@ -93,15 +93,15 @@ impl Dataset {
     }
 }
 
-/// SHA-256 over the name and the SHA-256 of each of the four arrays (train images and
+/// SHA-256 over the data set's kind (one's own files by content, not by path) and the SHA-256 of each of the four arrays (train images and
 /// labels, test images and labels), the four hashed in parallel.
-fn fingerprint(name: DatasetName, train: &ImageSet, test: &ImageSet) -> ContentHash {
+fn fingerprint(name: &DatasetName, train: &ImageSet, test: &ImageSet) -> ContentHash {
     let label_bytes =
         |set: &ImageSet| -> Vec<u8> { set.labels.iter().flat_map(|l| l.to_le_bytes()).collect() };
     let (train_labels, test_labels) = (label_bytes(train), label_bytes(test));
     let parts: [&[u8]; 4] = [&train.images, &train_labels, &test.images, &test_labels];
     let digests: Vec<_> = parts.par_iter().map(Sha256::digest).collect();
-    let mut summary = format!("landscape-data/{name}\n").into_bytes();
+    let mut summary = format!("landscape-data/{}\n", name.kind()).into_bytes();
     for digest in digests {
         summary.extend_from_slice(&digest);
     }
@@ -136,7 +136,7 @@ mod tests {
         label.labels[29] = 0;
         assert_ne!(base.fingerprint, dataset(label).fingerprint);
         let mut renamed = dataset(numbered(30, 10));
-        renamed.fingerprint = fingerprint(DatasetName::Cifar10, &renamed.train, &renamed.test);
+        renamed.fingerprint = fingerprint(&DatasetName::Cifar10, &renamed.train, &renamed.test);
         assert_ne!(base.fingerprint, renamed.fingerprint);
     }
 

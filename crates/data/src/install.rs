@@ -51,7 +51,7 @@ pub(crate) fn find_or_install(
         target.display(),
         wanted.origin
     );
-    let name = wanted.name;
+    let name = &wanted.name;
     let searched = searched.join(" or ");
     if !locations.allow_download {
         return Err(anyhow::Error::new(Missing).context(format!(
@@ -111,7 +111,7 @@ impl Workspace<'_> {
 /// if another process installed it meanwhile, takes that one.
 fn install_dir(
     target: &Path,
-    name: DatasetName,
+    name: &DatasetName,
     fill: impl FnOnce(&Workspace) -> Result<PathBuf>,
 ) -> Result<()> {
     let _claim = claim(target, name)?;
@@ -147,7 +147,7 @@ fn hidden_sibling(target: &Path, suffix: &str) -> PathBuf {
 /// The claim is a lock on the file `.{target's name}.lock`, which stays when the claim ends:
 /// removing it could let a process still waiting on the removed file and a newcomer on a new
 /// one both hold a claim.
-fn claim(target: &Path, name: DatasetName) -> Result<File> {
+fn claim(target: &Path, name: &DatasetName) -> Result<File> {
     let path = hidden_sibling(target, "lock");
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

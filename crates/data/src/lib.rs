@@ -12,7 +12,9 @@
 //!   zero-padded by 2 pixels on every side to 32x32 (its background is 0) and its grey
 //!   channel repeated as R, G and B, so every model takes every data set unchanged;
 //! - `synthetic`: 10 classes of CIFAR-style images generated from a seed, learnable but not
-//!   trivially separable, for runs without files or network.
+//!   trivially separable, for runs without files or network;
+//! - one's own data: an image folder (`folder:PATH`) or NumPy arrays (`npy:PATH`), scaled and
+//!   cropped to 32x32 where needed, with the training split's statistics as normalization.
 //!
 //! Inputs are normalized per channel with [`Normalization`]: the paper's constants for
 //! CIFAR-10, the training set's own statistics otherwise. [`fill_batch`] builds a batch, with
@@ -25,7 +27,7 @@
 //!
 //! let locations = DataLocations::from_env("datasets");
 //! let config = SyntheticConfig { seed: 0, train: 500, test: 100 };
-//! let data = load(DatasetName::Synthetic, &locations, &config)?;
+//! let data = load(&DatasetName::Synthetic, &locations, &config)?;
 //! assert_eq!(data.train.len(), 500);
 //!
 //! let order = epoch_order(data.train.len(), 7, 0);
@@ -46,6 +48,7 @@ mod install;
 mod locations;
 mod name;
 mod normalization;
+mod own;
 mod rng;
 mod synthetic;
 
@@ -59,12 +62,13 @@ pub use normalization::Normalization;
 pub use synthetic::SyntheticConfig;
 
 /// Loads the data set `name`: found in `locations` or downloaded into its cache (CIFAR,
-/// Fashion-MNIST), or generated as `synthetic` says (which the other data sets ignore).
+/// Fashion-MNIST), generated as `synthetic` says (which the other data sets ignore), or read
+/// from the user's own folder or NumPy arrays.
 ///
 /// Any missing, damaged or unexpected file is an error naming the file and the problem; a data
 /// set found nowhere (and not downloaded) has [`Missing`] in its error's chain.
 pub fn load(
-    name: DatasetName,
+    name: &DatasetName,
     locations: &DataLocations,
     synthetic: &SyntheticConfig,
 ) -> anyhow::Result<Dataset> {
@@ -75,5 +79,6 @@ pub fn load(
         }
         DatasetName::FashionMnist => fashion_mnist::load(locations),
         DatasetName::Synthetic => synthetic::generate(synthetic),
+        DatasetName::Folder(_) | DatasetName::Npy(_) => own::load(name),
     }
 }

@@ -129,7 +129,7 @@ fn round_trip(layout: &Layout) {
     let root = tempfile::tempdir().unwrap();
     write_files(root.path(), layout);
     let locs = locations(root.path(), &root.path().join("cache"), false);
-    let data = load(layout.name, &locs, &SyntheticConfig::default()).unwrap();
+    let data = load(&layout.name, &locs, &SyntheticConfig::default()).unwrap();
     check_round_trip(layout, &data.train, 0, 50_000);
     check_round_trip(layout, &data.test, 1, 10_000);
     assert_eq!(data.classes, layout.classes);
@@ -154,7 +154,7 @@ fn cifar10_round_trip_with_the_paper_normalization() {
     let root = tempfile::tempdir().unwrap();
     write_files(root.path(), &CIFAR10);
     let locs = locations(root.path(), &root.path().join("cache"), false);
-    let data = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
+    let data = load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
     assert_eq!(data.normalization, Normalization::CIFAR10);
 }
 
@@ -170,7 +170,7 @@ fn error_after(damage: impl FnOnce(&Path)) -> (String, String) {
     let dir = root.path().join(CIFAR10.dir);
     damage(&dir);
     let locs = locations(root.path(), &root.path().join("cache"), false);
-    let err = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
+    let err = load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
     let text = format!("{err:#}");
     assert!(!text.contains('\n'), "one line: {text}");
     (text, dir.display().to_string())
@@ -309,7 +309,7 @@ fn download_verifies_extracts_and_loads() {
             md5: md5.clone(),
         },
     );
-    let data = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
+    let data = load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
     check_round_trip(&CIFAR10, &data.train, 0, 50_000);
     check_round_trip(&CIFAR10, &data.test, 1, 10_000);
     assert_eq!(
@@ -318,7 +318,7 @@ fn download_verifies_extracts_and_loads() {
         "only the data set is kept"
     );
     // Found in the cache now: the server (gone after one request) is not asked again.
-    let again = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
+    let again = load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
     assert_eq!(again.fingerprint, data.fingerprint);
 }
 
@@ -335,7 +335,7 @@ fn checksum_mismatch_names_both_md5s_and_leaves_nothing() {
             md5: wrong.into(),
         },
     );
-    let err = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
+    let err = load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains(&format!(
@@ -364,7 +364,7 @@ fn connection_closed_mid_body_keeps_the_bytes_for_the_next_try() {
             md5: md5.clone(),
         },
     );
-    let err = load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
+    let err = load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err();
     let text = format!("{err:#}");
     let partial = locs.cache_dir.join(PARTIAL);
     assert!(
@@ -383,7 +383,7 @@ fn connection_closed_mid_body_keeps_the_bytes_for_the_next_try() {
 
     // This server ignores the range asked for and sends the whole file: it is taken whole.
     locs.mirrors.cifar10.url = serve_once(bytes, bytes.len());
-    load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
+    load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap();
     assert_eq!(
         entries(&locs.cache_dir),
         [INSTALL_LOCK, "cifar-10-batches-bin"]
@@ -409,7 +409,7 @@ fn offline_says_which_files_to_put_where() {
     );
     let text = format!(
         "{:#}",
-        load(DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err()
+        load(&DatasetName::Cifar10, &locs, &SyntheticConfig::default()).unwrap_err()
     );
     let target = locs.cache_dir.join("cifar-10-batches-bin");
     let expected = format!(
@@ -436,7 +436,7 @@ fn downloads_off_names_the_official_address() {
     );
     let text = format!(
         "{:#}",
-        load(DatasetName::Cifar100, &locs, &SyntheticConfig::default()).unwrap_err()
+        load(&DatasetName::Cifar100, &locs, &SyntheticConfig::default()).unwrap_err()
     );
     assert!(text.starts_with("cifar100: not found in "), "{text}");
     assert!(text.contains("downloads are off"), "{text}");

@@ -21,7 +21,7 @@ fn locations(system: &Path, cache: &Path) -> DataLocations {
 fn load_from(system: &Path) -> anyhow::Result<Dataset> {
     let cache = tempfile::tempdir().unwrap();
     load(
-        DatasetName::FashionMnist,
+        &DatasetName::FashionMnist,
         &locations(system, cache.path()),
         &SyntheticConfig::default(),
     )

@@ -4,7 +4,7 @@
 use crate::Context;
 use crate::data;
 use crate::runs::OpenRun;
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use landscape_data::{Dataset, DatasetName};
 use landscape_models::eval::DeviceBatches;
 use landscape_train::data::{fixed_subset, upload};
@@ -21,14 +21,25 @@ impl DataCache {
     /// A cache that already holds `dataset`.
     pub fn with(dataset: Dataset) -> Self {
         let mut cache = Self::default();
-        cache.datasets.insert(dataset.name, dataset);
+        cache.datasets.insert(dataset.name.clone(), dataset);
         cache
     }
 
     fn dataset(&mut self, ctx: &Context, run: &OpenRun) -> Result<&Dataset> {
         let identity = &run.record.config.data;
-        if let std::collections::hash_map::Entry::Vacant(e) = self.datasets.entry(identity.name) {
-            e.insert(data::load(identity.name, &ctx.locations)?);
+        if !self.datasets.contains_key(&identity.name) {
+            let mut loaded = data::load(&identity.name, &ctx.locations);
+            if identity.name.path().is_some() {
+                loaded = loaded.with_context(|| {
+                    format!(
+                        "run {} trained on `{}`; if the files moved, `landscape train` with \
+                         --dataset naming their new place records it",
+                        run.record.id, identity.name
+                    )
+                });
+            }
+            let dataset = loaded?;
+            self.datasets.insert(identity.name.clone(), dataset);
         }
         let ds = &self.datasets[&identity.name];
         if ds.fingerprint != identity.fingerprint {

@@ -20,7 +20,7 @@ const STAND_INS: [DatasetName; 2] = [DatasetName::FashionMnist, DatasetName::Syn
 /// present, and says so on stderr. A data set that is there but damaged is an error, never
 /// replaced: its numbers would silently belong to other data.
 pub fn resolve(
-    named: DatasetName,
+    named: &DatasetName,
     locations: &DataLocations,
     allow_stand_in: bool,
 ) -> Result<ResolvedData> {
@@ -30,13 +30,13 @@ pub fn resolve(
             substituted_for: None,
         }),
         Err(error) if allow_stand_in && Missing::in_chain(&error) => {
-            for stand_in in STAND_INS.into_iter().filter(|s| *s != named) {
+            for stand_in in STAND_INS.iter().filter(|s| *s != named) {
                 match load(stand_in, locations) {
                     Ok(dataset) => {
                         announce(named, stand_in, &error);
                         return Ok(ResolvedData {
                             dataset,
-                            substituted_for: Some(named),
+                            substituted_for: Some(named.clone()),
                         });
                     }
                     Err(e) if Missing::in_chain(&e) => continue,
@@ -54,11 +54,11 @@ pub fn resolve(
 }
 
 /// Loads a data set by name (the synthetic one at its default size and seed).
-pub fn load(name: DatasetName, locations: &DataLocations) -> Result<Dataset> {
+pub fn load(name: &DatasetName, locations: &DataLocations) -> Result<Dataset> {
     landscape_data::load(name, locations, &SyntheticConfig::default())
 }
 
-fn announce(named: DatasetName, stand_in: DatasetName, error: &anyhow::Error) {
+fn announce(named: &DatasetName, stand_in: &DatasetName, error: &anyhow::Error) {
     let rule = "=".repeat(78);
     eprintln!("{rule}");
     eprintln!("DATA SET SUBSTITUTED: the spec names `{named}`, which is not available:");
@@ -109,7 +109,7 @@ mod tests {
         let mut locations = offline(root.path());
         // Fashion-MNIST missing too: the synthetic set stands in.
         locations.system_dirs = vec![root.path().join("nothing")];
-        let data = resolve(DatasetName::Cifar10, &locations, true).unwrap();
+        let data = resolve(&DatasetName::Cifar10, &locations, true).unwrap();
         assert_eq!(data.substituted_for, Some(DatasetName::Cifar10));
         assert_eq!(data.dataset.name, DatasetName::Synthetic);
     }
@@ -118,7 +118,7 @@ mod tests {
     fn a_damaged_data_set_is_an_error_never_a_substitution() {
         let root = tempfile::tempdir().unwrap();
         truncated_cifar10(root.path());
-        let err = resolve(DatasetName::Cifar10, &offline(root.path()), true)
+        let err = resolve(&DatasetName::Cifar10, &offline(root.path()), true)
             .err()
             .expect("a truncated CIFAR-10 was replaced");
         let text = format!("{err:#}");
@@ -141,7 +141,7 @@ mod tests {
         ] {
             std::fs::write(fashion.join(file), b"not gzip").unwrap();
         }
-        let err = resolve(DatasetName::Cifar10, &offline(root.path()), true)
+        let err = resolve(&DatasetName::Cifar10, &offline(root.path()), true)
             .err()
             .expect("a damaged Fashion-MNIST was replaced by the synthetic set");
         assert!(

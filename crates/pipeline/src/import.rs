@@ -47,7 +47,7 @@ pub struct ImportOutcome {
 
 /// Imports `request.file` as a run of `ctx.workdir`, or finds it there.
 pub fn import(ctx: &Context, request: &ImportRequest) -> Result<ImportOutcome> {
-    let ds = data::load(request.dataset, &ctx.locations)?;
+    let ds = data::load(&request.dataset, &ctx.locations)?;
     let onnx = request.file.extension().is_some_and(|e| e == "onnx");
     let (network, tensors) = match (onnx, request.model) {
         (true, None) => read_onnx(request.file, ds.classes)?,

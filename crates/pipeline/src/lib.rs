@@ -67,8 +67,9 @@ pub fn run_spec(
         );
     }
     let blocks = analysis::plan(spec)?;
-    let named = dataset.unwrap_or(spec.experiment.dataset);
-    let data = data::resolve(named, &ctx.locations, dataset.is_none())?;
+    let allow_stand_in = dataset.is_none();
+    let named = dataset.unwrap_or_else(|| spec.experiment.dataset.clone());
+    let data = data::resolve(&named, &ctx.locations, allow_stand_in)?;
     let planned: Vec<_> = runs::plan(ctx, spec, &data)?
         .into_iter()
         .enumerate()

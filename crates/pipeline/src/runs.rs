@@ -29,7 +29,7 @@ pub struct PlannedRun {
 pub fn plan(ctx: &Context, spec: &Spec, data: &ResolvedData) -> Result<Vec<PlannedRun>> {
     let ds = &data.dataset;
     let identity = DataIdentity {
-        name: ds.name,
+        name: ds.name.clone(),
         fingerprint: ds.fingerprint.clone(),
         classes: ds.classes,
     };
@@ -66,7 +66,7 @@ pub fn plan(ctx: &Context, spec: &Spec, data: &ResolvedData) -> Result<Vec<Plann
                     .iter()
                     .map(|(k, v)| (k.clone(), v.to_string()))
                     .collect(),
-                substituted_for: data.substituted_for,
+                substituted_for: data.substituted_for.clone(),
                 device: ctx.device_kind.name().into(),
                 config,
             };

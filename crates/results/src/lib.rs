@@ -264,7 +264,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     let spec_path = source.path.clone();
     let spec = source.load(options.scale, &options.sets)?;
     let figure = Figure::of(&spec)?;
-    let outcome = run_spec(ctx, &spec, options.dataset, true, Shard::WHOLE)?;
+    let outcome = run_spec(ctx, &spec, options.dataset.clone(), true, Shard::WHOLE)?;
     let collected = Collected::read(&ctx.workdir, &outcome)?;
 
     let out = &options.results;
@@ -292,7 +292,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
                 options.scale.name(),
                 spec_path.display()
             ),
-            match data.substituted_for {
+            match &data.substituted_for {
                 Some(named) => format!(
                     "Data: **{} standing in for {named}**, which was not available; numbers are not the paper's",
                     data.dataset.name
@@ -330,7 +330,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
             figure: options.figure.clone(),
             scale: options.scale.name().into(),
             dataset: data.dataset.name.to_string(),
-            substituted_for: data.substituted_for.map(|d| d.to_string()),
+            substituted_for: data.substituted_for.as_ref().map(|d| d.to_string()),
             runs: collected.runs.iter().map(|r| r.record.id.clone()).collect(),
             surfaces: outcome
                 .analyses

@@ -94,7 +94,9 @@ pub struct Experiment {
     /// The paper's figure it reproduces (`figure3`), if any.
     #[serde(default)]
     pub figure: Option<String>,
-    /// The data set it names (a stand-in may be used where it is missing; see README).
+    /// The data set it names (a stand-in may be used where a built-in one is missing; see
+    /// README). The relative path of one's own data (`folder:pets`) is read from the spec's
+    /// folder.
     pub dataset: DatasetName,
 }
 
@@ -150,6 +152,8 @@ impl Spec {
         let mut spec = Self::resolve(text, scale, sets)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
         spec.path = path.to_path_buf();
+        let folder = path.parent().unwrap_or(Path::new(""));
+        spec.experiment.dataset = spec.experiment.dataset.anchored(folder);
         Ok(spec)
     }
 

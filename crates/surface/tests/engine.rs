@@ -43,7 +43,7 @@ fn data(n: usize) -> DeviceBatches {
         test: 16,
     };
     let ds = landscape_data::load(
-        DatasetName::Synthetic,
+        &DatasetName::Synthetic,
         &landscape_data::DataLocations::from_env("/nonexistent"),
         &synthetic,
     )

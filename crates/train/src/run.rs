@@ -129,9 +129,21 @@ impl RunConfig {
         }
     }
 
-    /// The run's id: model name and 12 hex digits of the content hash.
+    /// The run's id: model name and 12 hex digits of the content hash. One's own data enters
+    /// by its fingerprint, not its path, so moving the files finds the same run.
     pub fn id(&self) -> String {
-        format!("{}-{}", self.train.model, content_hash(self).short())
+        format!(
+            "{}-{}",
+            self.train.model,
+            content_hash(&self.by_content()).short()
+        )
+    }
+
+    /// The identity without where one's own data lies (see [`DatasetName::by_content`]).
+    pub fn by_content(&self) -> RunConfig {
+        let mut keyed = self.clone();
+        keyed.data.name = self.data.name.by_content();
+        keyed
     }
 }
 

@@ -45,11 +45,18 @@ pub fn train_run(
     }
     if dir.record_path().exists() {
         let existing = dir.read_record()?;
-        if existing.config != record.config {
+        if existing.config.by_content() != record.config.by_content() {
             bail!(
                 "{}: holds a different run than its id says (edited by hand?); move it away and rerun",
                 dir.record_path().display()
             );
+        }
+        if existing.config != record.config {
+            // One's own data moved: the record says where it lies now, for later analyses.
+            dir.write_record(&RunRecord {
+                config: record.config.clone(),
+                ..existing
+            })?;
         }
         if let Some(status) = dir.read_status()?
             && status.state != RunState::Running

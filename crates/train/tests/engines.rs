@@ -15,7 +15,7 @@ fn dataset() -> landscape_data::Dataset {
         test: 64,
     };
     let locations = landscape_data::DataLocations::from_env("/nonexistent");
-    landscape_data::load(DatasetName::Synthetic, &locations, &synthetic).unwrap()
+    landscape_data::load(&DatasetName::Synthetic, &locations, &synthetic).unwrap()
 }
 
 fn micro(data: &landscape_data::Dataset, indices: &[usize]) -> MicroBatch {

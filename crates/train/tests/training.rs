@@ -12,7 +12,7 @@ fn dataset() -> landscape_data::Dataset {
         test: 512,
     };
     let locations = landscape_data::DataLocations::from_env("/nonexistent");
-    landscape_data::load(DatasetName::Synthetic, &locations, &synthetic).unwrap()
+    landscape_data::load(&DatasetName::Synthetic, &locations, &synthetic).unwrap()
 }
 
 fn config(batch: usize, epochs: u32) -> TrainConfig {
@@ -37,7 +37,7 @@ fn config(batch: usize, epochs: u32) -> TrainConfig {
 
 fn record(train: TrainConfig, data: &landscape_data::Dataset, n: usize) -> RunRecord {
     let identity = DataIdentity {
-        name: data.name,
+        name: data.name.clone(),
         fingerprint: data.fingerprint.clone(),
         classes: data.classes,
     };
