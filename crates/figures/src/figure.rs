@@ -107,8 +107,8 @@ impl Figure {
         let tree = resvg::usvg::Tree::from_str(&svg, &font::svg_options())
             .context("reading back the figure's SVG")?;
         let (width, height) = self.size();
-        let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
-            .context("a figure of zero size")?;
+        let mut pixmap =
+            resvg::tiny_skia::Pixmap::new(width, height).context("a figure of zero size")?;
         resvg::render(
             &tree,
             resvg::tiny_skia::Transform::identity(),

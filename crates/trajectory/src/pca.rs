@@ -108,6 +108,59 @@ impl PathSource {
     }
 }
 
+/// The eigenpairs of a centred Gram matrix, largest first, and the share of the variance each
+/// explains.
+struct CentredSpectrum {
+    /// Eigenvalues of `H G H`, largest first.
+    values: Vec<f64>,
+    /// The matching unit eigenvectors.
+    vectors: Vec<Vec<f64>>,
+    /// Each eigenvalue's share of their positive sum; empty when nothing varies.
+    explained: Vec<f64>,
+}
+
+/// Centres the `e x e` Gram matrix `gram` (`H G H`) and solves it.
+fn centred_spectrum(gram: &[f64], e: usize) -> CentredSpectrum {
+    let row_mean: Vec<f64> = (0..e)
+        .map(|i| gram[i * e..(i + 1) * e].iter().sum::<f64>() / e as f64)
+        .collect();
+    let all_mean = row_mean.iter().sum::<f64>() / e as f64;
+    let centred: Vec<f64> = (0..e * e)
+        .map(|k| gram[k] - row_mean[k / e] - row_mean[k % e] + all_mean)
+        .collect();
+    // Ascending from the solver; largest first here.
+    let eigen = symmetric_eigen(&centred, e);
+    let values: Vec<f64> = eigen.values.iter().rev().copied().collect();
+    let vectors = (0..e)
+        .rev()
+        .map(|j| (0..e).map(|i| eigen.vector(i, j)).collect())
+        .collect();
+    let total: f64 = values.iter().filter(|v| **v > 0.0).sum();
+    let explained = if total > 0.0 {
+        values.iter().map(|v| v.max(0.0) / total).collect()
+    } else {
+        Vec::new()
+    };
+    CentredSpectrum {
+        values,
+        vectors,
+        explained,
+    }
+}
+
+/// The share of the variance each principal component explains for a random walk of `points`
+/// iterates (independent isotropic steps) in the limit of many dimensions, largest first: the
+/// baseline a real path's PCA is compared with. There the Gram matrix of the iterates is
+/// `min(i, j)` times the step variance (iterate `i` has taken `i` steps), so the shares are
+/// exact, near `6 / (pi^2 k^2)` for the `k`-th component of a long walk (Antognini and
+/// Sohl-Dickstein 2018); two components hold about 76 %.
+pub fn random_walk_explained(points: usize) -> Vec<f64> {
+    let gram: Vec<f64> = (0..points * points)
+        .map(|k| (k / points).min(k % points) as f64)
+        .collect();
+    centred_spectrum(&gram, points).explained
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
 }
@@ -162,26 +215,14 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
         }
         offset += n;
     }
-    // Centre: Gc = H G H.
-    let row_mean: Vec<f64> = (0..e)
-        .map(|i| gram[i * e..(i + 1) * e].iter().sum::<f64>() / e as f64)
-        .collect();
-    let all_mean = row_mean.iter().sum::<f64>() / e as f64;
-    let centred: Vec<f64> = (0..e * e)
-        .map(|k| gram[k] - row_mean[k / e] - row_mean[k % e] + all_mean)
-        .collect();
-    // Ascending from the solver; largest first here.
-    let eigen = symmetric_eigen(&centred, e);
-    let values: Vec<f64> = eigen.values.iter().rev().copied().collect();
-    let vectors: Vec<Vec<f64>> = (0..e)
-        .rev()
-        .map(|j| (0..e).map(|i| eigen.vector(i, j)).collect())
-        .collect();
-    let total: f64 = values.iter().filter(|v| **v > 0.0).sum();
-    if total <= 0.0 {
+    let CentredSpectrum {
+        values,
+        vectors,
+        explained,
+    } = centred_spectrum(&gram, e);
+    if explained.is_empty() {
         bail!("the path does not move: every saved point is the same");
     }
-    let explained: Vec<f64> = values.iter().map(|v| v.max(0.0) / total).collect();
     // w_k = H u_k / sigma_k, so pc_k = R^T w_k and <r_e, pc_k> = (G w_k)_e.
     let weights: Vec<Vec<f64>> = (0..2)
         .map(|k| {
@@ -220,4 +261,26 @@ pub fn path_pca(source: &PathSource, extras: &[Vec<f32>], memory_values: usize) 
         row_norms,
         dots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_random_walk_puts_six_over_pi_squared_k_squared_in_component_k() {
+        let shares = random_walk_explained(400);
+        let pi2 = std::f64::consts::PI.powi(2);
+        for (k, share) in shares.iter().take(3).enumerate() {
+            let expected = 6.0 / (pi2 * ((k + 1) * (k + 1)) as f64);
+            assert!(
+                (share - expected).abs() < 0.01,
+                "component {}: {share} vs {expected}",
+                k + 1
+            );
+        }
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let short = random_walk_explained(10);
+        assert!(short[0] + short[1] > shares[0] + shares[1], "{short:?}");
+    }
 }
