@@ -2,11 +2,14 @@
 //! (small and large batch, without and with weight decay), and paper.md claim 3. When the `1d`
 //! analysis has `repeats`, claim 3's checks read the mean width and curvature over its random
 //! directions (one direction's spread can exceed the small/large-batch difference: claim 9),
-//! and the figure shows the first direction, as the paper does.
+//! and the figure draws every direction (the first as the paper does, the others in grey).
+//! Beside it, `figure3_normalizations` draws the same minima along raw and layer-normalized
+//! directions (`1d_raw`, `1d_layer`), where claim 3 says the order by sharpness breaks.
 
+use crate::collect::Curve;
 use crate::collect::{Collected, RunResult};
 use crate::measures::{Spread, WIDTH_RISE, basin_area, basin_width, curvature, nonconvex_share};
-use crate::panels::{contour_panel, curve_panel, run_title};
+use crate::panels::{contour_panel, curves_panel, run_title};
 use crate::report::{Check, Table, Verdict, num};
 use crate::{Product, paper_test_error};
 use anyhow::{Context, Result};
@@ -40,6 +43,68 @@ impl Shape {
     }
 }
 
+/// Whether the minimum that generalizes worse has the strictly narrower basin, from the small-
+/// and large-batch (test error, width); equal test errors say nothing, so they are `false`.
+fn worse_is_narrower((sb_error, sb_width): (f64, f64), (lb_error, lb_width): (f64, f64)) -> bool {
+    if lb_error == sb_error {
+        return false;
+    }
+    let (worse, better) = if lb_error > sb_error {
+        (lb_width, sb_width)
+    } else {
+        (sb_width, lb_width)
+    };
+    worse < better
+}
+
+/// The 1-D analyses figure 3 reads, one per direction normalization: the filter-normalized
+/// curves the paper plots, and the layer-normalized and raw ones its appendix sets beside
+/// them; with the axis label each is drawn with.
+pub(crate) const NORMALIZATIONS: [(&str, &str); 3] = [
+    ("1d_raw", "x (raw Gaussian)"),
+    ("1d_layer", "x (layer-normalized)"),
+    ("1d", "x (filter-normalized)"),
+];
+
+/// One weight decay's small- and large-batch minima: `(wd, (SB test error, SB width), (LB test
+/// error, LB width))`.
+type SettingPair = (f64, (f64, f64), (f64, f64));
+
+/// Claim 3's other half: along raw or layer-normalized directions (`norm`), the order by
+/// sharpness does not follow test error. `pairs` holds, per weight decay, the small- and
+/// large-batch (test error, mean width) measured along those directions. Passes when, in at
+/// least one of the two settings, the worse minimum is not the strictly narrower one.
+fn order_breaks_check(norm: &str, pairs: &[SettingPair]) -> Check {
+    let follows: Vec<bool> = pairs
+        .iter()
+        .map(|&(_, sb, lb)| worse_is_narrower(sb, lb))
+        .collect();
+    let measured = pairs
+        .iter()
+        .zip(&follows)
+        .map(|(&(wd, (_, sb), (_, lb)), follows)| {
+            format!(
+                "WD={wd}: width SB {sb:.4} / LB {lb:.4} ({})",
+                if *follows {
+                    "follows error"
+                } else {
+                    "does not"
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Check {
+        claim: "claim 3".into(),
+        check: format!(
+            "{norm} directions: the order by 1-D basin width does not follow test error in both WD settings"
+        ),
+        measured,
+        paper: "raw or layer-normalized plots break the order".into(),
+        verdict: Verdict::of(pairs.len() == 2 && follows.contains(&false)),
+    }
+}
+
 /// Claim 3's checks at weight decay `wd` from the small- and large-batch minima (test error in
 /// percent, and shape) and the paper's test errors:
 /// - the minimum that generalizes worse has the narrower filter-normalized basin: it must be
@@ -55,8 +120,8 @@ fn claim3_checks(
     let ((s_width, s_curv), (l_width, l_curv)) = (s.describe(), l.describe());
     let lb_narrower = l.width.mean < s.width.mean;
     let lb_more_curved = l.curvature.mean > s.curvature.mean;
-    let (worse, better) = if lb_worse { (l, s) } else { (s, l) };
-    let sharpness_follows_error = lb_error != sb_error && worse.width.mean < better.width.mean;
+    let sharpness_follows_error =
+        worse_is_narrower((sb_error, s.width.mean), (lb_error, l.width.mean));
     [
         Check {
             claim: "claim 3".into(),
@@ -118,16 +183,31 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         "width_1d_max",
         "curvature_1d_min",
         "curvature_1d_max",
+        "width_1d_layer",
+        "width_1d_raw",
     ]);
     let mut shapes = Vec::new();
+    // Per normalization (NORMALIZATIONS' order), a panel and a mean width per run.
+    let mut by_norm: Vec<(Vec<Panel>, Vec<f64>)> = vec![Default::default(); NORMALIZATIONS.len()];
     for run in &runs {
         let id = &run.record.id;
-        let curves: Vec<_> = c.surfaces_of("1d", id).iter().map(|s| s.curve()).collect();
-        let one = curves.first().context("1-D surface missing")?;
+        let curves_of = |analysis: &str| -> Vec<Curve> {
+            c.surfaces_of(analysis, id)
+                .iter()
+                .map(|s| s.curve())
+                .collect()
+        };
+        let curves = curves_of("1d");
+        curves.first().context("1-D surface missing")?;
         let two = c.surface("2d", id).map(|s| s.loss_grid()).transpose()?;
-        top.push(curve_panel(&run_title(run), "x (filter-normalized)", one).into());
+        top.push(curves_panel(&run_title(run), "x (filter-normalized)", &curves).into());
         if let Some(grid) = &two {
             bottom.push(contour_panel(&run_title(run), grid.clone()).into());
+        }
+        for ((analysis, x_label), (panels, widths)) in NORMALIZATIONS.iter().zip(&mut by_norm) {
+            let these = curves_of(analysis);
+            widths.push(mean_width(&these));
+            panels.push(curves_panel(&run_title(run), x_label, &these).into());
         }
         let over_directions = |measure: &dyn Fn(&[f64], &[f64]) -> f64| {
             let values: Vec<f64> = curves
@@ -159,6 +239,8 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             num(shape.width.hi),
             num(shape.curvature.lo),
             num(shape.curvature.hi),
+            num(by_norm[1].1[shapes.len()]),
+            num(by_norm[0].1[shapes.len()]),
         ]);
         shapes.push(shape);
     }
@@ -171,25 +253,52 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     Figure::grid(rows, cols, panels)
         .with_title("Figure 3: VGG-9 minima, filter-normalized 1-D (top) and 2-D (bottom)")
         .save(&out.join("figure3"))?;
+    let mut figures = vec!["figure3.png".to_string(), "figure3.svg".to_string()];
+    if by_norm
+        .iter()
+        .all(|(_, widths)| widths.iter().all(|w| w.is_finite()))
+    {
+        let panels = by_norm
+            .iter()
+            .flat_map(|(panels, _)| panels.clone())
+            .collect();
+        Figure::grid(NORMALIZATIONS.len(), cols, panels)
+            .with_title("Figure 3, beside it: the same minima along raw (top), layer-normalized (middle) and filter-normalized (bottom) random directions")
+            .save(&out.join("figure3_normalizations"))?;
+        figures.extend([
+            "figure3_normalizations.png".into(),
+            "figure3_normalizations.svg".into(),
+        ]);
+    }
 
     let mut checks = Vec::new();
+    // Per normalization, the (test error, mean width) pairs of each weight decay.
+    let mut pairs: Vec<Vec<SettingPair>> = vec![Vec::new(); NORMALIZATIONS.len()];
     for wd in [0.0, 5e-4] {
-        let pair: Vec<(&&RunResult, &Shape)> = runs
-            .iter()
-            .zip(&shapes)
-            .filter(|(r, _)| r.record.config.train.weight_decay == wd)
+        // Sorted by (weight decay, batch size): the small batch first.
+        let pair: Vec<usize> = (0..runs.len())
+            .filter(|&i| runs[i].record.config.train.weight_decay == wd)
             .collect();
-        let [(small, s), (large, l)] = pair[..] else {
+        let [small, large] = pair[..] else {
             continue;
         };
+        let (sb_error, lb_error) = (runs[small].test_error(), runs[large].test_error());
         let paper =
             paper_test_error("figure3", wd, true).zip(paper_test_error("figure3", wd, false));
         checks.extend(claim3_checks(
             wd,
-            (small.test_error(), s),
-            (large.test_error(), l),
+            (sb_error, &shapes[small]),
+            (lb_error, &shapes[large]),
             paper,
         ));
+        for (pairs, (_, widths)) in pairs.iter_mut().zip(&by_norm) {
+            pairs.push((wd, (sb_error, widths[small]), (lb_error, widths[large])));
+        }
+    }
+    for (k, norm) in [(0, "raw"), (1, "layer-normalized")] {
+        if by_norm[k].1.iter().all(|w| w.is_finite()) {
+            checks.push(order_breaks_check(norm, &pairs[k]));
+        }
     }
     let tables = match sharpness_table(c, &runs, &mut checks) {
         Some(table) => vec![("sharpness.csv", table)],
@@ -208,6 +317,14 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
                 "second derivative at x = 0 of a least-squares parabola through the 1-D training-loss points with |x| <= 0.2; the mean over the 1-D directions (range in curvature_1d_min/max)",
             ),
             (
+                "width_1d_layer",
+                "width_1d_at_plus_0.5 along layer-normalized directions (analysis 1d_layer), the mean over its directions",
+            ),
+            (
+                "width_1d_raw",
+                "width_1d_at_plus_0.5 along raw Gaussian directions (analysis 1d_raw, on its own x range), the mean over its directions",
+            ),
+            (
                 "basin_area_2d_pct",
                 "share of the 2-D grid where the training loss is within 1.0 of its value at the centre",
             ),
@@ -217,8 +334,17 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             ),
         ],
         tables,
-        figures: vec!["figure3.png".into(), "figure3.svg".into()],
+        figures,
     })
+}
+
+/// The mean 1-D basin width over `curves` (NaN when there are none).
+fn mean_width(curves: &[Curve]) -> f64 {
+    let widths: Vec<f64> = curves
+        .iter()
+        .map(|k| basin_width(&k.x, &k.train_loss, 0.0, WIDTH_RISE))
+        .collect();
+    Spread::of(&widths).mean
 }
 
 /// `sharpness.csv` for the four minima (when the spec measured sharpness), and the check that
@@ -326,6 +452,27 @@ mod tests {
         assert_eq!(
             verdicts((11.0, shape(0.5, 8.0)), (7.0, shape(1.0, 2.0))),
             [Verdict::Pass, Verdict::Fail]
+        );
+    }
+
+    #[test]
+    fn the_order_must_break_somewhere_along_raw_directions() {
+        // Widths that follow test error in both settings: "the order breaks" fails.
+        let follows = [
+            (0.0, (7.0, 0.05), (11.0, 0.03)),
+            (5e-4, (6.0, 0.02), (10.0, 0.01)),
+        ];
+        assert_eq!(order_breaks_check("raw", &follows).verdict, Verdict::Fail);
+        // With weight decay the large batch looks wider, as the paper's raw plots show.
+        let flips = [
+            (0.0, (7.0, 0.05), (11.0, 0.03)),
+            (5e-4, (6.0, 0.02), (10.0, 0.04)),
+        ];
+        assert_eq!(order_breaks_check("raw", &flips).verdict, Verdict::Pass);
+        // One setting alone cannot show the order breaking between settings.
+        assert_eq!(
+            order_breaks_check("raw", &flips[1..]).verdict,
+            Verdict::Fail
         );
     }
 }

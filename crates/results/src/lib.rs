@@ -133,7 +133,12 @@ pub const FIGURES: &[Figure] = &[
     },
     Figure {
         name: "figure3",
-        reads: &[named("1d", "surface"), named("2d", "surface")],
+        reads: &[
+            named("1d", "surface"),
+            named("1d_layer", "surface"),
+            named("1d_raw", "surface"),
+            named("2d", "surface"),
+        ],
         build: |c, _, out| figure3::build(c, out),
     },
     Figure {

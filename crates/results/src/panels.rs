@@ -39,6 +39,29 @@ pub fn curve_panel(title: &str, x_label: &str, curve: &Curve) -> LinePanel {
         .with_left_max(LOSS_AXIS_MAX)
 }
 
+/// A 1-D plot of several random directions through one minimum: the first as
+/// [`curve_panel`] draws it, and the others' training losses beside it in grey, so the panel
+/// shows every curve a check averages over.
+pub fn curves_panel(title: &str, x_label: &str, curves: &[Curve]) -> LinePanel {
+    let Some((first, others)) = curves.split_first() else {
+        return LinePanel::new(Labels::new(title, x_label, "loss"), Vec::new());
+    };
+    let mut panel = curve_panel(title, x_label, first);
+    for (k, curve) in others.iter().enumerate() {
+        let label = match k {
+            0 => format!("train loss, directions 2-{}", curves.len()),
+            _ => String::new(),
+        };
+        panel
+            .series
+            .push(Series::new(label, curve.x.clone(), curve.train_loss.clone()).colour(GREY));
+    }
+    panel
+}
+
+/// The palette index (tab10's grey) the other directions are drawn in.
+const GREY: usize = 7;
+
 /// Contour lines at the paper's levels (0.1 to 10 in steps of 0.5).
 pub fn contour_panel(title: &str, grid: Grid2d) -> ContourPanel {
     ContourPanel::lines(
