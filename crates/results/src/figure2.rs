@@ -3,11 +3,12 @@
 //! histograms of the final weights; top row without weight decay, bottom with. Checks
 //! paper.md claims 1 and 2.
 
+use crate::Product;
 use crate::collect::{Collected, RunResult};
 use crate::measures::{WIDTH_RISE, basin_width};
 use crate::panels::curve_panel;
+use crate::paper::vgg9_test_error;
 use crate::report::{Check, Table, Verdict, num};
-use crate::{Product, paper_test_error};
 use anyhow::Result;
 use landscape_figures::{Figure, HistogramPanel, Labels, LinePanel, Panel, Series, ValueSet};
 use std::path::Path;
@@ -151,8 +152,7 @@ pub fn build(c: &Collected, workdir: &Path, out: &Path) -> Result<Product> {
             },
             verdict: Verdict::of((widths[0] > widths[1]) == sb_wider_expected),
         });
-        let paper =
-            paper_test_error("figure2", wd, true).zip(paper_test_error("figure2", wd, false));
+        let paper = vgg9_test_error(wd, true).zip(vgg9_test_error(wd, false));
         checks.push(Check {
             claim: "claim 2".into(),
             check: format!("WD={wd}: small batch generalizes better whatever the plot suggests"),

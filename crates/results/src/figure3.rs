@@ -6,12 +6,13 @@
 //! Beside it, `figure3_normalizations` draws the same minima along raw and layer-normalized
 //! directions (`1d_raw`, `1d_layer`), where claim 3 says the order by sharpness breaks.
 
+use crate::Product;
 use crate::collect::Curve;
 use crate::collect::{Collected, RunResult};
 use crate::measures::{Spread, WIDTH_RISE, basin_area, basin_width, curvature, nonconvex_share};
 use crate::panels::{contour_panel, curves_panel, run_title};
+use crate::paper::{KESKAR_C2_SHARPNESS, vgg9_test_error};
 use crate::report::{Check, Table, Verdict, num};
-use crate::{Product, paper_test_error};
 use anyhow::{Context, Result};
 use landscape_figures::{Figure, Panel};
 use std::path::Path;
@@ -283,8 +284,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             continue;
         };
         let (sb_error, lb_error) = (runs[small].test_error(), runs[large].test_error());
-        let paper =
-            paper_test_error("figure3", wd, true).zip(paper_test_error("figure3", wd, false));
+        let paper = vgg9_test_error(wd, true).zip(vgg9_test_error(wd, false));
         checks.extend(claim3_checks(
             wd,
             (sb_error, &shapes[small]),
@@ -392,7 +392,7 @@ fn sharpness_table(c: &Collected, runs: &[&RunResult], checks: &mut Vec<Check>) 
             claim: "Keskar et al.".into(),
             check: format!("WD={wd}: epsilon-sharpness ({}) of the large-batch minimum over the small-batch one", small.2),
             measured: format!("SB {:.3} / LB {:.3}: ratio {ratio:.1}", small.3, large.3),
-            paper: if wd == 0.0 { "10-100x (Keskar: 8.7 vs 925 on CIFAR-10 C2)".into() } else { "not reported with weight decay".into() },
+            paper: if wd == 0.0 { format!("10-100x (Keskar: {} vs {} on CIFAR-10 C2)", KESKAR_C2_SHARPNESS.0, KESKAR_C2_SHARPNESS.1) } else { "not reported with weight decay".into() },
             verdict: Verdict::of(if wd == 0.0 { ratio >= 10.0 } else { ratio > 1.0 }),
         });
     }

@@ -7,14 +7,11 @@ use crate::Product;
 use crate::collect::Collected;
 use crate::figure1::draw_3d;
 use crate::figure5::{convex_like_check, less_chaotic_check, skip_product};
+use crate::paper::{DENSENET121_TEST_ERROR, resnet_test_errors};
 use crate::report::{Check, Verdict};
 use anyhow::Result;
 use landscape_models::Arch;
 use std::path::Path;
-
-/// The paper's test errors (percent): ResNet-110-noshort (figure 5) and DenseNet-121 (read
-/// from a secondary summary, not yet confirmed against the PDF; paper.md marks it so).
-const PAPER_ERRORS: (f64, f64) = (16.44, 4.37);
 
 /// Builds figure 4's panels, summary and checks.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
@@ -50,8 +47,8 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             check: "DenseNet-121 generalizes better than the network without skips".into(),
             measured: format!("test error {e_dense:.2}% DenseNet / {e_noshort:.2}% without skips"),
             paper: format!(
-                "{}% DenseNet / {}% ResNet-110-noshort",
-                PAPER_ERRORS.1, PAPER_ERRORS.0
+                "{DENSENET121_TEST_ERROR}% DenseNet / {}% ResNet-110-noshort",
+                resnet_test_errors(110).map_or(f64::NAN, |e| e.1)
             ),
             verdict: Verdict::of(e_dense < e_noshort),
         });

@@ -1,14 +1,15 @@
 //! Figure 5: 2-D filter-normalized contours of ResNets of growing depth, with skip
 //! connections (top) and without (bottom), and paper.md claim 5.
 
+use crate::Product;
 use crate::collect::{Collected, RunResult};
 use crate::measures::{
     InView, MIN_VIEW_POINTS, basin_area, local_minima, nonconvex_in_view, nonconvex_points,
     nonconvex_share,
 };
 use crate::panels::{LOSS_CLIP, contour_panel};
+use crate::paper::resnet_test_errors;
 use crate::report::{Check, Table, Verdict, num};
-use crate::{Product, paper_depth_error};
 use anyhow::Result;
 use landscape_figures::{Figure, Grid2d, Panel};
 use landscape_models::Arch;
@@ -175,7 +176,7 @@ pub(crate) fn checks(runs: &[SkipRun], figure: &str) -> Vec<Check> {
             claim: figure.into(),
             check: format!("depth {d}: skips generalize better"),
             measured: format!("test error {e_with:.2}% with / {e_without:.2}% without"),
-            paper: paper_depth_error(d)
+            paper: resnet_test_errors(d)
                 .map_or("-".into(), |(w, wo)| format!("{w}% with / {wo}% without")),
             verdict: Verdict::of(e_with <= e_without),
         });

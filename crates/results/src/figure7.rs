@@ -8,6 +8,7 @@ use crate::Product;
 use crate::collect::{Collected, RunResult};
 use crate::measures::{looks_nonconvex, nonconvex_share};
 use crate::panels::{LOSS_CLIP, contour_panel};
+use crate::paper::EIGEN_RATIO_COLOUR_MAX;
 use crate::report::{Check, Table, Verdict, num};
 use anyhow::{Context, Result};
 use landscape_curvature::eigen_ratio::RatioRow;
@@ -16,9 +17,6 @@ use std::path::Path;
 
 /// A ratio below this counts as "near 0" (convex).
 const NEAR_ZERO: f64 = 0.1;
-
-/// The top of the heat maps' colour range, as the reference's `plot_2d_eig_ratio` draws them.
-const RATIO_COLOUR_MAX: f64 = 0.5;
 
 /// The fewest ratio-grid points below loss [`LOSS_CLIP`] a basin reading needs (a 3 x 3
 /// patch). Registered before the quick-scale figures were regenerated (issue 16); fewer fail a
@@ -193,7 +191,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
                 ratio.clone(),
                 "ratio",
             )
-            .with_range(0.0, RATIO_COLOUR_MAX)
+            .with_range(0.0, EIGEN_RATIO_COLOUR_MAX)
             .into(),
         );
         let finite: Vec<f64> = map

@@ -32,6 +32,7 @@ pub mod figure7;
 pub mod figure9;
 pub mod measures;
 mod panels;
+pub mod paper;
 pub mod plot;
 pub mod repeatability;
 pub mod report;
@@ -64,27 +65,6 @@ pub struct Product {
     pub figures: Vec<String>,
     /// More tables to write beside `summary.csv` (file name, table).
     pub tables: Vec<(&'static str, Table)>,
-}
-
-/// The paper's test error (percent) of VGG-9 at weight decay `wd`, small (`true`) or large batch.
-pub fn paper_test_error(_figure: &str, wd: f64, small: bool) -> Option<f64> {
-    match (wd == 0.0, small) {
-        (true, true) => Some(7.37),
-        (true, false) => Some(11.07),
-        (false, true) if wd == 5e-4 => Some(6.00),
-        (false, false) if wd == 5e-4 => Some(10.19),
-        _ => None,
-    }
-}
-
-/// The paper's test errors (percent) of ResNet-`depth` with and without skip connections.
-pub fn paper_depth_error(depth: usize) -> Option<(f64, f64)> {
-    match depth {
-        20 => Some((7.37, 8.18)),
-        56 => Some((5.89, 13.31)),
-        110 => Some((5.79, 16.44)),
-        _ => None,
-    }
 }
 
 /// An analysis a figure reads: a block of this kind, by this name (or, where the builder
