@@ -31,6 +31,7 @@ pub mod figure6;
 pub mod figure7;
 pub mod figure9;
 pub mod measures;
+pub mod notes;
 mod panels;
 pub mod paper;
 pub mod plot;
@@ -367,9 +368,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
                 .collect(),
         })?;
         write_atomic(&staging.join("provenance.toml"), provenance.as_bytes())?;
-        if out.join("NOTES.md").exists() {
-            std::fs::copy(out.join("NOTES.md"), staging.join("NOTES.md"))?;
-        }
+        notes::carry(out, &staging)?;
         Ok(())
     })();
     if let Err(e) = built {
