@@ -74,7 +74,9 @@ pub struct Missing;
 impl Missing {
     /// Whether `error` says the data set is missing (not damaged).
     pub fn in_chain(error: &anyhow::Error) -> bool {
-        error.chain().any(|e| e.is::<Missing>())
+        // `downcast_ref` also finds `Missing` added as context to another error (a failed
+        // download), which the chain's links, each a context wrapper, do not show as `Missing`.
+        error.downcast_ref::<Missing>().is_some() || error.chain().any(|e| e.is::<Missing>())
     }
 }
 
@@ -224,6 +226,18 @@ mod tests {
     use crate::locations::Mirrors;
     use std::sync::mpsc;
     use std::time::Duration;
+
+    #[test]
+    fn missing_is_found_as_the_cause_and_as_context_on_a_failed_download() {
+        let off = anyhow::Error::new(Missing).context("cifar10: downloads are off");
+        assert!(Missing::in_chain(&off));
+        let failed = anyhow::anyhow!("io: failed to lookup address information")
+            .context(Missing)
+            .context("cifar10: the download failed");
+        assert!(Missing::in_chain(&failed));
+        let damaged = anyhow::anyhow!("data_batch_1.bin: truncated").context("cifar10");
+        assert!(!Missing::in_chain(&damaged));
+    }
 
     fn locations(cache: &Path, system: &Path, allow_download: bool) -> DataLocations {
         DataLocations {
