@@ -155,7 +155,40 @@ fn figure3_smoke() {
     let results = reproduce(
         "figure3",
         4,
-        &["figure3.png", "figure3.svg", "sharpness.csv"],
+        &[
+            "figure3.png",
+            "figure3.svg",
+            "figure3_normalizations.png",
+            "sharpness.csv",
+            "centres.csv",
+        ],
+    );
+    // Each run's centre, once per analysis around it, equal to the point x = 0 of its 1-D table.
+    let folder = results.path().join("figure3");
+    let centres = csv_rows(&folder.join("centres.csv"));
+    assert_eq!(centres.len(), 4 * 4, "{centres:?}");
+    let one_d: Vec<_> = centres.iter().filter(|r| r[1] == "1d").collect();
+    assert_eq!(one_d.len(), 4);
+    let table = std::fs::read_dir(folder.join("surfaces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("1d_vgg9-32-0.0.")
+        })
+        .unwrap();
+    let centre_row = csv_rows(&table)
+        .into_iter()
+        .find(|r| r[2].parse::<f64>().unwrap() == 0.0)
+        .unwrap();
+    let loss = centre_row[4].parse::<f64>().unwrap();
+    assert!(
+        one_d
+            .iter()
+            .any(|r| (r[3].parse::<f64>().unwrap() - loss).abs() <= 5e-5),
+        "{one_d:?} vs {centre_row:?}"
     );
     // Claim 3 reads each minimum's 1-D measures over the spec's five directions: a mean that
     // lies within the range the directions span.

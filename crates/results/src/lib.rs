@@ -50,7 +50,7 @@ use landscape_models::cpu::Isa;
 use landscape_pipeline::{Context, run_spec};
 use landscape_spec::{Scale, Spec, SpecSource};
 use landscape_surface::direction::DirectionRecipe;
-use report::{Check, Table, write_findings};
+use report::{Check, Table, num, write_findings};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -267,6 +267,7 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
     let built = (|| -> Result<()> {
         let product = (figure.build)(&collected, &ctx.workdir, &staging)?;
         write_surfaces(&collected, &staging)?;
+        centre_table(&collected).write(&staging.join("centres.csv"))?;
         product.summary.write(&staging.join("summary.csv"))?;
         for (name, table) in &product.tables {
             table.write(&staging.join(name))?;
@@ -453,6 +454,40 @@ fn surface_stem(c: &Collected, s: &SurfaceResult) -> String {
         )
     });
     format!("{}_{}", s.analysis, label.replace(['"', '%', ' '], ""))
+}
+
+/// `centres.csv`: for each run, the training loss and accuracy at the centre of each of its
+/// surfaces around it (random directions through the origin; the first when an analysis has
+/// several), how far the minimum a figure draws is trained.
+fn centre_table(c: &Collected) -> Table {
+    let mut table = Table::new(&[
+        "run",
+        "analysis",
+        "train_examples",
+        "train_loss",
+        "train_acc",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &c.surfaces {
+        let around_run = matches!(
+            s.meta.directions.first(),
+            Some(DirectionRecipe::Random { .. })
+        );
+        let centre = s.rows.iter().find(|r| r.x == 0.0 && r.y == 0.0);
+        let (Some(centre), true) = (centre, around_run) else {
+            continue;
+        };
+        if seen.insert((s.runs[0].clone(), s.analysis.clone())) {
+            table.push(vec![
+                s.runs[0].clone(),
+                s.analysis.clone(),
+                s.meta.train_examples.to_string(),
+                num(centre.train_loss),
+                num(centre.train_acc),
+            ]);
+        }
+    }
+    table
 }
 
 /// Every surface's table (`surfaces/<stem>.csv`), and an interactive HTML page and a ParaView
