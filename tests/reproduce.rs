@@ -303,7 +303,7 @@ fn a_figure_reproduces_in_any_directory_from_the_built_in_spec() {
                 "--workdir",
                 "work",
                 "reproduce",
-                "figure2",
+                "figure3",
                 "--scale",
                 "smoke",
                 "--dataset",
@@ -312,14 +312,14 @@ fn a_figure_reproduces_in_any_directory_from_the_built_in_spec() {
     );
     assert!(out.contains("checks pass"), "{out}");
     let provenance: toml::Table =
-        std::fs::read_to_string(dir.path().join("results/figure2/provenance.toml"))
+        std::fs::read_to_string(dir.path().join("results/figure3/provenance.toml"))
             .unwrap()
             .parse()
             .unwrap();
-    assert_eq!(provenance["spec"].as_str(), Some("<built-in>/figure2.toml"));
+    assert_eq!(provenance["spec"].as_str(), Some("<built-in>/figure3.toml"));
     // The built-in spec is the checkout's file as the binary was built.
     let file =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/figure2.toml"))
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/figure3.toml"))
             .unwrap();
     let hash = format!("{:x}", sha2::Sha256::digest(file));
     assert_eq!(provenance["spec_sha256"].as_str(), Some(hash.as_str()));
