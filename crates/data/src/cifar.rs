@@ -110,14 +110,7 @@ pub(crate) fn load(layout: &Layout, locations: &DataLocations, source: &Source) 
 
 /// The class names in `path`, one a line (blank lines ignored); exactly `classes` of them.
 fn read_class_names(path: &Path, classes: usize) -> Result<Vec<String>> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let names = crate::dataset::read_class_names(path)?;
     ensure!(
         names.len() == classes,
         "{}: {} class names, expected {classes}",

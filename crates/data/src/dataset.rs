@@ -93,6 +93,20 @@ impl Dataset {
     }
 }
 
+/// The class names in the file at `path`, one a line (surrounding spaces and blank lines
+/// ignored); callers check how many there must be.
+pub(crate) fn read_class_names(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 /// SHA-256 over the data set's kind (one's own files by content, not by path) and the SHA-256 of each of the four arrays (train images and
 /// labels, test images and labels), the four hashed in parallel.
 fn fingerprint(name: &DatasetName, train: &ImageSet, test: &ImageSet) -> ContentHash {

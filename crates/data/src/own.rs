@@ -301,14 +301,7 @@ fn npy_class_names(root: &Path, classes: usize) -> Result<Vec<String>> {
     if !path.exists() {
         return Ok((0..classes).map(|c| c.to_string()).collect());
     }
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let names = crate::dataset::read_class_names(&path)?;
     ensure!(
         names.len() >= classes,
         "{}: {} class names, but the labels go up to {}",
