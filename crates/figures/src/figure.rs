@@ -75,16 +75,16 @@ impl Figure {
     }
 
     /// Writes `<stem>.png` and `<stem>.svg` (each atomically), creating parent directories.
+    /// The figure is drawn once: the PNG is its SVG rasterized.
     pub fn save(&self, stem: &Path) -> Result<()> {
-        let png = with_suffix(stem, ".png");
-        let bytes = self
-            .render_png()
-            .with_context(|| format!("drawing {}", png.display()))?;
-        write_atomic(&png, &bytes)?;
-        let svg = with_suffix(stem, ".svg");
+        let (png, svg) = (with_suffix(stem, ".png"), with_suffix(stem, ".svg"));
         let text = self
             .render_svg()
             .with_context(|| format!("drawing {}", svg.display()))?;
+        let bytes = self
+            .rasterize(&text)
+            .with_context(|| format!("drawing {}", png.display()))?;
+        write_atomic(&png, &bytes)?;
         write_atomic(&svg, text.as_bytes())
     }
 
@@ -99,12 +99,11 @@ impl Figure {
         Ok(svg)
     }
 
-    /// The figure as PNG bytes: its SVG rasterized by resvg with the embedded font, so the PNG
-    /// shows what the SVG shows (plotters' own bitmap text set rotated axis labels upright and
-    /// raised decimal points a pixel or two).
-    pub fn render_png(&self) -> Result<Vec<u8>> {
-        let svg = self.render_svg()?;
-        let tree = resvg::usvg::Tree::from_str(&svg, &font::svg_options())
+    /// `svg`, this figure's SVG, rasterized by resvg with the embedded font, so the PNG shows
+    /// what the SVG shows (plotters' own bitmap text set rotated axis labels upright and raised
+    /// decimal points a pixel or two).
+    fn rasterize(&self, svg: &str) -> Result<Vec<u8>> {
+        let tree = resvg::usvg::Tree::from_str(svg, &font::svg_options())
             .context("reading back the figure's SVG")?;
         let (width, height) = self.size();
         let mut pixmap =

@@ -338,7 +338,7 @@ fn bad_input_is_an_error_naming_the_panel() {
     );
     let error = format!("{:#}", Figure::single(crooked).save(&stem).unwrap_err());
     assert!(
-        error.contains("crooked") && error.contains("bad.png"),
+        error.contains("crooked") && error.contains("bad.svg"),
         "{error}"
     );
     let unsorted = ContourPanel::lines(
@@ -349,10 +349,12 @@ fn bad_input_is_an_error_naming_the_panel() {
     assert!(Figure::single(unsorted).save(&stem).is_err());
     let crowded = Figure::grid(1, 1, vec![weight_norms().into(), weight_norms().into()]);
     assert!(crowded.save(&stem).is_err());
-    assert!(
-        !Path::new(&stem.with_extension("png")).exists(),
-        "no file for a failed figure"
-    );
+    for extension in ["png", "svg"] {
+        assert!(
+            !Path::new(&stem.with_extension(extension)).exists(),
+            "no {extension} for a failed figure"
+        );
+    }
 }
 
 /// A shared height scale is the one drawn: the z axis' tick labels follow it (the SVG's text),
