@@ -70,6 +70,38 @@ fn a_spec_on_ones_own_folder_trains_and_the_folder_may_move() {
     let csv = run_ok(landscape(&work).args(surface));
     assert!(Path::new(csv.trim()).exists(), "{csv}");
 
+    // The same images in another folder are the same data: a run trained there (another seed)
+    // and the first are joined by an interpolation, though their records name two places.
+    let copy = dir.path().join("copy");
+    image_folder(&copy);
+    let named_copy = format!("folder:{}", copy.display());
+    let other = run_ok(common::train_command(&work, &spec).args([
+        "--dataset",
+        &named_copy,
+        "--set",
+        "train.seed=1",
+    ]));
+    let other = other
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert_ne!(other, id);
+    let line = [
+        "interpolate",
+        "--from",
+        &id,
+        "--to",
+        other,
+        "--x",
+        "0:1:3",
+        "--subset",
+        "32",
+    ];
+    run_ok(landscape(&work).args(line));
+
     // Moved: the stored place is gone, and the error says how to record the new one.
     let moved = dir.path().join("elsewhere");
     std::fs::rename(project.join("pets"), &moved).unwrap();

@@ -36,8 +36,7 @@ pub fn carry(old: &Path, new: &Path) -> Result<()> {
             let changed: Vec<&str> = files
                 .iter()
                 .filter(|(file, sha)| {
-                    std::fs::read(new.join(file))
-                        .map_or(true, |bytes| ContentHash::of_bytes(&bytes).full() != *sha)
+                    ContentHash::of_file(&new.join(file)).map_or(true, |hash| hash.full() != *sha)
                 })
                 .map(|(file, _)| file.as_str())
                 .collect();

@@ -54,6 +54,17 @@ pub struct Imported {
     pub sha256: ContentHash,
 }
 
+impl DataIdentity {
+    /// The data by content: one's own files without where they lie (see
+    /// [`DatasetName::by_content`]), so two records of the same files moved compare equal.
+    pub fn by_content(&self) -> DataIdentity {
+        DataIdentity {
+            name: self.name.by_content(),
+            ..self.clone()
+        }
+    }
+}
+
 impl RunConfig {
     /// Resolves `train` against a training set of `train_examples` (after the subset).
     pub fn resolve(
@@ -139,11 +150,12 @@ impl RunConfig {
         )
     }
 
-    /// The identity without where one's own data lies (see [`DatasetName::by_content`]).
+    /// The identity without where one's own data lies (see [`DataIdentity::by_content`]).
     pub fn by_content(&self) -> RunConfig {
-        let mut keyed = self.clone();
-        keyed.data.name = self.data.name.by_content();
-        keyed
+        RunConfig {
+            data: self.data.by_content(),
+            ..self.clone()
+        }
     }
 }
 

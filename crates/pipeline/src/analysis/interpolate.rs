@@ -200,7 +200,7 @@ pub fn compute(
 ) -> Result<GridOutcome> {
     let from = OpenRun::open(&ctx.workdir, from_id)?;
     let to = OpenRun::open(&ctx.workdir, to_id)?;
-    if from.record.config.data != to.record.config.data {
+    if from.record.config.data.by_content() != to.record.config.data.by_content() {
         bail!(
             "runs {from_id} and {to_id} trained on different data; interpolating between them means little"
         );
