@@ -20,7 +20,7 @@ use crate::normalization::Normalization;
 use anyhow::{Context, Result, bail, ensure};
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, RgbImage};
-use npyz::{DType, NpyFile, TypeChar};
+use npyz::{DType, NpyFile, Order, TypeChar};
 use rayon::prelude::*;
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -193,12 +193,19 @@ fn read_npy_images(path: &Path) -> Result<Vec<Vec<u8>>> {
         "{}: no images (shape {shape:?})",
         path.display()
     );
-    let pixels: Vec<u8> = npy.into_vec().map_err(|_| {
-        anyhow::anyhow!(
-            "{}: images of dtype {dtype}; landscape reads uint8 pixels (save them with `images.astype(np.uint8)`, after scaling to 0-255)",
-            path.display()
-        )
-    })?;
+    ensure!(
+        matches!(npy.dtype(), DType::Plain(t) if t.type_char() == TypeChar::Uint && t.size_field() == 1),
+        "{}: images of dtype {dtype}; landscape reads uint8 pixels (save them with `images.astype(np.uint8)`, after scaling to 0-255)",
+        path.display()
+    );
+    ensure!(
+        npy.order() == Order::C,
+        "{}: images stored in Fortran order; save them with `np.save(path, np.ascontiguousarray(images))`",
+        path.display()
+    );
+    let pixels: Vec<u8> = npy
+        .into_vec()
+        .with_context(|| format!("{}: cannot read the images", path.display()))?;
     let per_image = height * width * channels;
     Ok(pixels
         .par_chunks(per_image)

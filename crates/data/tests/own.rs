@@ -134,8 +134,18 @@ fn a_malformed_image_folder_is_one_line_naming_the_file() {
     assert!(!e.contains('\n'), "one line: {e}");
 }
 
-/// Writes `data` as a `.npy` array of `shape` at `path`.
+/// Writes `data` as a `.npy` array of `shape` at `path` (C order, as NumPy saves by default).
 fn write_npy<T: npyz::AutoSerialize>(
+    path: &Path,
+    shape: &[u64],
+    data: impl IntoIterator<Item = T>,
+) {
+    write_npy_in(npyz::Order::C, path, shape, data)
+}
+
+/// Writes `data` as a `.npy` array of `shape` at `path`, its header saying `order`.
+fn write_npy_in<T: npyz::AutoSerialize>(
+    order: npyz::Order,
     path: &Path,
     shape: &[u64],
     data: impl IntoIterator<Item = T>,
@@ -144,6 +154,7 @@ fn write_npy<T: npyz::AutoSerialize>(
     let mut writer = npyz::WriteOptions::new()
         .default_dtype()
         .shape(shape)
+        .order(order)
         .writer(file)
         .begin_nd()
         .unwrap();
@@ -249,6 +260,17 @@ fn malformed_numpy_arrays_are_one_line_naming_the_file() {
     let e = message();
     assert!(
         e.contains("train_images.npy: images of shape [2, 5, 32, 32]"),
+        "{e}"
+    );
+    write_npy_in(
+        npyz::Order::Fortran,
+        &dir.path().join("train_images.npy"),
+        &[2, 32, 32, 3],
+        nhwc(&[1, 2]),
+    );
+    let e = message();
+    assert!(
+        e.contains("train_images.npy: images stored in Fortran order"),
         "{e}"
     );
     write_npy(
