@@ -58,14 +58,33 @@ fn worse_is_narrower((sb_error, sb_width): (f64, f64), (lb_error, lb_width): (f6
     worse < better
 }
 
-/// The 1-D analyses figure 3 reads, one per direction normalization: the filter-normalized
-/// curves the paper plots, and the layer-normalized and raw ones its appendix sets beside
-/// them; with the axis label each is drawn with.
+/// The 1-D analyses figure 3 reads, one per direction normalization, in the rows of
+/// `figure3_normalizations`: the raw and layer-normalized ones the paper's appendix sets
+/// beside the filter-normalized curves it plots; with the axis label each is drawn with.
 pub(crate) const NORMALIZATIONS: [(&str, &str); 3] = [
     ("1d_raw", "x (raw Gaussian)"),
     ("1d_layer", "x (layer-normalized)"),
     ("1d", "x (filter-normalized)"),
 ];
+
+/// [`NORMALIZATIONS`]' rows, by name.
+const RAW: usize = 0;
+const LAYER: usize = 1;
+const FILTER: usize = 2;
+
+/// `measure(x, train loss)` of each curve, as a spread over the directions.
+fn over_directions(curves: &[Curve], measure: impl Fn(&[f64], &[f64]) -> f64) -> Spread {
+    let values: Vec<f64> = curves
+        .iter()
+        .map(|k| measure(&k.x, &k.train_loss))
+        .collect();
+    Spread::of(&values)
+}
+
+/// The 1-D basin width of each curve, as a spread over the directions.
+fn widths(curves: &[Curve]) -> Spread {
+    over_directions(curves, |x, loss| basin_width(x, loss, 0.0, WIDTH_RISE))
+}
 
 /// One weight decay's small- and large-batch minima: `(wd, (SB test error, SB width), (LB test
 /// error, LB width))`.
@@ -188,38 +207,35 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         "width_1d_raw",
     ]);
     let mut shapes = Vec::new();
-    // Per normalization (NORMALIZATIONS' order), a panel and a mean width per run.
+    // Per normalization (NORMALIZATIONS' rows), a panel and a mean width per run.
     let mut by_norm: Vec<(Vec<Panel>, Vec<f64>)> = vec![Default::default(); NORMALIZATIONS.len()];
     for run in &runs {
         let id = &run.record.id;
-        let curves_of = |analysis: &str| -> Vec<Curve> {
-            c.surfaces_of(analysis, id)
-                .iter()
-                .map(|s| s.curve())
-                .collect()
-        };
-        let curves = curves_of("1d");
+        let curves_by_norm: Vec<Vec<Curve>> = NORMALIZATIONS
+            .iter()
+            .map(|(analysis, _)| {
+                c.surfaces_of(analysis, id)
+                    .iter()
+                    .map(|s| s.curve())
+                    .collect()
+            })
+            .collect();
+        let curves = &curves_by_norm[FILTER];
         curves.first().context("1-D surface missing")?;
         let two = c.surface("2d", id).map(|s| s.loss_grid()).transpose()?;
-        top.push(curves_panel(&run_title(run), "x (filter-normalized)", &curves).into());
+        top.push(curves_panel(&run_title(run), NORMALIZATIONS[FILTER].1, curves).into());
         if let Some(grid) = &two {
             bottom.push(contour_panel(&run_title(run), grid.clone()).into());
         }
-        for ((analysis, x_label), (panels, widths)) in NORMALIZATIONS.iter().zip(&mut by_norm) {
-            let these = curves_of(analysis);
-            widths.push(mean_width(&these));
-            panels.push(curves_panel(&run_title(run), x_label, &these).into());
+        for (((_, x_label), these), (panels, widths_of_runs)) in
+            NORMALIZATIONS.iter().zip(&curves_by_norm).zip(&mut by_norm)
+        {
+            widths_of_runs.push(widths(these).mean);
+            panels.push(curves_panel(&run_title(run), x_label, these).into());
         }
-        let over_directions = |measure: &dyn Fn(&[f64], &[f64]) -> f64| {
-            let values: Vec<f64> = curves
-                .iter()
-                .map(|k| measure(&k.x, &k.train_loss))
-                .collect();
-            Spread::of(&values)
-        };
         let shape = Shape {
-            width: over_directions(&|x, loss| basin_width(x, loss, 0.0, WIDTH_RISE)),
-            curvature: over_directions(&|x, loss| curvature(x, loss, 0.0)),
+            width: widths(curves),
+            curvature: over_directions(curves, |x, loss| curvature(x, loss, 0.0)),
             directions: curves.len(),
             area: two.as_ref().map_or(f64::NAN, |g| basin_area(g, 1.0)),
             nonconvex: two.as_ref().map_or(f64::NAN, nonconvex_share),
@@ -240,8 +256,8 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             num(shape.width.hi),
             num(shape.curvature.lo),
             num(shape.curvature.hi),
-            num(by_norm[1].1[shapes.len()]),
-            num(by_norm[0].1[shapes.len()]),
+            num(by_norm[LAYER].1[shapes.len()]),
+            num(by_norm[RAW].1[shapes.len()]),
         ]);
         shapes.push(shape);
     }
@@ -295,7 +311,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             pairs.push((wd, (sb_error, widths[small]), (lb_error, widths[large])));
         }
     }
-    for (k, norm) in [(0, "raw"), (1, "layer-normalized")] {
+    for (k, norm) in [(RAW, "raw"), (LAYER, "layer-normalized")] {
         if by_norm[k].1.iter().all(|w| w.is_finite()) {
             checks.push(order_breaks_check(norm, &pairs[k]));
         }
@@ -336,15 +352,6 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         tables,
         figures,
     })
-}
-
-/// The mean 1-D basin width over `curves` (NaN when there are none).
-fn mean_width(curves: &[Curve]) -> f64 {
-    let widths: Vec<f64> = curves
-        .iter()
-        .map(|k| basin_width(&k.x, &k.train_loss, 0.0, WIDTH_RISE))
-        .collect();
-    Spread::of(&widths).mean
 }
 
 /// `sharpness.csv` for the four minima (when the spec measured sharpness), and the check that
