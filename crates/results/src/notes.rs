@@ -135,7 +135,9 @@ mod tests {
             text.starts_with(STALE) && text.contains("name no numbers"),
             "{text}"
         );
+        // A folder without notes carries none: the new folder's notes stay as they are.
         let missing = tempfile::tempdir().unwrap();
         carry(missing.path(), new.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(new.path().join(NOTES)).unwrap(), text);
     }
 }
