@@ -274,22 +274,25 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Claim 5's and 6's convexity checks (figures 1, 4, 5, 6) fed landscapes whose answer is
     //! known: each must fail where the landscape contradicts the claim.
     use super::*;
     use landscape_figures::linspace;
 
-    fn grid(f: impl Fn(f64, f64) -> f64) -> Grid2d {
+    /// A 21x21 grid over [-1, 1]^2 of `f(x, y)`.
+    pub(crate) fn grid(f: impl Fn(f64, f64) -> f64) -> Grid2d {
         let a = linspace(-1.0, 1.0, 21);
         Grid2d::from_fn(a.clone(), a, f).unwrap()
     }
 
-    fn bowl() -> InView {
+    /// A convex bowl, in view.
+    pub(crate) fn bowl() -> InView {
         nonconvex_in_view(&grid(|x, y| x * x + y * y), LOSS_CLIP)
     }
 
-    fn chaos() -> InView {
+    /// A bowl under an egg-crate ripple: non-convex almost everywhere, in view.
+    pub(crate) fn chaos() -> InView {
         nonconvex_in_view(
             &grid(|x, y| 1.0 + x * x + y * y + 0.3 * (12.0 * x).sin() * (12.0 * y).sin()),
             LOSS_CLIP,
