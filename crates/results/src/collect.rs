@@ -39,6 +39,19 @@ impl RunResult {
         self.record.config.batch_size()
     }
 
+    /// The training seed.
+    pub fn seed(&self) -> u64 {
+        self.record.config.train.seed
+    }
+
+    /// Whether `other` was trained with the same settings, on the same data, but for the seed:
+    /// a replicate of this run.
+    pub fn replicates(&self, other: &RunResult) -> bool {
+        let mut mine = self.record.config.clone();
+        mine.train.seed = other.seed();
+        mine == other.record.config
+    }
+
     /// Final test error, percent.
     pub fn test_error(&self) -> f64 {
         self.metrics.last().map_or(f64::NAN, |m| 100.0 - m.test_acc)
@@ -81,6 +94,22 @@ impl RunResult {
     }
 }
 
+/// `runs` in groups of replicates (the same settings, seeds apart), each in seed order, the
+/// groups in the order of their first runs.
+pub fn replicate_groups<'a>(runs: &[&'a RunResult]) -> Vec<Vec<&'a RunResult>> {
+    let mut groups: Vec<Vec<&RunResult>> = Vec::new();
+    for run in runs {
+        match groups.iter_mut().find(|g| g[0].replicates(run)) {
+            Some(group) => group.push(run),
+            None => groups.push(vec![run]),
+        }
+    }
+    for group in &mut groups {
+        group.sort_by_key(|r| r.seed());
+    }
+    groups
+}
+
 /// One computed surface or interpolation.
 #[derive(Clone, Debug)]
 pub struct SurfaceResult {
@@ -109,6 +138,10 @@ pub struct Curve {
     pub test_loss: Vec<f64>,
     /// Test accuracy (empty when not measured).
     pub test_acc: Vec<f64>,
+    /// BatchNorm running-variance entries clamped at zero at each point: extrapolated
+    /// statistics (an interpolation beyond its ends) can go negative, and a clamped variance
+    /// divides its channel by sqrt(eps).
+    pub clamped: Vec<u64>,
 }
 
 impl SurfaceResult {
@@ -153,6 +186,7 @@ impl SurfaceResult {
             train_acc: col(|r| Some(r.train_acc)),
             test_loss: col(|r| r.test_loss),
             test_acc: col(|r| r.test_acc),
+            clamped: self.rows.iter().map(|r| r.negative_var).collect(),
         }
     }
 

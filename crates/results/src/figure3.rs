@@ -8,7 +8,7 @@
 
 use crate::Product;
 use crate::collect::Curve;
-use crate::collect::{Collected, RunResult};
+use crate::collect::{Collected, RunResult, replicate_groups};
 use crate::measures::{Spread, WIDTH_RISE, basin_area, basin_width, curvature, nonconvex_share};
 use crate::panels::{contour_panel, curves_panel, run_title};
 use crate::paper::{KESKAR_C2_SHARPNESS, vgg9_test_error};
@@ -29,33 +29,59 @@ struct Shape {
     nonconvex: f64,
 }
 
-impl Shape {
-    /// `width` (3 decimals) and `curvature` (2) as a check's measured text: the means, with
-    /// their range over directions when there are several.
-    fn describe(&self) -> (String, String) {
-        let show = |s: &Spread, d: usize| {
-            if self.directions > 1 {
-                format!("{:.d$} ({:.d$}-{:.d$})", s.mean, s.lo, s.hi)
-            } else {
-                format!("{:.d$}", s.mean)
-            }
-        };
-        (show(&self.width, 3), show(&self.curvature, 2))
+/// One setting's minima (a weight decay and batch size) over its training seeds: what claim
+/// 3's checks compare. Each spread is over seeds; a seed's width and curvature are its means
+/// over the 1-D directions.
+struct Minimum {
+    /// Test error, percent.
+    error: Spread,
+    /// Filter-normalized 1-D basin width.
+    width: Spread,
+    /// 1-D curvature at the minimum.
+    curvature: Spread,
+    /// The 1-D basin width along each normalization's directions ([`NORMALIZATIONS`]' rows).
+    widths: [Spread; 3],
+}
+
+impl Minimum {
+    /// The setting of `runs` (its seeds), with `shapes` and `widths` (per normalization) of
+    /// each run.
+    fn of(runs: &[&RunResult], shapes: &[&Shape], widths: &[[f64; 3]]) -> Self {
+        let over =
+            |f: &dyn Fn(usize) -> f64| Spread::of(&(0..runs.len()).map(f).collect::<Vec<_>>());
+        Self {
+            error: over(&|i| runs[i].test_error()),
+            width: over(&|i| shapes[i].width.mean),
+            curvature: over(&|i| shapes[i].curvature.mean),
+            widths: [0, 1, 2].map(|k| over(&|i| widths[i][k])),
+        }
     }
 }
 
-/// Whether the minimum that generalizes worse has the strictly narrower basin, from the small-
-/// and large-batch (test error, width); equal test errors say nothing, so they are `false`.
-fn worse_is_narrower((sb_error, sb_width): (f64, f64), (lb_error, lb_width): (f64, f64)) -> bool {
-    if lb_error == sb_error {
-        return false;
-    }
-    let (worse, better) = if lb_error > sb_error {
-        (lb_width, sb_width)
+/// Whether the minimum that generalizes worse has the narrower basin, from the small- and
+/// large-batch (test error, width) over seeds: the test errors must separate (every seed of
+/// one setting worse than every seed of the other) and so must the widths, the other way;
+/// otherwise nothing is shown, and it is `false`.
+fn worse_is_narrower(
+    (sb_error, sb_width): (&Spread, &Spread),
+    (lb_error, lb_width): (&Spread, &Spread),
+) -> bool {
+    if sb_error.below(lb_error) {
+        lb_width.below(sb_width)
+    } else if lb_error.below(sb_error) {
+        sb_width.below(lb_width)
     } else {
-        (sb_width, lb_width)
-    };
-    worse < better
+        false
+    }
+}
+
+/// Whether the minimum that generalizes worse has the wider basin: the order by sharpness
+/// broken, with test errors and widths each separated over seeds.
+fn worse_is_wider(
+    (sb_error, sb_width): (&Spread, &Spread),
+    (lb_error, lb_width): (&Spread, &Spread),
+) -> bool {
+    worse_is_narrower((sb_error, lb_width), (lb_error, sb_width))
 }
 
 /// The 1-D analyses figure 3 reads, one per direction normalization, in the rows of
@@ -86,29 +112,34 @@ fn widths(curves: &[Curve]) -> Spread {
     over_directions(curves, |x, loss| basin_width(x, loss, 0.0, WIDTH_RISE))
 }
 
-/// One weight decay's small- and large-batch minima: `(wd, (SB test error, SB width), (LB test
-/// error, LB width))`.
-type SettingPair = (f64, (f64, f64), (f64, f64));
+/// One weight decay's small- and large-batch minima.
+type Setting<'a> = (f64, &'a Minimum, &'a Minimum);
 
-/// Claim 3's other half: along raw or layer-normalized directions (`norm`), the order by
-/// sharpness does not follow test error. `pairs` holds, per weight decay, the small- and
-/// large-batch (test error, mean width) measured along those directions. Passes when, in at
-/// least one of the two settings, the worse minimum is not the strictly narrower one.
-fn order_breaks_check(norm: &str, pairs: &[SettingPair]) -> Check {
-    let follows: Vec<bool> = pairs
+/// Claim 3's other half: along raw or layer-normalized directions (`norm`, a row of
+/// [`NORMALIZATIONS`]), the order by sharpness does not follow test error. Passes when, in at
+/// least one weight-decay setting, the minimum that generalizes worse has the wider basin along
+/// those directions, both separated over seeds; a tie in test error shows no break.
+fn order_breaks_check((row, norm): (usize, &str), settings: &[Setting]) -> Check {
+    let breaks: Vec<bool> = settings
         .iter()
-        .map(|&(_, sb, lb)| worse_is_narrower(sb, lb))
+        .map(|(_, sb, lb)| {
+            worse_is_wider((&sb.error, &sb.widths[row]), (&lb.error, &lb.widths[row]))
+        })
         .collect();
-    let measured = pairs
+    let measured = settings
         .iter()
-        .zip(&follows)
-        .map(|(&(wd, (_, sb), (_, lb)), follows)| {
+        .zip(&breaks)
+        .map(|((wd, sb, lb), breaks)| {
             format!(
-                "WD={wd}: width SB {sb:.4} / LB {lb:.4} ({})",
-                if *follows {
-                    "follows error"
+                "WD={wd}: test error SB {} / LB {}, width SB {} / LB {} ({})",
+                sb.error.show(2),
+                lb.error.show(2),
+                sb.widths[row].show(4),
+                lb.widths[row].show(4),
+                if *breaks {
+                    "the worse is wider"
                 } else {
-                    "does not"
+                    "no break"
                 }
             )
         })
@@ -117,31 +148,35 @@ fn order_breaks_check(norm: &str, pairs: &[SettingPair]) -> Check {
     Check {
         claim: "claim 3".into(),
         check: format!(
-            "{norm} directions: the order by 1-D basin width does not follow test error in both WD settings"
+            "{norm} directions: in one WD setting the minimum that generalizes worse has the wider 1-D basin (separated over seeds)"
         ),
         measured,
         paper: "raw or layer-normalized plots break the order".into(),
-        verdict: Verdict::of(pairs.len() == 2 && follows.contains(&false)),
+        verdict: Verdict::of(breaks.contains(&true)),
     }
 }
 
-/// Claim 3's checks at weight decay `wd` from the small- and large-batch minima (test error in
-/// percent, and shape) and the paper's test errors:
-/// - the minimum that generalizes worse has the narrower filter-normalized basin: it must be
-///   strictly narrower, so equal minima, or equal test errors, fail;
+/// Claim 3's checks at weight decay `wd` from the small- and large-batch minima over their
+/// seeds and the paper's test errors; every comparison must separate the seeds' ranges:
+/// - the minimum that generalizes worse has the narrower filter-normalized basin (a tie in test
+///   error or width fails);
 /// - the large batch generalizes worse, with the narrower basin and the higher curvature.
 fn claim3_checks(
     wd: f64,
-    (sb_error, s): (f64, &Shape),
-    (lb_error, l): (f64, &Shape),
+    sb: &Minimum,
+    lb: &Minimum,
+    seeds: usize,
     paper: Option<(f64, f64)>,
 ) -> [Check; 2] {
-    let lb_worse = lb_error > sb_error;
-    let ((s_width, s_curv), (l_width, l_curv)) = (s.describe(), l.describe());
-    let lb_narrower = l.width.mean < s.width.mean;
-    let lb_more_curved = l.curvature.mean > s.curvature.mean;
-    let sharpness_follows_error =
-        worse_is_narrower((sb_error, s.width.mean), (lb_error, l.width.mean));
+    let lb_worse = sb.error.below(&lb.error);
+    let lb_narrower = lb.width.below(&sb.width);
+    let lb_more_curved = sb.curvature.below(&lb.curvature);
+    let sharpness_follows_error = worse_is_narrower((&sb.error, &sb.width), (&lb.error, &lb.width));
+    let over = if seeds > 1 {
+        format!(" (mean and range over {seeds} seeds)")
+    } else {
+        String::new()
+    };
     [
         Check {
             claim: "claim 3".into(),
@@ -149,7 +184,13 @@ fn claim3_checks(
                 "WD={wd}: the minimum that generalizes worse has the narrower filter-normalized 1-D basin"
             ),
             measured: format!(
-                "test error SB {sb_error:.2}% / LB {lb_error:.2}%; width SB {s_width} / LB {l_width}; curvature SB {s_curv} / LB {l_curv}",
+                "test error SB {}% / LB {}%; width SB {} / LB {}; curvature SB {} / LB {}{over}",
+                sb.error.show(2),
+                lb.error.show(2),
+                sb.width.show(3),
+                lb.width.show(3),
+                sb.curvature.show(2),
+                lb.curvature.show(2),
             ),
             paper: match paper {
                 Some((sb, lb)) => format!("test error SB {sb}% / LB {lb}%; LB sharper"),
@@ -163,10 +204,15 @@ fn claim3_checks(
                 "WD={wd}: large batch generalizes worse and is sharper (narrower basin, higher curvature)"
             ),
             measured: format!(
-                "LB-SB test error {:+.2} pts; width ratio LB/SB {:.2}; curvature ratio LB/SB {:.2}",
-                lb_error - sb_error,
-                l.width.mean / s.width.mean,
-                l.curvature.mean / s.curvature.mean
+                "LB-SB test error {:+.2} pts; width ratio LB/SB {:.2}; curvature ratio LB/SB {:.2} (means{})",
+                lb.error.mean - sb.error.mean,
+                lb.width.mean / sb.width.mean,
+                lb.curvature.mean / sb.curvature.mean,
+                if seeds > 1 {
+                    format!(" over {seeds} seeds")
+                } else {
+                    String::new()
+                }
             ),
             paper: "LB sharper and worse in both WD settings".into(),
             verdict: Verdict::of(lb_worse && lb_narrower && lb_more_curved),
@@ -174,7 +220,8 @@ fn claim3_checks(
     ]
 }
 
-/// Builds figure 3's panels, summary and checks.
+/// Builds figure 3's panels, summary and checks. With several training seeds per setting,
+/// the figure draws the first seed's minima and the checks read every seed.
 pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     let mut runs: Vec<&RunResult> = c
         .runs
@@ -182,15 +229,17 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         .filter(|r| c.surface("1d", &r.record.id).is_some())
         .collect();
     runs.sort_by(|a, b| {
-        let key = |r: &RunResult| (r.record.config.train.weight_decay, r.batch_size());
+        let key = |r: &RunResult| (r.record.config.train.weight_decay, r.batch_size(), r.seed());
         key(a).partial_cmp(&key(b)).expect("finite")
     });
+    let settings = replicate_groups(&runs);
     let mut top: Vec<Panel> = Vec::new();
     let mut bottom: Vec<Panel> = Vec::new();
     let mut summary = Table::new(&[
         "model",
         "batch_size",
         "weight_decay",
+        "seed",
         "test_error_pct",
         "train_loss",
         "weight_l2",
@@ -206,10 +255,12 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         "width_1d_layer",
         "width_1d_raw",
     ]);
-    let mut shapes = Vec::new();
-    // Per normalization (NORMALIZATIONS' rows), a panel and a mean width per run.
-    let mut by_norm: Vec<(Vec<Panel>, Vec<f64>)> = vec![Default::default(); NORMALIZATIONS.len()];
-    for run in &runs {
+    // Per run (in `settings` order), its shape and its mean width per normalization.
+    let mut shapes: Vec<Shape> = Vec::new();
+    let mut widths_by_norm: Vec<[f64; 3]> = Vec::new();
+    // Per normalization (NORMALIZATIONS' rows), a panel per setting.
+    let mut norm_panels: Vec<Vec<Panel>> = vec![Vec::new(); NORMALIZATIONS.len()];
+    for run in settings.iter().flatten() {
         let id = &run.record.id;
         let curves_by_norm: Vec<Vec<Curve>> = NORMALIZATIONS
             .iter()
@@ -223,16 +274,21 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         let curves = &curves_by_norm[FILTER];
         curves.first().context("1-D surface missing")?;
         let two = c.surface("2d", id).map(|s| s.loss_grid()).transpose()?;
-        top.push(curves_panel(&run_title(run), NORMALIZATIONS[FILTER].1, curves).into());
-        if let Some(grid) = &two {
-            bottom.push(contour_panel(&run_title(run), grid.clone()).into());
+        let drawn = settings.iter().any(|group| std::ptr::eq(group[0], *run));
+        if drawn {
+            top.push(curves_panel(&run_title(run), NORMALIZATIONS[FILTER].1, curves).into());
+            if let Some(grid) = &two {
+                bottom.push(contour_panel(&run_title(run), grid.clone()).into());
+            }
+            for (((_, x_label), these), panels) in NORMALIZATIONS
+                .iter()
+                .zip(&curves_by_norm)
+                .zip(&mut norm_panels)
+            {
+                panels.push(curves_panel(&run_title(run), x_label, these).into());
+            }
         }
-        for (((_, x_label), these), (panels, widths_of_runs)) in
-            NORMALIZATIONS.iter().zip(&curves_by_norm).zip(&mut by_norm)
-        {
-            widths_of_runs.push(widths(these).mean);
-            panels.push(curves_panel(&run_title(run), x_label, these).into());
-        }
+        let widths_here = [RAW, LAYER, FILTER].map(|k| widths(&curves_by_norm[k]).mean);
         let shape = Shape {
             width: widths(curves),
             curvature: over_directions(curves, |x, loss| curvature(x, loss, 0.0)),
@@ -244,6 +300,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             run.record.config.train.model.to_string(),
             run.batch_size().to_string(),
             run.record.config.train.weight_decay.to_string(),
+            run.seed().to_string(),
             num(run.test_error()),
             num(run.train_loss()),
             num(run.weight_norm()),
@@ -256,12 +313,13 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
             num(shape.width.hi),
             num(shape.curvature.lo),
             num(shape.curvature.hi),
-            num(by_norm[LAYER].1[shapes.len()]),
-            num(by_norm[RAW].1[shapes.len()]),
+            num(widths_here[LAYER]),
+            num(widths_here[RAW]),
         ]);
         shapes.push(shape);
+        widths_by_norm.push(widths_here);
     }
-    let cols = runs.len().max(1);
+    let cols = settings.len().max(1);
     let rows = if bottom.len() == top.len() { 2 } else { 1 };
     let mut panels = top;
     if rows == 2 {
@@ -271,15 +329,8 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         .with_title("Figure 3: VGG-9 minima, filter-normalized 1-D (top) and 2-D (bottom)")
         .save(&out.join("figure3"))?;
     let mut figures = vec!["figure3.png".to_string(), "figure3.svg".to_string()];
-    if by_norm
-        .iter()
-        .all(|(_, widths)| widths.iter().all(|w| w.is_finite()))
-    {
-        let panels = by_norm
-            .iter()
-            .flat_map(|(panels, _)| panels.clone())
-            .collect();
-        Figure::grid(NORMALIZATIONS.len(), cols, panels)
+    if widths_by_norm.iter().flatten().all(|w| w.is_finite()) {
+        Figure::grid(NORMALIZATIONS.len(), cols, norm_panels.concat())
             .with_title("Figure 3, beside it: the same minima along raw (top), layer-normalized (middle) and filter-normalized (bottom) random directions")
             .save(&out.join("figure3_normalizations"))?;
         figures.extend([
@@ -288,35 +339,45 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         ]);
     }
 
+    // Each setting's minimum over its seeds.
+    let mut first = 0;
+    let minima: Vec<(f64, usize, Minimum)> = settings
+        .iter()
+        .map(|group| {
+            let range = first..first + group.len();
+            first = range.end;
+            let shapes: Vec<&Shape> = shapes[range.clone()].iter().collect();
+            (
+                group[0].record.config.train.weight_decay,
+                group.len(),
+                Minimum::of(group, &shapes, &widths_by_norm[range]),
+            )
+        })
+        .collect();
     let mut checks = Vec::new();
-    // Per normalization, the (test error, mean width) pairs of each weight decay.
-    let mut pairs: Vec<Vec<SettingPair>> = vec![Vec::new(); NORMALIZATIONS.len()];
+    let mut pairs: Vec<Setting> = Vec::new();
     for wd in [0.0, 5e-4] {
         // Sorted by (weight decay, batch size): the small batch first.
-        let pair: Vec<usize> = (0..runs.len())
-            .filter(|&i| runs[i].record.config.train.weight_decay == wd)
-            .collect();
-        let [small, large] = pair[..] else {
+        let pair: Vec<&(f64, usize, Minimum)> = minima.iter().filter(|m| m.0 == wd).collect();
+        let [(_, sb_seeds, small), (_, lb_seeds, large)] = pair[..] else {
             continue;
         };
-        let (sb_error, lb_error) = (runs[small].test_error(), runs[large].test_error());
         let paper = vgg9_test_error(wd, true).zip(vgg9_test_error(wd, false));
         checks.extend(claim3_checks(
             wd,
-            (sb_error, &shapes[small]),
-            (lb_error, &shapes[large]),
+            small,
+            large,
+            *sb_seeds.min(lb_seeds),
             paper,
         ));
-        for (pairs, (_, widths)) in pairs.iter_mut().zip(&by_norm) {
-            pairs.push((wd, (sb_error, widths[small]), (lb_error, widths[large])));
+        pairs.push((wd, small, large));
+    }
+    for (row, norm) in [(RAW, "raw"), (LAYER, "layer-normalized")] {
+        if widths_by_norm.iter().all(|w| w[row].is_finite()) {
+            checks.push(order_breaks_check((row, norm), &pairs));
         }
     }
-    for (k, norm) in [(RAW, "raw"), (LAYER, "layer-normalized")] {
-        if by_norm[k].1.iter().all(|w| w.is_finite()) {
-            checks.push(order_breaks_check(norm, &pairs[k]));
-        }
-    }
-    let tables = match sharpness_table(c, &runs, &mut checks) {
+    let tables = match sharpness_table(c, &settings, &mut checks) {
         Some(table) => vec![("sharpness.csv", table)],
         None => Vec::new(),
     };
@@ -354,51 +415,71 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
     })
 }
 
-/// `sharpness.csv` for the four minima (when the spec measured sharpness), and the check that
-/// Keskar's epsilon-sharpness separates small and large batch without weight decay.
-fn sharpness_table(c: &Collected, runs: &[&RunResult], checks: &mut Vec<Check>) -> Option<Table> {
+/// `sharpness.csv` for the minima whose sharpness the spec measured (every seed, or some),
+/// and the check that Keskar's epsilon-sharpness separates small and large batch without
+/// weight decay (a setting's sharpness is its mean over the measured seeds). `None` when no
+/// run was measured.
+fn sharpness_table(
+    c: &Collected,
+    settings: &[Vec<&RunResult>],
+    checks: &mut Vec<Check>,
+) -> Option<Table> {
     let mut table = Table::new(&[
         "batch_size",
         "weight_decay",
+        "seed",
         "measure",
         "setting",
         "value",
         "units",
         "scale_invariant",
     ]);
-    let mut keskar = Vec::new();
-    for run in runs {
-        let report = c.sharpness(&run.record.id)?;
-        for row in &report.rows {
-            table.push(vec![
-                run.batch_size().to_string(),
-                run.record.config.train.weight_decay.to_string(),
-                row.measure.clone(),
-                row.setting.clone(),
-                num(row.value),
-                row.units.clone(),
-                row.scale_invariant.to_string(),
-            ]);
+    // Per setting: weight decay, Keskar's setting text and its values over measured seeds.
+    let mut keskar: Vec<(f64, String, Vec<f64>)> = Vec::new();
+    for group in settings {
+        let mut values = Vec::new();
+        let mut name = String::new();
+        for run in group {
+            let Some(report) = c.sharpness(&run.record.id) else {
+                continue;
+            };
+            for row in &report.rows {
+                table.push(vec![
+                    run.batch_size().to_string(),
+                    run.record.config.train.weight_decay.to_string(),
+                    run.seed().to_string(),
+                    row.measure.clone(),
+                    row.setting.clone(),
+                    num(row.value),
+                    row.units.clone(),
+                    row.scale_invariant.to_string(),
+                ]);
+            }
+            if let Some(first) = report
+                .rows
+                .iter()
+                .find(|r| r.measure.starts_with("keskar") && !r.setting.contains("subspace"))
+            {
+                name.clone_from(&first.setting);
+                values.push(first.value);
+            }
         }
-        let first = report
-            .rows
-            .iter()
-            .find(|r| r.measure.starts_with("keskar") && !r.setting.contains("subspace"))?;
-        keskar.push((
-            run.record.config.train.weight_decay,
-            run.batch_size(),
-            first.setting.clone(),
-            first.value,
-        ));
+        if !values.is_empty() {
+            keskar.push((group[0].record.config.train.weight_decay, name, values));
+        }
+    }
+    if table.rows.is_empty() {
+        return None;
     }
     for wd in [0.0, 5e-4] {
         let pair: Vec<_> = keskar.iter().filter(|k| k.0 == wd).collect();
         let [small, large] = pair[..] else { continue };
-        let ratio = large.3 / small.3;
+        let (s, l) = (Spread::of(&small.2), Spread::of(&large.2));
+        let ratio = l.mean / s.mean;
         checks.push(Check {
             claim: "Keskar et al.".into(),
-            check: format!("WD={wd}: epsilon-sharpness ({}) of the large-batch minimum over the small-batch one", small.2),
-            measured: format!("SB {:.3} / LB {:.3}: ratio {ratio:.1}", small.3, large.3),
+            check: format!("WD={wd}: epsilon-sharpness ({}) of the large-batch minimum over the small-batch one", small.1),
+            measured: format!("SB {} / LB {}: ratio {ratio:.1}", s.show(3), l.show(3)),
             paper: if wd == 0.0 { format!("10-100x (Keskar: {} vs {} on CIFAR-10 C2)", KESKAR_C2_SHARPNESS.0, KESKAR_C2_SHARPNESS.1) } else { "not reported with weight decay".into() },
             verdict: Verdict::of(if wd == 0.0 { ratio >= 10.0 } else { ratio > 1.0 }),
         });
@@ -411,75 +492,105 @@ mod tests {
     //! Claim 3's checks fed minima whose answer is known.
     use super::*;
 
-    fn shape(width: f64, curvature: f64) -> Shape {
-        Shape {
-            width: Spread::of(&[width]),
-            curvature: Spread::of(&[curvature]),
-            directions: 1,
-            area: f64::NAN,
-            nonconvex: f64::NAN,
+    /// A setting's minimum over seeds: test errors, filter-normalized widths (the raw and
+    /// layer-normalized ones too) and curvatures.
+    fn seeds(errors: &[f64], widths: &[f64], curvatures: &[f64]) -> Minimum {
+        Minimum {
+            error: Spread::of(errors),
+            width: Spread::of(widths),
+            curvature: Spread::of(curvatures),
+            widths: [Spread::of(widths); 3],
         }
     }
 
-    fn verdicts(sb: (f64, Shape), lb: (f64, Shape)) -> [Verdict; 2] {
-        claim3_checks(0.0, (sb.0, &sb.1), (lb.0, &lb.1), None).map(|c| c.verdict)
+    /// One seed's minimum.
+    fn one(error: f64, width: f64, curvature: f64) -> Minimum {
+        seeds(&[error], &[width], &[curvature])
+    }
+
+    fn verdicts(sb: Minimum, lb: Minimum) -> [Verdict; 2] {
+        claim3_checks(0.0, &sb, &lb, 1, None).map(|c| c.verdict)
     }
 
     #[test]
     fn claim_3_fails_on_minima_that_contradict_it() {
-        let (flat, sharp) = (shape(1.0, 2.0), shape(0.5, 8.0));
         // The paper's case: LB worse, narrower and more curved.
         assert_eq!(
-            verdicts((7.0, flat), (11.0, sharp)),
+            verdicts(one(7.0, 1.0, 2.0), one(11.0, 0.5, 8.0)),
             [Verdict::Pass, Verdict::Pass]
         );
         // Equal minima where LB is claimed sharper: both checks fail.
         assert_eq!(
-            verdicts((7.0, shape(1.0, 2.0)), (11.0, shape(1.0, 2.0))),
+            verdicts(one(7.0, 1.0, 2.0), one(11.0, 1.0, 2.0)),
             [Verdict::Fail, Verdict::Fail]
         );
         // Equal minima with LB the better one: nothing separates them (the check once read
         // `lb_narrower == lb_worse` and passed this).
         assert_eq!(
-            verdicts((11.0, shape(1.0, 2.0)), (7.0, shape(1.0, 2.0)))[0],
+            verdicts(one(11.0, 1.0, 2.0), one(7.0, 1.0, 2.0))[0],
             Verdict::Fail
         );
         // Equal test errors tell nothing about which minimum generalizes worse.
         assert_eq!(
-            verdicts((9.0, shape(1.0, 2.0)), (9.0, shape(0.5, 8.0)))[0],
+            verdicts(one(9.0, 1.0, 2.0), one(9.0, 0.5, 8.0))[0],
             Verdict::Fail
         );
         // LB worse but wider: sharpness does not follow error, and LB is not sharper.
         assert_eq!(
-            verdicts((7.0, shape(0.5, 8.0)), (11.0, shape(1.0, 2.0))),
+            verdicts(one(7.0, 0.5, 8.0), one(11.0, 1.0, 2.0)),
             [Verdict::Fail, Verdict::Fail]
         );
         // LB better and wider: sharpness follows error (SB is the worse and narrower), but the
         // paper's large-batch claim fails.
         assert_eq!(
-            verdicts((11.0, shape(0.5, 8.0)), (7.0, shape(1.0, 2.0))),
+            verdicts(one(11.0, 0.5, 8.0), one(7.0, 1.0, 2.0)),
             [Verdict::Pass, Verdict::Fail]
         );
     }
 
     #[test]
+    fn differences_within_the_seeds_spread_fail() {
+        let sb = || seeds(&[10.3, 10.6, 10.9], &[1.0, 1.05, 1.1], &[2.0, 2.2, 2.4]);
+        // Every LB seed worse, narrower and more curved than every SB seed: both pass.
+        let lb = seeds(&[11.0, 11.2, 11.5], &[0.6, 0.65, 0.7], &[7.0, 8.0, 9.0]);
+        assert_eq!(verdicts(sb(), lb), [Verdict::Pass, Verdict::Pass]);
+        // The same mean test errors, but one LB seed better than one SB seed: which
+        // minimum generalizes worse is not shown, and both checks fail.
+        let lb = seeds(&[10.8, 11.4, 11.5], &[0.6, 0.65, 0.7], &[7.0, 8.0, 9.0]);
+        assert_eq!(verdicts(sb(), lb), [Verdict::Fail, Verdict::Fail]);
+        // Test errors separate, but the widths overlap: not narrower.
+        let lb = seeds(&[11.0, 11.2, 11.5], &[0.6, 0.65, 1.05], &[7.0, 8.0, 9.0]);
+        assert_eq!(verdicts(sb(), lb), [Verdict::Fail, Verdict::Fail]);
+    }
+
+    #[test]
     fn the_order_must_break_somewhere_along_raw_directions() {
+        let raw = (RAW, "raw");
+        let check = |settings: &[(f64, Minimum, Minimum)]| {
+            let settings: Vec<Setting> = settings.iter().map(|(wd, s, l)| (*wd, s, l)).collect();
+            order_breaks_check(raw, &settings).verdict
+        };
         // Widths that follow test error in both settings: "the order breaks" fails.
         let follows = [
-            (0.0, (7.0, 0.05), (11.0, 0.03)),
-            (5e-4, (6.0, 0.02), (10.0, 0.01)),
+            (0.0, one(7.0, 0.05, 1.0), one(11.0, 0.03, 1.0)),
+            (5e-4, one(6.0, 0.02, 1.0), one(10.0, 0.01, 1.0)),
         ];
-        assert_eq!(order_breaks_check("raw", &follows).verdict, Verdict::Fail);
+        assert_eq!(check(&follows), Verdict::Fail);
         // With weight decay the large batch looks wider, as the paper's raw plots show.
         let flips = [
-            (0.0, (7.0, 0.05), (11.0, 0.03)),
-            (5e-4, (6.0, 0.02), (10.0, 0.04)),
+            (0.0, one(7.0, 0.05, 1.0), one(11.0, 0.03, 1.0)),
+            (5e-4, one(6.0, 0.02, 1.0), one(10.0, 0.04, 1.0)),
         ];
-        assert_eq!(order_breaks_check("raw", &flips).verdict, Verdict::Pass);
-        // One setting alone cannot show the order breaking between settings.
-        assert_eq!(
-            order_breaks_check("raw", &flips[1..]).verdict,
-            Verdict::Fail
-        );
+        assert_eq!(check(&flips), Verdict::Pass);
+        // A tie in test error shows no break, whichever basin is wider (it once passed).
+        let tie = [
+            (0.0, one(7.0, 0.05, 1.0), one(11.0, 0.03, 1.0)),
+            (
+                5e-4,
+                seeds(&[9.8, 10.0, 10.2], &[0.02; 3], &[1.0; 3]),
+                seeds(&[9.9, 10.1, 10.3], &[0.04; 3], &[1.0; 3]),
+            ),
+        ];
+        assert_eq!(check(&tie), Verdict::Fail);
     }
 }

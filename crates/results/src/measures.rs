@@ -9,7 +9,8 @@ pub const WIDTH_RISE: f64 = 0.5;
 /// Half-width of the window, in direction units, over which the curvature at a minimum is fit.
 pub const CURVATURE_WINDOW: f64 = 0.2;
 
-/// How far apart a measure lands across random directions (an analysis with `repeats`).
+/// How far apart a measure lands across random directions (an analysis with `repeats`) or
+/// training seeds: its least, greatest and mean value.
 #[derive(Clone, Copy, Debug)]
 pub struct Spread {
     /// The smallest value.
@@ -33,6 +34,23 @@ impl Spread {
     /// `(max - min) / mean`.
     pub fn relative(&self) -> f64 {
         (self.hi - self.lo) / self.mean.abs()
+    }
+
+    /// Whether every value of this spread lies below every value of `other`: the comparison
+    /// of two settings over training seeds that their seed-to-seed spread cannot explain (for
+    /// single values, `<`). Three seeds apart from three by chance with probability 1/10.
+    pub fn below(&self, other: &Spread) -> bool {
+        self.hi < other.lo
+    }
+
+    /// `0.531` for one value, `0.531 (0.502-0.560)` for several, with `decimals` decimals.
+    pub fn show(&self, decimals: usize) -> String {
+        let d = decimals;
+        if self.lo == self.hi {
+            format!("{:.d$}", self.mean)
+        } else {
+            format!("{:.d$} ({:.d$}-{:.d$})", self.mean, self.lo, self.hi)
+        }
     }
 }
 
