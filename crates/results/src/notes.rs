@@ -138,6 +138,9 @@ mod tests {
         // A folder without notes carries none: the new folder's notes stay as they are.
         let missing = tempfile::tempdir().unwrap();
         carry(missing.path(), new.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(new.path().join(NOTES)).unwrap(), text);
+        assert_eq!(
+            std::fs::read_to_string(new.path().join(NOTES)).unwrap(),
+            text
+        );
     }
 }
