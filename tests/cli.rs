@@ -764,6 +764,14 @@ fn submit_local_runs_the_shards_here_and_equals_the_whole_surface() {
 
 /// The names of the sections of the ELF file `path` (`readelf -S`).
 fn elf_sections(path: &Path) -> Vec<String> {
+    elf_section_sizes(path)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The ELF sections of `path` with their sizes in bytes, as `readelf -SW` lists them.
+fn elf_section_sizes(path: &Path) -> Vec<(String, u64)> {
     let out = Command::new("readelf")
         .arg("-SW")
         .arg(path)
@@ -771,8 +779,12 @@ fn elf_sections(path: &Path) -> Vec<String> {
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split(']').nth(1)?.split_whitespace().next())
-        .map(str::to_string)
+        .filter_map(|l| {
+            // `[Nr] Name Type Address Off Size ...`, the size in hex.
+            let fields: Vec<&str> = l.split(']').nth(1)?.split_whitespace().collect();
+            let size = u64::from_str_radix(fields.get(4)?, 16).ok()?;
+            Some((fields[0].to_string(), size))
+        })
         .collect()
 }
 
@@ -808,8 +820,18 @@ fn dist_strips_the_binary_and_keeps_its_debug_info_beside_it() {
     let link = String::from_utf8_lossy(&link.stdout);
     assert!(link.contains("landscape.debug"), "{link}");
     assert!(elf_sections(&debug).iter().any(|s| s == ".debug_line"));
+    // The shipped binary is smaller by (nearly) all of the debug sections' bytes.
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
-    assert!(size(&shipped) * 3 < size(binary), "not much smaller");
+    let debug_bytes: u64 = elf_section_sizes(binary)
+        .iter()
+        .filter(|(name, _)| name.starts_with(".debug"))
+        .map(|(_, size)| size)
+        .sum();
+    let saved = size(binary) - size(&shipped);
+    assert!(
+        debug_bytes > 0 && saved * 10 >= debug_bytes * 9,
+        "{saved} bytes saved of {debug_bytes} in debug sections"
+    );
     let version = run_ok(Command::new(&shipped).arg("--version"));
     assert!(version.starts_with("landscape "), "{version}");
     // No scratch folder is left behind.
