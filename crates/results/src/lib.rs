@@ -442,18 +442,24 @@ fn surface_title(s: &SurfaceResult, run: Option<&landscape_train::run::RunRecord
 /// `<analysis>_<model>-<swept values>`: the file name of a surface's outputs.
 fn surface_stem(c: &Collected, s: &SurfaceResult) -> String {
     let label = c.run(&s.runs[0]).map_or(s.runs[0].clone(), |r| {
-        format!(
-            "{}-{}",
-            r.record.config.train.model,
-            r.record
-                .sweep
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("-")
-        )
+        let values: Vec<String> = r.record.sweep.values().map(|v| file_part(v)).collect();
+        format!("{}-{}", r.record.config.train.model, values.join("-"))
     });
-    format!("{}_{}", s.analysis, label.replace(['"', '%', ' '], ""))
+    format!("{}_{label}", s.analysis)
+}
+
+/// A swept value as part of a file name, with no quotes, spaces, percent signs or braces:
+/// `"16.4%"` is `16.4`, and linked settings give their values in key order
+/// (`{ lr = 0.001, optimizer = "adam" }` is `0.001-adam`).
+fn file_part(value: &str) -> String {
+    let bare: String = value
+        .chars()
+        .filter(|c| !matches!(c, '"' | '%' | ' ' | '{' | '}'))
+        .collect();
+    bare.split(',')
+        .map(|setting| setting.rsplit('=').next().unwrap_or(setting))
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// `centres.csv`: for each run, the training loss and accuracy at the centre of each of its
@@ -530,4 +536,20 @@ fn write_surfaces(c: &Collected, out: &Path) -> Result<()> {
         heights.write_vtp(&out.join(format!("{stem}.vtp")), &grid, &trail)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_part;
+
+    #[test]
+    fn swept_values_become_plain_file_name_parts() {
+        assert_eq!(file_part("32"), "32");
+        assert_eq!(file_part("\"16.4%\""), "16.4");
+        assert_eq!(file_part("0.0005"), "0.0005");
+        assert_eq!(
+            file_part("{ lr = 0.001, optimizer = \"adam\" }"),
+            "0.001-adam"
+        );
+    }
 }
