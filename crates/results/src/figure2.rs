@@ -52,7 +52,7 @@ impl Minimum {
 /// interpolation, each measured on its inner side, towards the other minimum: between the two,
 /// every BatchNorm statistic is a mix of two real ones, while beyond them extrapolated running
 /// variances go negative, are clamped at zero, and the loss leaps by orders of magnitude within
-/// one step (the cliffs at alpha -0.19 and 1.015 of the quick results). Claim 2 is about the
+/// one step (the quick results' cliffs at alpha -0.055 and 1.015). Claim 2 is about the
 /// basins' shape, not about where the extrapolation breaks.
 fn inner_widths(curve: &Curve) -> [f64; 2] {
     let (x, loss): (Vec<f64>, Vec<f64>) = curve
@@ -67,9 +67,9 @@ fn inner_widths(curve: &Curve) -> [f64; 2] {
     [0.0, 1.0].map(|end| basin_width(&x, &loss, end, WIDTH_RISE))
 }
 
-/// Where the extrapolation starts clamping BatchNorm variances: the clamped point nearest to
-/// alpha 0 below it, and nearest to alpha 1 above it.
-fn clamp_onsets(curve: &Curve) -> Vec<f64> {
+/// Where the extrapolation starts clamping BatchNorm variances, beyond each end: the clamped
+/// point nearest to alpha 0 below it, and nearest to alpha 1 above it (`None`: none there).
+fn clamp_onsets(curve: &Curve) -> [Option<f64>; 2] {
     let clamped = || {
         curve
             .x
@@ -80,7 +80,7 @@ fn clamp_onsets(curve: &Curve) -> Vec<f64> {
     };
     let below = clamped().filter(|a| *a < 0.0).reduce(f64::max);
     let above = clamped().filter(|a| *a > 1.0).reduce(f64::min);
-    below.into_iter().chain(above).collect()
+    [below, above]
 }
 
 /// One training seed's small- and large-batch minima, and their basins' inner widths along
@@ -235,10 +235,6 @@ pub fn build(c: &Collected, workdir: &Path, out: &Path) -> Result<Product> {
                 large: Minimum::of(large, &weights[1]),
                 widths: inner_widths(curve),
             };
-            let onset = |side: usize| {
-                let beyond = |a: &&f64| if side == 0 { **a < 0.0 } else { **a > 1.0 };
-                onsets.iter().find(beyond).copied().unwrap_or(f64::NAN)
-            };
             for (side, (run, m)) in [(small, &pair.small), (large, &pair.large)]
                 .into_iter()
                 .enumerate()
@@ -254,7 +250,7 @@ pub fn build(c: &Collected, workdir: &Path, out: &Path) -> Result<Product> {
                     num(m.norms.first().copied().unwrap_or(f64::NAN)),
                     num(m.weight_rms),
                     num(pair.widths[side]),
-                    num(onset(side)),
+                    num(onsets[side].unwrap_or(f64::NAN)),
                 ]);
             }
             seeds.push(pair);
@@ -274,7 +270,10 @@ pub fn build(c: &Collected, workdir: &Path, out: &Path) -> Result<Product> {
                     "alpha (interpolation)",
                     curve,
                 )
-                .with_markers(onsets, "BatchNorm variances clamped beyond")
+                .with_markers(
+                    onsets.into_iter().flatten().collect(),
+                    "BatchNorm variances clamped beyond",
+                )
                 .into(),
             );
             panels.push(norm_panel(&title("weight L2 norm"), &[small, large]).into());
@@ -479,13 +478,13 @@ mod tests {
         let whole = basin_width(&cliff.x, &cliff.train_loss, 1.0, WIDTH_RISE);
         let uncut = basin_width(&no_cliff.x, &no_cliff.train_loss, 1.0, WIDTH_RISE);
         assert!(whole < uncut - 0.01, "{whole} vs {uncut}");
-        let onsets = clamp_onsets(&cliff);
+        let [Some(below), Some(above)] = clamp_onsets(&cliff) else {
+            panic!("{:?}", clamp_onsets(&cliff))
+        };
         assert!(
-            onsets.len() == 2
-                && (onsets[0] + 0.015).abs() <= 0.0051
-                && (onsets[1] - 1.015).abs() <= 0.0051,
-            "{onsets:?}"
+            (below + 0.015).abs() <= 0.0051 && (above - 1.015).abs() <= 0.0051,
+            "{below} {above}"
         );
-        assert!(clamp_onsets(&interpolation(0.3, 0.05, 0.6)).is_empty());
+        assert_eq!(clamp_onsets(&interpolation(0.3, 0.05, 0.6)), [None, None]);
     }
 }

@@ -46,7 +46,7 @@ struct Minimum {
 impl Minimum {
     /// The setting of `runs` (its seeds), with `shapes` and `widths` (per normalization) of
     /// each run.
-    fn of(runs: &[&RunResult], shapes: &[&Shape], widths: &[[f64; 3]]) -> Self {
+    fn of(runs: &[&RunResult], shapes: &[Shape], widths: &[[f64; 3]]) -> Self {
         let over =
             |f: &dyn Fn(usize) -> f64| Spread::of(&(0..runs.len()).map(f).collect::<Vec<_>>());
         Self {
@@ -255,69 +255,86 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         "width_1d_layer",
         "width_1d_raw",
     ]);
-    // Per run (in `settings` order), its shape and its mean width per normalization.
-    let mut shapes: Vec<Shape> = Vec::new();
-    let mut widths_by_norm: Vec<[f64; 3]> = Vec::new();
+    // Each setting's minimum over its seeds: (weight decay, seeds, minimum).
+    let mut minima: Vec<(f64, usize, Minimum)> = Vec::new();
     // Per normalization (NORMALIZATIONS' rows), a panel per setting.
     let mut norm_panels: Vec<Vec<Panel>> = vec![Vec::new(); NORMALIZATIONS.len()];
-    for run in settings.iter().flatten() {
-        let id = &run.record.id;
-        let curves_by_norm: Vec<Vec<Curve>> = NORMALIZATIONS
-            .iter()
-            .map(|(analysis, _)| {
-                c.surfaces_of(analysis, id)
-                    .iter()
-                    .map(|s| s.curve())
-                    .collect()
-            })
-            .collect();
-        let curves = &curves_by_norm[FILTER];
-        curves.first().context("1-D surface missing")?;
-        let two = c.surface("2d", id).map(|s| s.loss_grid()).transpose()?;
-        let drawn = settings.iter().any(|group| std::ptr::eq(group[0], *run));
-        if drawn {
-            top.push(curves_panel(&run_title(run), NORMALIZATIONS[FILTER].1, curves).into());
-            if let Some(grid) = &two {
-                bottom.push(contour_panel(&run_title(run), grid.clone()).into());
-            }
-            for (((_, x_label), these), panels) in NORMALIZATIONS
+    // Whether every run's mean width along every normalization is finite.
+    let mut all_finite = true;
+    for group in &settings {
+        // Per seed, its shape and its mean width per normalization.
+        let mut shapes: Vec<Shape> = Vec::new();
+        let mut widths_by_norm: Vec<[f64; 3]> = Vec::new();
+        for (seed, run) in group.iter().enumerate() {
+            let id = &run.record.id;
+            let curves_by_norm: Vec<Vec<Curve>> = NORMALIZATIONS
                 .iter()
-                .zip(&curves_by_norm)
-                .zip(&mut norm_panels)
-            {
-                panels.push(curves_panel(&run_title(run), x_label, these).into());
+                .map(|(analysis, _)| {
+                    c.surfaces_of(analysis, id)
+                        .iter()
+                        .map(|s| s.curve())
+                        .collect()
+                })
+                .collect();
+            let curves = &curves_by_norm[FILTER];
+            curves.first().context("1-D surface missing")?;
+            let two = c.surface("2d", id).map(|s| s.loss_grid()).transpose()?;
+            // The first seed's minima are drawn.
+            if seed == 0 {
+                top.push(curves_panel(&run_title(run), NORMALIZATIONS[FILTER].1, curves).into());
+                if let Some(grid) = &two {
+                    bottom.push(contour_panel(&run_title(run), grid.clone()).into());
+                }
+                for (((_, x_label), these), panels) in NORMALIZATIONS
+                    .iter()
+                    .zip(&curves_by_norm)
+                    .zip(&mut norm_panels)
+                {
+                    panels.push(curves_panel(&run_title(run), x_label, these).into());
+                }
             }
+            let shape = Shape {
+                width: widths(curves),
+                curvature: over_directions(curves, |x, loss| curvature(x, loss, 0.0)),
+                directions: curves.len(),
+                area: two.as_ref().map_or(f64::NAN, |g| basin_area(g, 1.0)),
+                nonconvex: two.as_ref().map_or(f64::NAN, nonconvex_share),
+            };
+            // NORMALIZATIONS' rows; the filter-normalized width is the shape's, measured once.
+            let widths_here = [
+                widths(&curves_by_norm[RAW]).mean,
+                widths(&curves_by_norm[LAYER]).mean,
+                shape.width.mean,
+            ];
+            all_finite &= widths_here.iter().all(|w| w.is_finite());
+            summary.push(vec![
+                run.record.config.train.model.to_string(),
+                run.batch_size().to_string(),
+                run.record.config.train.weight_decay.to_string(),
+                run.seed().to_string(),
+                num(run.test_error()),
+                num(run.train_loss()),
+                num(run.weight_norm()),
+                num(shape.width.mean),
+                num(shape.curvature.mean),
+                num(shape.area),
+                num(shape.nonconvex),
+                shape.directions.to_string(),
+                num(shape.width.lo),
+                num(shape.width.hi),
+                num(shape.curvature.lo),
+                num(shape.curvature.hi),
+                num(widths_here[LAYER]),
+                num(widths_here[RAW]),
+            ]);
+            shapes.push(shape);
+            widths_by_norm.push(widths_here);
         }
-        let widths_here = [RAW, LAYER, FILTER].map(|k| widths(&curves_by_norm[k]).mean);
-        let shape = Shape {
-            width: widths(curves),
-            curvature: over_directions(curves, |x, loss| curvature(x, loss, 0.0)),
-            directions: curves.len(),
-            area: two.as_ref().map_or(f64::NAN, |g| basin_area(g, 1.0)),
-            nonconvex: two.as_ref().map_or(f64::NAN, nonconvex_share),
-        };
-        summary.push(vec![
-            run.record.config.train.model.to_string(),
-            run.batch_size().to_string(),
-            run.record.config.train.weight_decay.to_string(),
-            run.seed().to_string(),
-            num(run.test_error()),
-            num(run.train_loss()),
-            num(run.weight_norm()),
-            num(shape.width.mean),
-            num(shape.curvature.mean),
-            num(shape.area),
-            num(shape.nonconvex),
-            shape.directions.to_string(),
-            num(shape.width.lo),
-            num(shape.width.hi),
-            num(shape.curvature.lo),
-            num(shape.curvature.hi),
-            num(widths_here[LAYER]),
-            num(widths_here[RAW]),
-        ]);
-        shapes.push(shape);
-        widths_by_norm.push(widths_here);
+        minima.push((
+            group[0].record.config.train.weight_decay,
+            group.len(),
+            Minimum::of(group, &shapes, &widths_by_norm),
+        ));
     }
     let cols = settings.len().max(1);
     let rows = if bottom.len() == top.len() { 2 } else { 1 };
@@ -329,7 +346,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         .with_title("Figure 3: VGG-9 minima, filter-normalized 1-D (top) and 2-D (bottom)")
         .save(&out.join("figure3"))?;
     let mut figures = vec!["figure3.png".to_string(), "figure3.svg".to_string()];
-    if widths_by_norm.iter().flatten().all(|w| w.is_finite()) {
+    if all_finite {
         Figure::grid(NORMALIZATIONS.len(), cols, norm_panels.concat())
             .with_title("Figure 3, beside it: the same minima along raw (top), layer-normalized (middle) and filter-normalized (bottom) random directions")
             .save(&out.join("figure3_normalizations"))?;
@@ -339,21 +356,6 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         ]);
     }
 
-    // Each setting's minimum over its seeds.
-    let mut first = 0;
-    let minima: Vec<(f64, usize, Minimum)> = settings
-        .iter()
-        .map(|group| {
-            let range = first..first + group.len();
-            first = range.end;
-            let shapes: Vec<&Shape> = shapes[range.clone()].iter().collect();
-            (
-                group[0].record.config.train.weight_decay,
-                group.len(),
-                Minimum::of(group, &shapes, &widths_by_norm[range]),
-            )
-        })
-        .collect();
     let mut checks = Vec::new();
     let mut pairs: Vec<Setting> = Vec::new();
     for wd in [0.0, 5e-4] {
@@ -373,7 +375,7 @@ pub fn build(c: &Collected, out: &Path) -> Result<Product> {
         pairs.push((wd, small, large));
     }
     for (row, norm) in [(RAW, "raw"), (LAYER, "layer-normalized")] {
-        if widths_by_norm.iter().all(|w| w[row].is_finite()) {
+        if minima.iter().all(|m| m.2.widths[row].mean.is_finite()) {
             checks.push(order_breaks_check((row, norm), &pairs));
         }
     }
