@@ -12,6 +12,7 @@ use landscape_core::hash::content_hash;
 use landscape_core::progress::Progress;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// The most points a job may have: 10 million (a 3,162 x 3,162 grid). Larger requests are
 /// refused before anything is allocated.
@@ -107,13 +108,19 @@ impl<M: GridMeta> Job<M> {
                 &journal::journal_path(self.dir(), shard.index, shard.count),
                 <M::Row as Row>::HEADER,
             )?;
+            let mut timing = Journal::open(
+                &journal::timing_path(self.dir(), shard.index, shard.count),
+                journal::TIMING_HEADER,
+            )?;
             let mut done = known;
             for k in shard.points(total) {
                 if points.contains_key(&k) {
                     continue;
                 }
+                let started = Instant::now();
                 let row = point(k)?;
                 journal.append(&row)?;
+                timing.append_timing(k, started.elapsed().as_secs_f64())?;
                 done += 1;
                 progress.update(done as u64, describe(&row));
                 points.insert(k, row);
@@ -267,13 +274,26 @@ pub fn merge<M: GridMeta>(into: &Path, others: &[PathBuf]) -> Result<GridOutcome
             }
         }
         if !new_rows.is_empty() {
-            let name = format!(
-                "points.merged-{}.csv",
-                content_hash(&other.canonicalize()?.to_string_lossy()).short()
-            );
-            let mut journal = Journal::open(&into.join(name), <M::Row as Row>::HEADER)?;
+            let tag = content_hash(&other.canonicalize()?.to_string_lossy())
+                .short()
+                .to_string();
+            let mut journal = Journal::open(
+                &into.join(format!("points.merged-{tag}.csv")),
+                <M::Row as Row>::HEADER,
+            )?;
+            let mut timing = Journal::open(
+                &into.join(format!("seconds.merged-{tag}.csv")),
+                journal::TIMING_HEADER,
+            )?;
+            let mut seconds = BTreeMap::<usize, f64>::new();
+            for (k, s) in journal::read_timings(other)? {
+                *seconds.entry(k).or_default() += s;
+            }
             for (k, row) in new_rows {
                 journal.append(&row)?;
+                if let Some(s) = seconds.get(&k) {
+                    timing.append_timing(k, *s)?;
+                }
                 points.insert(k, row);
             }
         }

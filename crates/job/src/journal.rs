@@ -2,7 +2,9 @@
 //! appended to a journal (`points.<k>-of-<n>.csv`, one per shard) and flushed, so a killed run
 //! loses at most the point in flight; a torn last line is cut off when the journal is reopened.
 //! When every point is known, the final table (`surface.csv`, ...) is written atomically, in
-//! grid order. Rows of any kind implement [`Row`].
+//! grid order. Rows of any kind implement [`Row`]. Beside each journal, a timing journal
+//! (`seconds.<k>-of-<n>.csv`) holds the seconds each point took, so the time a job cost is
+//! known over every sitting and shard ([`computed_seconds`]).
 
 use anyhow::{Context, Result, bail};
 use landscape_core::atomic::write_atomic_with;
@@ -29,6 +31,14 @@ pub trait Row: Sized + Clone {
 pub fn journal_path(dir: &Path, index: usize, count: usize) -> PathBuf {
     dir.join(format!("points.{index}-of-{count}.csv"))
 }
+
+/// The timing journal of shard `index` of `count`: one `point,seconds` line per point computed.
+pub fn timing_path(dir: &Path, index: usize, count: usize) -> PathBuf {
+    dir.join(format!("seconds.{index}-of-{count}.csv"))
+}
+
+/// The header of a timing journal.
+pub const TIMING_HEADER: &str = "point,seconds";
 
 /// An open journal.
 pub struct Journal {
@@ -65,7 +75,16 @@ impl Journal {
 
     /// Appends one row and flushes it.
     pub fn append<R: Row>(&mut self, row: &R) -> Result<()> {
-        self.file.write_all(row.to_line().as_bytes())?;
+        self.append_line(&row.to_line())
+    }
+
+    /// Appends one timing line (point `k` took `seconds`) and flushes it.
+    pub fn append_timing(&mut self, k: usize, seconds: f64) -> Result<()> {
+        self.append_line(&format!("{k},{seconds:.6}\n"))
+    }
+
+    fn append_line(&mut self, line: &str) -> Result<()> {
+        self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
         Ok(())
     }
@@ -104,24 +123,66 @@ pub fn read_rows<R: Row>(path: &Path) -> Result<Vec<R>> {
     Ok(rows)
 }
 
-/// Every point in the `points.*.csv` journals of `dir`, keyed `iy * nx + ix`; refuses journals
-/// that disagree about a point or hold points outside the `total` points of the grid.
-pub fn read_journals<R: Row>(dir: &Path, nx: usize, total: usize) -> Result<BTreeMap<usize, R>> {
-    let mut points = BTreeMap::new();
+/// The `prefix*.csv` files of `dir`, sorted (none when `dir` does not exist).
+fn journals(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
-        return Ok(points);
+        return Ok(Vec::new());
     }
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name().is_some_and(|n| {
-                n.to_string_lossy().starts_with("points.") && n.to_string_lossy().ends_with(".csv")
+                let n = n.to_string_lossy();
+                n.starts_with(prefix) && n.ends_with(".csv")
             })
         })
         .collect();
     paths.sort();
-    for path in paths {
+    Ok(paths)
+}
+
+/// The seconds each point took, per point, from the timing journals of `dir` (a point computed
+/// more than once counts each time it was).
+pub fn read_timings(dir: &Path) -> Result<Vec<(usize, f64)>> {
+    let mut timings = Vec::new();
+    for path in journals(dir, "seconds.")? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        // Complete lines after the header; a torn last line is a point whose time was lost.
+        for (i, line) in text.split_inclusive('\n').enumerate().skip(1) {
+            if !line.ends_with('\n') {
+                break;
+            }
+            let parsed = line
+                .trim_end()
+                .split_once(',')
+                .and_then(|(k, s)| Some((k.parse().ok()?, s.parse().ok()?)));
+            match parsed {
+                Some(timing) => timings.push(timing),
+                None => bail!(
+                    "{}: line {} is malformed: `{}`",
+                    path.display(),
+                    i + 1,
+                    line.trim_end()
+                ),
+            }
+        }
+    }
+    Ok(timings)
+}
+
+/// Seconds spent computing the points of the job in `dir`, over every sitting and shard (0 for
+/// a job computed before timings were kept).
+pub fn computed_seconds(dir: &Path) -> Result<f64> {
+    Ok(read_timings(dir)?.iter().map(|(_, s)| s).sum())
+}
+
+/// Every point in the `points.*.csv` journals of `dir`, keyed `iy * nx + ix`; refuses journals
+/// that disagree about a point or hold points outside the `total` points of the grid.
+pub fn read_journals<R: Row>(dir: &Path, nx: usize, total: usize) -> Result<BTreeMap<usize, R>> {
+    let mut points = BTreeMap::new();
+    for path in journals(dir, "points.")? {
         for row in read_rows::<R>(&path)? {
             let (ix, iy) = row.index();
             let k = iy * nx + ix;

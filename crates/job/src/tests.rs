@@ -124,6 +124,46 @@ fn a_job_resumes_where_it_stopped_and_is_found_when_done() {
     assert_eq!(rows, (0..12).map(|k| value(&m, k)).collect::<Vec<_>>());
     let again = compute(dir.path(), &m, Shard::WHOLE, &calls, Some(0)).unwrap();
     assert!(again.complete, "a finished job is found, not computed");
+    let mut timed: Vec<usize> = journal::read_timings(&out.dir)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    timed.sort_unstable();
+    assert_eq!(
+        timed,
+        (0..12).collect::<Vec<_>>(),
+        "both sittings timed each point they computed, the failed call none"
+    );
+}
+
+#[test]
+fn a_jobs_seconds_sum_every_sitting() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = meta("a");
+    let slow = |fail_after: Option<usize>| {
+        let calls = AtomicUsize::new(0);
+        let job = Job::open(dir.path(), m.clone(), Shard::WHOLE, "squares").unwrap();
+        job.compute_points(
+            Shard::WHOLE,
+            "squares",
+            |k| {
+                if fail_after.is_some_and(|f| calls.fetch_add(1, Ordering::SeqCst) >= f) {
+                    anyhow::bail!("killed");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                Ok(value(&m, k))
+            },
+            |r| format!("{}", r.v),
+        )
+    };
+    assert!(slow(Some(4)).is_err());
+    let out = slow(None).unwrap();
+    let seconds = journal::computed_seconds(&out.dir).unwrap();
+    assert!(
+        (0.24..2.0).contains(&seconds),
+        "12 points of 20 ms over two sittings: {seconds} s"
+    );
 }
 
 #[test]
@@ -173,6 +213,11 @@ fn shards_merge_only_with_shards_of_the_same_job() {
     );
     let merged = grid::merge::<Squares>(&first.dir, std::slice::from_ref(&second.dir)).unwrap();
     assert!(merged.complete);
+    assert_eq!(
+        journal::read_timings(&first.dir).unwrap().len(),
+        12,
+        "the merged shard's timings come with its points"
+    );
     let rows = grid::read_points::<Squares>(&first.dir).unwrap();
     assert_eq!(rows, (0..12).map(|k| value(&m, k)).collect::<Vec<_>>());
 }

@@ -338,6 +338,12 @@ pub fn reproduce(ctx: &Context, options: &ReproduceOptions) -> Result<PathBuf> {
                 .map(|m| m.seconds)
                 .sum::<f64>()
                 .round(),
+            analysis_seconds: outcome
+                .analyses
+                .iter()
+                .map(|a| landscape_job::journal::computed_seconds(&a.dir))
+                .sum::<Result<f64>>()?
+                .round(),
             device: ctx.device_kind.to_string(),
             landscape: options.binary.clone(),
             spec: spec_path.display().to_string(),
@@ -399,6 +405,10 @@ struct Provenance {
     wall_seconds: f64,
     /// The runs' training time over every sitting (their metrics' seconds).
     training_seconds: f64,
+    /// The grid analyses' computing time (surfaces, interpolations, ratio maps: the seconds
+    /// their points took) over every sitting and shard; analyses without points (sharpness,
+    /// spectra, trajectories) are not counted.
+    analysis_seconds: f64,
     device: String,
     /// The binary: version and commit (`-dirty`: built from a changed tree).
     landscape: String,
