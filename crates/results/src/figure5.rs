@@ -5,7 +5,7 @@ use crate::Product;
 use crate::collect::{Collected, RunResult};
 use crate::measures::{
     InView, MIN_VIEW_POINTS, basin_area, local_minima, nonconvex_in_view, nonconvex_points,
-    nonconvex_share,
+    nonconvex_points_where, nonconvex_share,
 };
 use crate::panels::{LOSS_CLIP, contour_panel};
 use crate::paper::resnet_test_errors;
@@ -17,6 +17,10 @@ use std::path::Path;
 
 /// A share of non-convex points below this is "convex-like".
 pub(crate) const CONVEX_LIKE: f64 = 10.0;
+
+/// The loss levels that split the points in view into bands for the summary (below 1: around
+/// the minimum; 3 to 10: the basin's walls), a reading of where non-convex points lie.
+const LOSS_BANDS: [(f64, f64); 3] = [(f64::NEG_INFINITY, 1.0), (1.0, 3.0), (3.0, LOSS_CLIP)];
 
 /// How far above the centre's loss the basin area of the summary reaches.
 pub(crate) const BASIN_RISE: f64 = 1.0;
@@ -113,10 +117,21 @@ pub(crate) fn summary(runs: &[SkipRun]) -> Table {
         "nonconvex_points_below_10",
         "interior_points_below_10",
         "nonconvex_in_view_pct",
+        "nonconvex_loss_below_1",
+        "points_loss_below_1",
+        "nonconvex_loss_1_to_3",
+        "points_loss_1_to_3",
+        "nonconvex_loss_3_to_10",
+        "points_loss_3_to_10",
     ]);
     for r in runs {
         let (concave, counted) = nonconvex_points(&r.grid, LOSS_CLIP);
-        summary.push(vec![
+        let bands = LOSS_BANDS.iter().flat_map(|&(low, high)| {
+            let (concave, counted) =
+                nonconvex_points_where(&r.grid, LOSS_CLIP, |z| low <= z && z < high);
+            [concave.to_string(), counted.to_string()]
+        });
+        let mut row = vec![
             r.run.record.config.train.model.to_string(),
             r.depth.to_string(),
             r.skips.to_string(),
@@ -128,7 +143,9 @@ pub(crate) fn summary(runs: &[SkipRun]) -> Table {
             concave.to_string(),
             counted.to_string(),
             num(r.nonconvex.share.unwrap_or(f64::NAN)),
-        ]);
+        ];
+        row.extend(bands);
+        summary.push(row);
     }
     summary
 }
@@ -234,7 +251,7 @@ pub(crate) fn skip_product(figure: &str, runs: &[SkipRun], checks: Vec<Check>) -
 }
 
 /// How the summary's surface measures are computed.
-pub(crate) const MEASURES: [(&str, &str); 5] = [
+pub(crate) const MEASURES: [(&str, &str); 6] = [
     (
         "nonconvex_2d_pct",
         "share of interior 2-D grid points whose finite-difference Hessian of the training loss has lambda_min < -0.1 |lambda_max|; below 10% counts as convex-like",
@@ -251,6 +268,10 @@ pub(crate) const MEASURES: [(&str, &str); 5] = [
     (
         "nonconvex_in_view_pct",
         "nonconvex_points_below_10 as a share of interior_points_below_10, read only from 25 points up (empty below): what claim 5's checks compare; the whole grid's nonconvex_2d_pct is a reading, dominated by the walls above loss 10",
+    ),
+    (
+        "nonconvex_loss_below_1",
+        "the points in view (interior_points_below_10) split by the loss at the point, below 1 (around the minimum), 1 to 3 and 3 to 10 (the basin's walls): nonconvex_loss_<band> of points_loss_<band> are non-convex; a reading of where the non-convex points lie, not a check",
     ),
 ];
 

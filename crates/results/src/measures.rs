@@ -158,9 +158,22 @@ pub fn nonconvex_share(grid: &Grid2d) -> f64 {
 /// at the top contour level keeps the exploding walls, where a coarse grid's curvature is
 /// noise, out of the count.
 pub fn nonconvex_points(grid: &Grid2d, cap: f64) -> (usize, usize) {
+    nonconvex_points_where(grid, cap, |_| true)
+}
+
+/// [`nonconvex_points`] among the points whose own loss `keep` accepts (a band of loss levels:
+/// near the minimum, or on the basin's walls).
+pub fn nonconvex_points_where(
+    grid: &Grid2d,
+    cap: f64,
+    keep: impl Fn(f64) -> bool,
+) -> (usize, usize) {
     let (mut counted, mut concave) = (0usize, 0usize);
     for iy in 1..grid.ny().saturating_sub(1) {
         for ix in 1..grid.nx().saturating_sub(1) {
+            if !keep(grid.get(ix, iy)) {
+                continue;
+            }
             if let Some(nonconvex) = looks_nonconvex(grid, ix, iy, cap) {
                 counted += 1;
                 concave += usize::from(nonconvex);
@@ -308,6 +321,17 @@ mod tests {
         assert!(inside > 0 && inside < all, "{inside}");
         assert_eq!(bad, 0);
         assert_eq!(nonconvex_share(&grid), 100.0 * all_bad as f64 / all as f64);
+        // Split by the loss at the point, the wall (above 50) and the bowl: the two bands add
+        // up to the whole, the wall holds non-convex points, and the bowl's points in view
+        // none.
+        let (wall_bad, wall) = nonconvex_points_where(&grid, f64::INFINITY, |z| z > 50.0);
+        let (bowl_bad, bowl) = nonconvex_points_where(&grid, f64::INFINITY, |z| z <= 50.0);
+        assert_eq!((wall_bad + bowl_bad, wall + bowl), (all_bad, all));
+        assert!(wall_bad > 0 && bowl > 0, "{wall_bad} {bowl}");
+        assert_eq!(
+            nonconvex_points_where(&grid, 10.0, |z| z <= 50.0),
+            (bad, inside)
+        );
     }
 
     #[test]
