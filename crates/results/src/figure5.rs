@@ -19,8 +19,13 @@ use std::path::Path;
 pub(crate) const CONVEX_LIKE: f64 = 10.0;
 
 /// The loss levels that split the points in view into bands for the summary (below 1: around
-/// the minimum; 3 to 10: the basin's walls), a reading of where non-convex points lie.
-const LOSS_BANDS: [(f64, f64); 3] = [(f64::NEG_INFINITY, 1.0), (1.0, 3.0), (3.0, LOSS_CLIP)];
+/// the minimum; 3 to 10: the basin's walls), a reading of where non-convex points lie: each
+/// band's column-name suffix and its loss range `[low, high)`.
+const LOSS_BANDS: [(&str, f64, f64); 3] = [
+    ("below_1", f64::NEG_INFINITY, 1.0),
+    ("1_to_3", 1.0, 3.0),
+    ("3_to_10", 3.0, LOSS_CLIP),
+];
 
 /// How far above the centre's loss the basin area of the summary reaches.
 pub(crate) const BASIN_RISE: f64 = 1.0;
@@ -117,16 +122,18 @@ pub(crate) fn summary(runs: &[SkipRun]) -> Table {
         "nonconvex_points_below_10",
         "interior_points_below_10",
         "nonconvex_in_view_pct",
-        "nonconvex_loss_below_1",
-        "points_loss_below_1",
-        "nonconvex_loss_1_to_3",
-        "points_loss_1_to_3",
-        "nonconvex_loss_3_to_10",
-        "points_loss_3_to_10",
     ]);
+    summary
+        .columns
+        .extend(LOSS_BANDS.iter().flat_map(|(band, ..)| {
+            [
+                format!("nonconvex_loss_{band}"),
+                format!("points_loss_{band}"),
+            ]
+        }));
     for r in runs {
         let (concave, counted) = nonconvex_points(&r.grid, LOSS_CLIP);
-        let bands = LOSS_BANDS.iter().flat_map(|&(low, high)| {
+        let bands = LOSS_BANDS.iter().flat_map(|&(_, low, high)| {
             let (concave, counted) =
                 nonconvex_points_where(&r.grid, LOSS_CLIP, |z| low <= z && z < high);
             [concave.to_string(), counted.to_string()]
